@@ -1,0 +1,53 @@
+"""The wrapper every servicer method goes through: authenticate, authorize, map errors."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from gateway.api.auth import Caller, authenticate, authorize
+from gateway.api.errors import set_error, set_internal_error
+from gateway.errors import GatewayError
+from gateway.service import Idempotency
+
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+
+Method = Callable[[Any, Req, grpc.ServicerContext, Caller], Resp]
+Handler = Callable[[Any, Req, grpc.ServicerContext], Resp]
+
+
+def unary(service: str, response: type[Resp]) -> Callable[[Method[Req, Resp]], Handler[Req, Resp]]:
+    def decorate(method: Method[Req, Resp]) -> Handler[Req, Resp]:
+        @functools.wraps(method)
+        def handle(self: Any, request: Req, context: grpc.ServicerContext) -> Resp:
+            try:
+                caller = authenticate(context)
+                authorize(caller, service)
+                return method(self, request, context, caller)
+            except GatewayError as error:
+                set_error(context, error)
+            except Exception:
+                set_internal_error(context, f"{service}/{method.__name__}")
+            return response()
+
+        return handle
+
+    return decorate
+
+
+def idempotency(request: Message, caller: Caller, method: str) -> Idempotency:
+    """The request's idempotency key and a fingerprint of everything else it says."""
+    content = type(request)()
+    content.CopyFrom(request)
+    request_id: str = getattr(request, "request_id")  # noqa: B009
+    content.ClearField("request_id")  # type: ignore[arg-type]
+    fingerprint = hashlib.sha256(content.SerializeToString(deterministic=True)).hexdigest()
+    return Idempotency(
+        caller=caller.name, method=method, request_id=request_id, fingerprint=fingerprint
+    )

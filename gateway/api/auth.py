@@ -1,0 +1,72 @@
+"""Who is calling, and may they call this service. One table decides (``ALLOWED``).
+
+Development mode has no TLS: the caller names itself in the ``x-colending-caller`` metadata
+(``platform``, ``admin`` or ``partner/<id>``). That is trivially spoofable, which is why the
+server refuses non-loopback addresses in that mode and says so loudly at start.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import grpc
+
+from gateway.domain.partner import partner_id_problem
+from gateway.errors import PermissionDenied, Unauthenticated
+
+CALLER_METADATA_KEY = "x-colending-caller"
+
+
+class Role(enum.Enum):
+    PLATFORM = "platform"
+    PARTNER = "partner"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    role: Role
+    partner_id: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"partner/{self.partner_id}" if self.role is Role.PARTNER else self.role.value
+
+
+ALLOWED: dict[str, frozenset[Role]] = {
+    "colending.v1.ReferralService": frozenset({Role.PLATFORM}),
+    "colending.v1.PartnerBankService": frozenset({Role.PARTNER}),
+    "colending.v1.BlacklistService": frozenset({Role.PARTNER, Role.PLATFORM, Role.ADMIN}),
+    "colending.v1.AdminService": frozenset({Role.ADMIN}),
+}
+
+
+def parse_caller(value: str) -> Caller:
+    if value == Role.PLATFORM.value:
+        return Caller(Role.PLATFORM)
+    if value == Role.ADMIN.value:
+        return Caller(Role.ADMIN)
+    kind, sep, partner_id = value.partition("/")
+    if kind == Role.PARTNER.value and sep and partner_id_problem(partner_id) is None:
+        return Caller(Role.PARTNER, partner_id)
+    raise Unauthenticated(
+        f"{CALLER_METADATA_KEY} {value!r} is not 'platform', 'admin' or 'partner/<id>'"
+    )
+
+
+def authenticate(context: grpc.ServicerContext) -> Caller:
+    values = [v for k, v in context.invocation_metadata() if k == CALLER_METADATA_KEY]
+    if not values:
+        raise Unauthenticated(
+            f"no caller identity: in development mode send metadata {CALLER_METADATA_KEY}"
+        )
+    if len(values) > 1:
+        raise Unauthenticated(f"{CALLER_METADATA_KEY} was sent more than once")
+    value = values[0]
+    return parse_caller(value if isinstance(value, str) else value.decode())
+
+
+def authorize(caller: Caller, service: str) -> None:
+    if caller.role not in ALLOWED.get(service, frozenset()):
+        raise PermissionDenied(f"{caller.name} may not call {service}")

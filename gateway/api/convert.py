@@ -1,0 +1,508 @@
+"""Explicit protobuf <-> domain conversion, in one place.
+
+Inbound functions collect every shape problem (an impossible date, an unknown enum number, a
+currency other than CNY) as FieldViolations under the request path, so the caller gets them all
+in one INVALID_ARGUMENT together with the domain's own rule violations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from colending.v1 import (
+    common_pb2,
+    consent_pb2,
+    financing_pb2,
+    merchant_pb2,
+    partner_bank_service_pb2,
+    partner_pb2,
+    referral_pb2,
+)
+from gateway.domain.consent import Consent, ConsentPurpose, ConsentState
+from gateway.domain.financing import FinancingState
+from gateway.domain.merchant import (
+    DataScope,
+    MembershipTier,
+    MerchantIdentity,
+    MerchantProfile,
+    Qualification,
+    TransactionReputation,
+    Verification,
+)
+from gateway.domain.money import CURRENCY
+from gateway.domain.partner import Partner, PartnerState
+from gateway.domain.policy import BlacklistAction, EligibilityPolicy
+from gateway.domain.referral import (
+    CaseEvent,
+    FinancingCase,
+    Referral,
+    ReferralPayload,
+    ReferralState,
+    SignedPayload,
+)
+from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType
+from gateway.errors import FieldViolation
+from gateway.signing.keyring import PublishedKey
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# --- enums: proto number <-> domain member; 0 (UNSPECIFIED) maps to None ----------------------
+
+TIERS = {
+    merchant_pb2.MEMBERSHIP_TIER_FREE: MembershipTier.FREE,
+    merchant_pb2.MEMBERSHIP_TIER_TRUSTPASS: MembershipTier.TRUSTPASS,
+    merchant_pb2.MEMBERSHIP_TIER_GOLD_SUPPLIER: MembershipTier.GOLD_SUPPLIER,
+}
+SCOPES = {
+    consent_pb2.DATA_SCOPE_IDENTITY: DataScope.IDENTITY,
+    consent_pb2.DATA_SCOPE_QUALIFICATION: DataScope.QUALIFICATION,
+    consent_pb2.DATA_SCOPE_TRANSACTION_REPUTATION: DataScope.TRANSACTION_REPUTATION,
+    consent_pb2.DATA_SCOPE_VERIFICATION: DataScope.VERIFICATION,
+}
+PURPOSES = {consent_pb2.CONSENT_PURPOSE_CREDIT_REFERRAL: ConsentPurpose.CREDIT_REFERRAL}
+CONSENT_STATES = {
+    ConsentState.ACTIVE: consent_pb2.CONSENT_STATE_ACTIVE,
+    ConsentState.REVOKED: consent_pb2.CONSENT_STATE_REVOKED,
+    ConsentState.EXPIRED: consent_pb2.CONSENT_STATE_EXPIRED,
+}
+GRADES = {
+    Grade.A: referral_pb2.GRADE_A,
+    Grade.B: referral_pb2.GRADE_B,
+    Grade.C: referral_pb2.GRADE_C,
+    Grade.D: referral_pb2.GRADE_D,
+    Grade.E: referral_pb2.GRADE_E,
+}
+PRODUCTS = {
+    ProductType.REVOLVING_LINE: common_pb2.PRODUCT_TYPE_REVOLVING_LINE,
+    ProductType.FIXED_LOAN: common_pb2.PRODUCT_TYPE_FIXED_LOAN,
+    ProductType.COMBINED: common_pb2.PRODUCT_TYPE_COMBINED,
+}
+BLACKLIST_ACTIONS = {
+    partner_pb2.BLACKLIST_ACTION_REFUSE: BlacklistAction.REFUSE,
+    partner_pb2.BLACKLIST_ACTION_FLAG: BlacklistAction.FLAG,
+}
+PARTNER_STATES = {
+    partner_pb2.PARTNER_STATE_ACTIVE: PartnerState.ACTIVE,
+    partner_pb2.PARTNER_STATE_SUSPENDED: PartnerState.SUSPENDED,
+}
+REFERRAL_STATES = {
+    referral_pb2.REFERRAL_STATE_ACTIVE: ReferralState.ACTIVE,
+    referral_pb2.REFERRAL_STATE_WITHDRAWN: ReferralState.WITHDRAWN,
+}
+FINANCING_STATES = {
+    getattr(financing_pb2, f"FINANCING_STATE_{state.name}"): state for state in FinancingState
+}
+
+
+def _inverse(mapping: dict[K, V]) -> dict[V, K]:
+    return {v: k for k, v in mapping.items()}
+
+
+TIER_NUMBERS = _inverse(TIERS)
+SCOPE_NUMBERS = _inverse(SCOPES)
+PURPOSE_NUMBERS = _inverse(PURPOSES)
+BLACKLIST_ACTION_NUMBERS = _inverse(BLACKLIST_ACTIONS)
+PARTNER_STATE_NUMBERS = _inverse(PARTNER_STATES)
+REFERRAL_STATE_NUMBERS = _inverse(REFERRAL_STATES)
+FINANCING_STATE_NUMBERS = _inverse(FINANCING_STATES)
+
+
+def enum_value(
+    number: int, mapping: dict[int, V], field: str, problems: list[FieldViolation]
+) -> V | None:
+    """The domain member for a proto enum number; UNSPECIFIED is None, unknown is a problem."""
+    if number == 0:
+        return None
+    if number not in mapping:
+        problems.append(FieldViolation(field, f"unknown enum value {number}"))
+        return None
+    return mapping[number]
+
+
+# --- scalars --------------------------------------------------------------------------------
+
+
+def date_from_proto(
+    message: common_pb2.Date, field: str, problems: list[FieldViolation]
+) -> date | None:
+    if message.year == 0 and message.month == 0 and message.day == 0:
+        return None
+    try:
+        return date(message.year, message.month, message.day)
+    except ValueError:
+        problems.append(
+            FieldViolation(
+                field,
+                f"is not a calendar date ({message.year:04d}-{message.month:02d}-"
+                f"{message.day:02d})",
+            )
+        )
+        return None
+
+
+def date_to_proto(value: date | None) -> common_pb2.Date:
+    if value is None:
+        return common_pb2.Date()
+    return common_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def datetime_from_proto(message: Timestamp) -> datetime:
+    return message.ToDatetime(tzinfo=UTC)
+
+
+def money(amount_fen: int) -> common_pb2.Money:
+    return common_pb2.Money(currency_code=CURRENCY, amount_minor=amount_fen)
+
+
+def money_from_proto(
+    message: common_pb2.Money, field: str, problems: list[FieldViolation]
+) -> int | None:
+    if not message.currency_code and message.amount_minor == 0:
+        return None
+    if message.currency_code != CURRENCY:
+        problems.append(
+            FieldViolation(f"{field}.currency_code", f"must be {CURRENCY} (the only currency)")
+        )
+        return None
+    if message.amount_minor < 0:
+        problems.append(FieldViolation(f"{field}.amount_minor", "must not be negative"))
+        return None
+    return message.amount_minor
+
+
+# --- merchant -------------------------------------------------------------------------------
+
+
+def merchant_from_proto(
+    message: merchant_pb2.MerchantProfile, field: str, problems: list[FieldViolation]
+) -> MerchantProfile:
+    q = message.qualification
+    r = message.reputation
+    v = message.verification
+    return MerchantProfile(
+        identity=MerchantIdentity(
+            platform_merchant_id=message.identity.platform_merchant_id,
+            legal_name=message.identity.legal_name,
+            unified_social_credit_code=message.identity.unified_social_credit_code,
+        ),
+        qualification=Qualification(
+            membership_tier=enum_value(
+                q.membership_tier, TIERS, f"{field}.qualification.membership_tier", problems
+            ),
+            paid_member_since=date_from_proto(
+                q.paid_member_since, f"{field}.qualification.paid_member_since", problems
+            ),
+            business_registration_date=date_from_proto(
+                q.business_registration_date,
+                f"{field}.qualification.business_registration_date",
+                problems,
+            ),
+            region_code=q.region_code,
+        ),
+        reputation=TransactionReputation(
+            monthly_gmv_fen=tuple(r.monthly_gmv_fen),
+            order_count=r.order_count,
+            distinct_buyer_count=r.distinct_buyer_count,
+            positive_feedback_bps=r.positive_feedback_bps,
+            dispute_rate_bps=r.dispute_rate_bps,
+            refund_rate_bps=r.refund_rate_bps,
+            on_time_shipment_bps=r.on_time_shipment_bps,
+            prior_loans_repaid=r.prior_loans_repaid,
+            prior_loans_overdue=r.prior_loans_overdue,
+        ),
+        verification=Verification(
+            business_license_verified=v.business_license_verified,
+            legal_representative_verified=v.legal_representative_verified,
+            bank_account_verified=v.bank_account_verified,
+            onsite_inspection_passed=v.onsite_inspection_passed,
+            video_interview_completed=v.video_interview_completed,
+        ),
+    )
+
+
+def merchant_to_proto(
+    profile: MerchantProfile, scopes: Iterable[DataScope]
+) -> merchant_pb2.MerchantProfile:
+    """The profile with only the consented sections set (absent, not zero, otherwise)."""
+    scopes = frozenset(scopes)
+    message = merchant_pb2.MerchantProfile(
+        identity=merchant_pb2.MerchantIdentity(
+            platform_merchant_id=profile.identity.platform_merchant_id,
+            legal_name=profile.identity.legal_name,
+            unified_social_credit_code=profile.identity.unified_social_credit_code,
+        )
+    )
+    if DataScope.QUALIFICATION in scopes:
+        q = profile.qualification
+        tier = q.membership_tier
+        message.qualification.CopyFrom(
+            merchant_pb2.Qualification(
+                membership_tier=TIER_NUMBERS[tier] if tier else 0,
+                paid_member_since=date_to_proto(q.paid_member_since),
+                business_registration_date=date_to_proto(q.business_registration_date),
+                region_code=q.region_code,
+            )
+        )
+    if DataScope.TRANSACTION_REPUTATION in scopes:
+        r = profile.reputation
+        message.reputation.CopyFrom(
+            merchant_pb2.TransactionReputation(
+                monthly_gmv_fen=r.monthly_gmv_fen,
+                order_count=r.order_count,
+                distinct_buyer_count=r.distinct_buyer_count,
+                positive_feedback_bps=r.positive_feedback_bps,
+                dispute_rate_bps=r.dispute_rate_bps,
+                refund_rate_bps=r.refund_rate_bps,
+                on_time_shipment_bps=r.on_time_shipment_bps,
+                prior_loans_repaid=r.prior_loans_repaid,
+                prior_loans_overdue=r.prior_loans_overdue,
+            )
+        )
+    if DataScope.VERIFICATION in scopes:
+        v = profile.verification
+        message.verification.CopyFrom(
+            merchant_pb2.Verification(
+                business_license_verified=v.business_license_verified,
+                legal_representative_verified=v.legal_representative_verified,
+                bank_account_verified=v.bank_account_verified,
+                onsite_inspection_passed=v.onsite_inspection_passed,
+                video_interview_completed=v.video_interview_completed,
+            )
+        )
+    return message
+
+
+# --- assessment, offer, referral ------------------------------------------------------------
+
+
+def assessment_to_proto(assessment: Assessment) -> referral_pb2.Assessment:
+    return referral_pb2.Assessment(
+        score=assessment.score,
+        grade=GRADES[assessment.grade],
+        reasons=[
+            referral_pb2.ReasonCode(code=r.code, description=r.description, points=r.points)
+            for r in assessment.reasons
+        ],
+        scorecard_version=assessment.scorecard_version,
+    )
+
+
+def offer_to_proto(offer: CreditOffer) -> referral_pb2.CreditOffer:
+    return referral_pb2.CreditOffer(
+        product=PRODUCTS[offer.product],
+        total_limit=money(offer.total_limit_fen),
+        revolving_limit=money(offer.revolving_limit_fen),
+        fixed_amount=money(offer.fixed_amount_fen),
+        term_months=offer.term_months,
+        revolving_daily_rate_ppm=offer.revolving_daily_rate_ppm,
+        fixed_daily_rate_ppm=offer.fixed_daily_rate_ppm,
+    )
+
+
+def encode_referral_payload(payload: ReferralPayload) -> bytes:
+    """The exact bytes the gateway signs (deterministic serialization)."""
+    message = referral_pb2.ReferralPayload(
+        referral_id=payload.referral_id,
+        case_id=payload.case_id,
+        bank_id=payload.bank_id,
+        issued_at=timestamp(payload.issued_at),
+        expires_at=timestamp(payload.expires_at),
+        nonce=payload.nonce,
+        consent_id=payload.consent_id,
+        shared_scopes=sorted(SCOPE_NUMBERS[s] for s in payload.shared_scopes),
+        merchant=merchant_to_proto(payload.merchant, payload.shared_scopes),
+        assessment=assessment_to_proto(payload.assessment),
+        offer=offer_to_proto(payload.offer),
+        blacklist_flagged=payload.blacklist_flagged,
+    )
+    return message.SerializeToString(deterministic=True)
+
+
+def envelope_to_proto(envelope: SignedPayload) -> common_pb2.Envelope:
+    return common_pb2.Envelope(
+        payload=envelope.payload,
+        payload_type=envelope.payload_type,
+        signatures=[common_pb2.Signature(keyid=k, sig=s) for k, s in envelope.signatures],
+    )
+
+
+def delivery_to_proto(case: FinancingCase) -> referral_pb2.ReferralDelivery:
+    return referral_pb2.ReferralDelivery(
+        bank_id=case.bank_id,
+        case_id=case.case_id,
+        state=FINANCING_STATE_NUMBERS[case.state],
+        envelope=envelope_to_proto(case.envelope),
+        offer=offer_to_proto(case.offer),
+        delivered_at=timestamp(case.delivered_at),
+        acknowledged_at=timestamp(case.acknowledged_at),
+        bank_reference=case.bank_reference,
+    )
+
+
+def referral_to_proto(referral: Referral) -> referral_pb2.Referral:
+    return referral_pb2.Referral(
+        referral_id=referral.referral_id,
+        platform_merchant_id=referral.platform_merchant_id,
+        consent_id=referral.consent_id,
+        assessment=assessment_to_proto(referral.assessment),
+        deliveries=[delivery_to_proto(c) for c in referral.cases],
+        state=REFERRAL_STATE_NUMBERS[referral.state],
+        created_at=timestamp(referral.created_at),
+        expires_at=timestamp(referral.expires_at),
+        withdrawal_reason=referral.withdrawal_reason,
+    )
+
+
+def referral_envelope_to_proto(
+    case: FinancingCase, cursor: str
+) -> partner_bank_service_pb2.ReferralEnvelope:
+    return partner_bank_service_pb2.ReferralEnvelope(
+        referral_id=case.referral_id,
+        case_id=case.case_id,
+        envelope=envelope_to_proto(case.envelope),
+        cursor=cursor,
+    )
+
+
+def financing_case_to_proto(
+    case: FinancingCase, history: Iterable[CaseEvent]
+) -> financing_pb2.FinancingCase:
+    return financing_pb2.FinancingCase(
+        case_id=case.case_id,
+        referral_id=case.referral_id,
+        bank_id=case.bank_id,
+        platform_merchant_id=case.platform_merchant_id,
+        state=FINANCING_STATE_NUMBERS[case.state],
+        history=[
+            financing_pb2.CaseEvent(
+                sequence=e.sequence,
+                from_state=FINANCING_STATE_NUMBERS[e.from_state] if e.from_state else 0,
+                to_state=FINANCING_STATE_NUMBERS[e.to_state],
+                recorded_at=timestamp(e.recorded_at),
+                actor=e.actor,
+                request_id=e.request_id,
+            )
+            for e in history
+        ],
+        created_at=timestamp(case.created_at),
+        updated_at=timestamp(case.updated_at),
+    )
+
+
+# --- consent --------------------------------------------------------------------------------
+
+
+def consent_to_proto(consent: Consent, *, now: datetime) -> consent_pb2.Consent:
+    return consent_pb2.Consent(
+        consent_id=consent.consent_id,
+        platform_merchant_id=consent.platform_merchant_id,
+        bank_ids=consent.bank_ids,
+        data_scopes=sorted(SCOPE_NUMBERS[s] for s in consent.data_scopes),
+        purpose=PURPOSE_NUMBERS[consent.purpose],
+        granted_at=timestamp(consent.granted_at),
+        expires_at=timestamp(consent.expires_at),
+        state=CONSENT_STATES[consent.state(now)],
+        revoked_at=timestamp(consent.revoked_at),
+        revocation_reason=consent.revocation_reason,
+        evidence_reference=consent.evidence_reference,
+    )
+
+
+# --- partners -------------------------------------------------------------------------------
+
+
+def policy_from_proto(
+    message: partner_pb2.EligibilityPolicy, field: str, problems: list[FieldViolation]
+) -> EligibilityPolicy:
+    """A set policy is taken as given; unset money fields and enums take the defaults."""
+    defaults = EligibilityPolicy()
+    tiers = [
+        enum_value(t, TIERS, f"{field}.allowed_tiers[{i}]", problems)
+        for i, t in enumerate(message.allowed_tiers)
+    ]
+    if any(t is None for t in tiers) and not problems:
+        problems.append(
+            FieldViolation(f"{field}.allowed_tiers", "MEMBERSHIP_TIER_UNSPECIFIED is not a tier")
+        )
+    min_line = money_from_proto(message.min_credit_line, f"{field}.min_credit_line", problems)
+    max_line = money_from_proto(message.max_credit_line, f"{field}.max_credit_line", problems)
+    cap = money_from_proto(message.exposure_cap, f"{field}.exposure_cap", problems)
+    action = enum_value(
+        message.blacklist_action, BLACKLIST_ACTIONS, f"{field}.blacklist_action", problems
+    )
+    return EligibilityPolicy(
+        allowed_region_codes=tuple(message.allowed_region_codes),
+        excluded_region_codes=tuple(message.excluded_region_codes),
+        min_years_registered=message.min_years_registered,
+        allowed_tiers=frozenset(t for t in tiers if t is not None),
+        min_score=message.min_score,
+        min_credit_line_fen=defaults.min_credit_line_fen if min_line is None else min_line,
+        max_credit_line_fen=defaults.max_credit_line_fen if max_line is None else max_line,
+        allow_amount_above_offer=message.allow_amount_above_offer,
+        platform_share_floor_bps=message.platform_share_floor_bps,
+        platform_share_ceiling_bps=message.platform_share_ceiling_bps
+        or defaults.platform_share_ceiling_bps,
+        exposure_cap_fen=cap or 0,
+        blacklist_action=action or defaults.blacklist_action,
+        referral_ttl_days=message.referral_ttl_days or defaults.referral_ttl_days,
+        ordered_delivery=message.ordered_delivery,
+    )
+
+
+def policy_to_proto(policy: EligibilityPolicy) -> partner_pb2.EligibilityPolicy:
+    return partner_pb2.EligibilityPolicy(
+        allowed_region_codes=policy.allowed_region_codes,
+        excluded_region_codes=policy.excluded_region_codes,
+        min_years_registered=policy.min_years_registered,
+        allowed_tiers=sorted(TIER_NUMBERS[t] for t in policy.allowed_tiers),
+        min_score=policy.min_score,
+        min_credit_line=money(policy.min_credit_line_fen),
+        max_credit_line=money(policy.max_credit_line_fen),
+        allow_amount_above_offer=policy.allow_amount_above_offer,
+        platform_share_floor_bps=policy.platform_share_floor_bps,
+        platform_share_ceiling_bps=policy.platform_share_ceiling_bps,
+        exposure_cap=money(policy.exposure_cap_fen),
+        blacklist_action=BLACKLIST_ACTION_NUMBERS[policy.blacklist_action],
+        referral_ttl_days=policy.referral_ttl_days,
+        ordered_delivery=policy.ordered_delivery,
+    )
+
+
+def partner_to_proto(partner: Partner) -> partner_pb2.Partner:
+    return partner_pb2.Partner(
+        partner_id=partner.partner_id,
+        display_name=partner.display_name,
+        endpoint=partner.endpoint,
+        state=PARTNER_STATE_NUMBERS[partner.state],
+        policy=policy_to_proto(partner.policy),
+        decision_public_key=partner.decision_public_key,
+        created_at=timestamp(partner.created_at),
+        updated_at=timestamp(partner.updated_at),
+        suspension_reason=partner.suspension_reason,
+    )
+
+
+def signing_key_to_proto(key: PublishedKey) -> partner_bank_service_pb2.SigningKey:
+    return partner_bank_service_pb2.SigningKey(
+        keyid=key.keyid,
+        public_key=key.public_key,
+        algorithm=key.algorithm,
+        state=partner_bank_service_pb2.SIGNING_KEY_STATE_ACTIVE
+        if key.active
+        else partner_bank_service_pb2.SIGNING_KEY_STATE_RETIRED,
+        created_at=timestamp(key.created_at),
+        retired_at=timestamp(key.retired_at),
+    )

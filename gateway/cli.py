@@ -1,0 +1,185 @@
+"""``colending-gateway``: the operator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.domain.partner import PartnerState
+from gateway.errors import GatewayError
+from gateway.server import InsecureBindRefused, ServerConfig, build_server, open_gateway
+from gateway.service import Gateway, Idempotency
+
+log = logging.getLogger("colending")
+
+DEFAULT_DATA_DIR = Path(os.environ.get("COLENDING_DATA_DIR", "data"))
+CLI_CALLER = "admin-cli"
+
+INSECURE_BANNER = """
+  ************************************************************************************
+  *  INSECURE DEVELOPMENT MODE: no TLS. Callers name themselves in the               *
+  *  x-colending-caller metadata and nothing checks it. Never expose this port.      *
+  ************************************************************************************"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="data directory: SQLite database and signing keys (default: %(default)s, "
+        "or $COLENDING_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("COLENDING_DATABASE_URL"),
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in "
+        "the data directory, or $COLENDING_DATABASE_URL)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="colending-gateway", description="Bank-platform co-lending gateway."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    _common(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    serve.add_argument("--workers", type=int, default=16, help="RPC worker threads")
+    serve.add_argument(
+        "--allow-insecure-remote",
+        action="store_true",
+        help="listen on a non-loopback address without TLS (dangerous)",
+    )
+
+    keys = commands.add_parser("keys", help="referral-signing keys")
+    _common(keys)
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser("show", help="list the published keys")
+    keys_commands.add_parser("rotate", help="make a new active key; old keys stay published")
+
+    partners = commands.add_parser("partners", help="partner banks")
+    _common(partners)
+    partner_commands = partners.add_subparsers(dest="partners_command", required=True)
+    register = partner_commands.add_parser("register", help="register a bank (default policy)")
+    register.add_argument("partner_id")
+    register.add_argument("--name", required=True, help="display name")
+    register.add_argument("--endpoint", default="", help="BankReceiverService host:port")
+    partner_commands.add_parser("list", help="list banks")
+    suspend = partner_commands.add_parser("suspend", help="suspend a bank")
+    suspend.add_argument("partner_id")
+    suspend.add_argument("--reason", required=True)
+    return parser
+
+
+def _idem(method: str) -> Idempotency:
+    # Each CLI invocation is a new request; the id is random, so the fingerprint is moot.
+    return Idempotency(
+        caller=CLI_CALLER, method=method, request_id=str(uuid.uuid4()), fingerprint="cli"
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = ServerConfig(
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        host=args.host,
+        port=args.port,
+        max_workers=args.workers,
+        allow_insecure_remote=args.allow_insecure_remote,
+    )
+    gateway = open_gateway(config)
+    try:
+        server, port = build_server(config, gateway=gateway)
+    except InsecureBindRefused as exc:
+        log.error("%s", exc)
+        return 2
+    server.start()
+    print(INSECURE_BANNER, file=sys.stderr, flush=True)
+    store = args.database_url.split("@")[-1] if args.database_url else args.data_dir / "gateway.db"
+    log.warning("insecure development mode: no TLS, caller identity is self-declared")
+    log.info("listening on %s:%d (database: %s, keys: %s)", args.host, port, store,
+             args.data_dir / "keys")
+    log.info("active signing key %s", gateway.published_keys()[0].keyid)
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    log.info("shutting down: finishing in-flight calls (up to 10 s)")
+    server.stop(grace=10).wait()
+    return 0
+
+
+def _gateway(args: argparse.Namespace) -> Gateway:
+    return open_gateway(ServerConfig(data_dir=args.data_dir, database_url=args.database_url))
+
+
+def _keys(args: argparse.Namespace) -> int:
+    gateway = _gateway(args)
+    if args.keys_command == "rotate":
+        key = gateway.rotate_signing_key(idem=_idem("RotateSigningKey"))
+        print(f"new active key {key.keyid}")
+    for key in gateway.published_keys():
+        state = "active" if key.active else f"retired {key.retired_at:%Y-%m-%d %H:%M}Z"
+        print(f"{key.keyid}  ed25519  created {key.created_at:%Y-%m-%d %H:%M}Z  {state}")
+    return 0
+
+
+def _partners(args: argparse.Namespace) -> int:
+    gateway = _gateway(args)
+    if args.partners_command == "register":
+        partner = gateway.register_partner(
+            idem=_idem("RegisterPartner"),
+            partner_id=args.partner_id,
+            display_name=args.name,
+            endpoint=args.endpoint,
+            policy=None,
+            decision_public_key=b"",
+        )
+        print(f"registered {partner.partner_id} ({partner.display_name})")
+    elif args.partners_command == "suspend":
+        partner = gateway.suspend_partner(
+            idem=_idem("SuspendPartner"), partner_id=args.partner_id, reason=args.reason
+        )
+        print(f"suspended {partner.partner_id}: {partner.suspension_reason}")
+    else:
+        token = ""
+        while True:
+            page = gateway.list_partners(page_size=500, page_token=token, state=None)
+            for p in page.items:
+                flag = "" if p.state is PartnerState.ACTIVE else "  SUSPENDED"
+                print(f"{p.partner_id:<24} {p.display_name:<32} {p.endpoint or '-'}{flag}")
+            token = page.next_page_token
+            if not token:
+                break
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    handlers = {"serve": _serve, "keys": _keys, "partners": _partners}
+    try:
+        return handlers[args.command](args)
+    except GatewayError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Page sizes and opaque page tokens / cursors shared by every list RPC."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from gateway.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def page_size(requested: int, *, field: str = "page_size") -> int:
+    if requested == 0:
+        return DEFAULT_PAGE_SIZE
+    if not 1 <= requested <= MAX_PAGE_SIZE:
+        raise InvalidArgument.single(field, f"must be between 1 and {MAX_PAGE_SIZE} (0 means 50)")
+    return requested
+
+
+def encode_token(kind: str, position: str | int) -> str:
+    raw = f"{kind}:{position}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_token(token: str, kind: str, *, field: str = "page_token") -> str:
+    """The position inside a token made by ``encode_token(kind, ...)``."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    prefix, sep, position = raw.partition(":")
+    if prefix != kind or not sep:
+        raise InvalidArgument.single(field, "is not a token returned by this list")
+    return position
+
+
+def decode_int_token(token: str, kind: str, *, field: str = "page_token") -> int:
+    position = decode_token(token, kind, field=field)
+    if not position.isdigit():
+        raise InvalidArgument.single(field, "is not a token returned by this list")
+    return int(position)

@@ -1,0 +1,142 @@
+"""A partner bank's eligibility policy, with the historical programme as the default.
+
+Defaults (sources in ``/work/shared/reference/domain-notes.md``):
+
+* Regions: Shanghai 310000, Jiangsu 320000, Zhejiang 330000, except Wenzhou 330300 and its
+  districts 3303xx: the first B2B credit line's footprint (seed). Patterns follow GB/T 2260:
+  ``PP0000`` covers a province, ``PPCC00`` a prefecture, otherwise one exact county.
+* At least 2 full years since business registration (seed).
+* Paid members only: TrustPass and Gold Supplier (seed; later opened to free members, which a
+  bank does by adding ``FREE`` or by leaving ``allowed_tiers`` empty).
+* Credit line RMB 50,000 to 1,000,000 (seed product table).
+* Platform share of each loan 30 % .. 90 %: CBIRC notice 2021 No. 24 has the cooperating
+  institution fund at least 30 %; the bank keeps at least 10 % (cf. RBI 2025 "at least 10 %
+  each"), so it keeps skin in the game.
+* Referrals expire after 30 days, so a bank never decides on stale reputation data.
+
+Empty ``allowed_region_codes`` or ``allowed_tiers`` mean "no restriction". ``exposure_cap_fen``
+0 means no cap. A policy is data, not code: :func:`validate_policy` checks one before it is
+stored, and reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from gateway.domain.identifiers import is_region_code
+from gateway.domain.merchant import MembershipTier
+from gateway.domain.money import BPS_WHOLE, yuan
+from gateway.errors import FieldViolation
+
+MAX_AMOUNT_FEN: Final = 10**14  # RMB 1 trillion: far above any loan, far below int64 overflow
+
+
+class BlacklistAction(enum.Enum):
+    REFUSE = "refuse"  # a blacklisted merchant gets no referral to this bank
+    FLAG = "flag"  # the referral goes out, marked, and the bank decides
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EligibilityPolicy:
+    allowed_region_codes: tuple[str, ...] = ("310000", "320000", "330000")
+    excluded_region_codes: tuple[str, ...] = ("330300",)
+    min_years_registered: int = 2
+    allowed_tiers: frozenset[MembershipTier] = frozenset(
+        {MembershipTier.TRUSTPASS, MembershipTier.GOLD_SUPPLIER}
+    )
+    min_score: int = 0
+    min_credit_line_fen: int = yuan(50_000)
+    max_credit_line_fen: int = yuan(1_000_000)
+    allow_amount_above_offer: bool = False
+    platform_share_floor_bps: int = 3000
+    platform_share_ceiling_bps: int = 9000
+    exposure_cap_fen: int = 0
+    blacklist_action: BlacklistAction = BlacklistAction.REFUSE
+    referral_ttl_days: int = 30
+    ordered_delivery: bool = False
+
+
+DEFAULT_POLICY: Final = EligibilityPolicy()
+
+
+def _range(
+    out: list[FieldViolation], field: str, value: int, low: int, high: int, unit: str = ""
+) -> bool:
+    if low <= value <= high:
+        return True
+    suffix = f" {unit}" if unit else ""
+    out.append(FieldViolation(field, f"must be between {low} and {high}{suffix}, got {value}"))
+    return False
+
+
+def validate_policy(
+    policy: EligibilityPolicy, *, field_prefix: str = "policy"
+) -> list[FieldViolation]:
+    """Every problem with ``policy``, as field violations under ``field_prefix``."""
+    p = f"{field_prefix}." if field_prefix else ""
+    out: list[FieldViolation] = []
+    for name in ("allowed_region_codes", "excluded_region_codes"):
+        codes: tuple[str, ...] = getattr(policy, name)
+        seen: set[str] = set()
+        for i, code in enumerate(codes):
+            if not is_region_code(code):
+                out.append(
+                    FieldViolation(
+                        f"{p}{name}[{i}]", f"{code!r} is not a six-digit GB/T 2260 region code"
+                    )
+                )
+            elif code in seen:
+                out.append(FieldViolation(f"{p}{name}[{i}]", f"duplicate region code {code}"))
+            seen.add(code)
+    for tier in policy.allowed_tiers:
+        if not isinstance(tier, MembershipTier):
+            out.append(FieldViolation(f"{p}allowed_tiers", f"{tier!r} is not a membership tier"))
+    _range(out, f"{p}min_years_registered", policy.min_years_registered, 0, 100, "years")
+    _range(out, f"{p}min_score", policy.min_score, 0, 1000)
+    lines_ok = _range(
+        out, f"{p}min_credit_line_fen", policy.min_credit_line_fen, 1, MAX_AMOUNT_FEN, "fen"
+    )
+    lines_ok &= _range(
+        out, f"{p}max_credit_line_fen", policy.max_credit_line_fen, 1, MAX_AMOUNT_FEN, "fen"
+    )
+    if lines_ok and policy.min_credit_line_fen > policy.max_credit_line_fen:
+        out.append(
+            FieldViolation(
+                f"{p}min_credit_line_fen",
+                f"must not exceed max_credit_line_fen ({policy.max_credit_line_fen}), "
+                f"got {policy.min_credit_line_fen}",
+            )
+        )
+    shares_ok = _range(
+        out,
+        f"{p}platform_share_floor_bps",
+        policy.platform_share_floor_bps,
+        0,
+        BPS_WHOLE,
+        "basis points",
+    )
+    shares_ok &= _range(
+        out,
+        f"{p}platform_share_ceiling_bps",
+        policy.platform_share_ceiling_bps,
+        0,
+        BPS_WHOLE,
+        "basis points",
+    )
+    if shares_ok and policy.platform_share_floor_bps > policy.platform_share_ceiling_bps:
+        out.append(
+            FieldViolation(
+                f"{p}platform_share_floor_bps",
+                f"must not exceed platform_share_ceiling_bps "
+                f"({policy.platform_share_ceiling_bps}), got {policy.platform_share_floor_bps}",
+            )
+        )
+    _range(out, f"{p}exposure_cap_fen", policy.exposure_cap_fen, 0, MAX_AMOUNT_FEN, "fen")
+    if not isinstance(policy.blacklist_action, BlacklistAction):
+        out.append(
+            FieldViolation(f"{p}blacklist_action", f"{policy.blacklist_action!r} is not an action")
+        )
+    _range(out, f"{p}referral_ttl_days", policy.referral_ttl_days, 1, 365, "days")
+    return out

@@ -1,0 +1,789 @@
+"""The gateway's use cases: domain rules + storage + signing, behind one typed facade.
+
+Servicers in ``gateway.api`` convert protobuf to the values here and back; nothing in this
+module knows about gRPC or generated code. The only protobuf-shaped step, encoding a referral
+payload to bytes, is injected (``encode_referral``) so the exact signed bytes are produced by
+the same converter the SDK's parser mirrors.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Generic, Protocol, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from gateway.domain import paging
+from gateway.domain.consent import (
+    MAX_CONSENT_DURATION,
+    Consent,
+    ConsentPurpose,
+    ConsentState,
+    coverage_problems,
+)
+from gateway.domain.financing import AWAITING_BANK, UNDECIDED, FinancingState, transition
+from gateway.domain.ids import new_id
+from gateway.domain.merchant import DataScope, MerchantProfile
+from gateway.domain.partner import (
+    Partner,
+    PartnerState,
+    partner_id_problem,
+    validate_partner_fields,
+)
+from gateway.domain.policy import EligibilityPolicy, validate_policy
+from gateway.domain.referral import (
+    NONCE_BYTES,
+    CaseEvent,
+    FinancingCase,
+    Referral,
+    ReferralPayload,
+    ReferralState,
+    SignedPayload,
+    redact,
+)
+from gateway.domain.scoring import assess, check_eligibility, make_offer
+from gateway.domain.validation import validate_profile
+from gateway.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PreconditionViolation,
+)
+from gateway.signing.keyring import KeyRing, PublishedKey
+from gateway.store import repository as repo
+from gateway.store.db import Database
+from partners.sdk._dsse import REFERRAL_PAYLOAD_TYPE
+
+T = TypeVar("T")
+
+# China has had no daylight saving since 1991, so a fixed UTC+8 is exact for business dates.
+BUSINESS_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+# Retired signing keys stay published this long: the longest referral TTL a policy allows.
+KEY_RETENTION = timedelta(days=365)
+MAX_BANKS_PER_REFERRAL = 20
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MERCHANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def business_date(moment: datetime) -> date:
+    return moment.astimezone(BUSINESS_TZ).date()
+
+
+class ReferralEncoder(Protocol):
+    def __call__(self, payload: ReferralPayload, /) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Idempotency:
+    """What every mutating call carries: who asks, for what, under which key, with what content."""
+
+    caller: str
+    method: str
+    request_id: str
+    fingerprint: str  # hex SHA-256 of the request's deterministic bytes without request_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartnerChanges:
+    display_name: str | None = None
+    endpoint: str | None = None
+    policy: EligibilityPolicy | None = None
+    decision_public_key: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseDetail:
+    case: FinancingCase
+    history: tuple[CaseEvent, ...]
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        keyring: KeyRing,
+        encode_referral: ReferralEncoder,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._db = database
+        self._keyring = keyring
+        self._encode_referral = encode_referral
+        self._clock = clock
+
+    # --- idempotency ---------------------------------------------------------------------
+
+    def _idempotent(
+        self,
+        idem: Idempotency,
+        *,
+        replay: Callable[[Session, str], T],
+        act: Callable[[Session, datetime], tuple[str, T]],
+    ) -> T:
+        """Run ``act`` once per request id, in one transaction with the idempotency record.
+
+        A repeat with the same content gets ``replay`` of the resource the first produced; a
+        repeat with other content is ALREADY_EXISTS. Two concurrent twins race on the record's
+        primary key; the loser rolls back and replays the winner's answer.
+        """
+        _check_request_id(idem.request_id)
+        for attempt in (1, 2):
+            try:
+                with self._db.writing() as session:
+                    prior = repo.find_idempotency(
+                        session,
+                        caller=idem.caller,
+                        method=idem.method,
+                        request_id=idem.request_id,
+                    )
+                    if prior is not None:
+                        _same_request_or_raise(idem, prior.fingerprint)
+                        return replay(session, prior.resource_id)
+                    now = self._clock()
+                    resource_id, result = act(session, now)
+                    repo.record_idempotency(
+                        session,
+                        caller=idem.caller,
+                        method=idem.method,
+                        request_id=idem.request_id,
+                        fingerprint=idem.fingerprint,
+                        resource_id=resource_id,
+                        at=now,
+                    )
+                    session.flush()
+                return result
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _replayed(self, idem: Idempotency, replay: Callable[[Session, str], T]) -> T | None:
+        """The earlier answer to this request id, if there is one (a cheap read-only check)."""
+        _check_request_id(idem.request_id)
+        with self._db.reading() as session:
+            prior = repo.find_idempotency(
+                session, caller=idem.caller, method=idem.method, request_id=idem.request_id
+            )
+            if prior is None:
+                return None
+            _same_request_or_raise(idem, prior.fingerprint)
+            return replay(session, prior.resource_id)
+
+    # --- partners ------------------------------------------------------------------------
+
+    def register_partner(
+        self,
+        *,
+        idem: Idempotency,
+        partner_id: str,
+        display_name: str,
+        endpoint: str,
+        policy: EligibilityPolicy | None,
+        decision_public_key: bytes,
+    ) -> Partner:
+        problems = []
+        if (problem := partner_id_problem(partner_id)) is not None:
+            problems.append(FieldViolation("partner_id", problem))
+        problems += validate_partner_fields(
+            display_name=display_name,
+            endpoint=endpoint,
+            decision_public_key=decision_public_key,
+        )
+        policy = policy or EligibilityPolicy()
+        problems += validate_policy(policy, field_prefix="policy")
+        if problems:
+            raise InvalidArgument(problems)
+
+        def act(session: Session, now: datetime) -> tuple[str, Partner]:
+            if repo.get_partner(session, partner_id) is not None:
+                raise AlreadyExists(
+                    "partner", partner_id, f"partner {partner_id!r} is already registered"
+                )
+            partner = Partner(
+                partner_id=partner_id,
+                display_name=display_name.strip(),
+                endpoint=endpoint,
+                state=PartnerState.ACTIVE,
+                policy=policy,
+                decision_public_key=decision_public_key,
+                created_at=now,
+                updated_at=now,
+            )
+            repo.save_partner(session, partner)
+            return partner_id, partner
+
+        return self._idempotent(idem, replay=_load_partner, act=act)
+
+    def update_partner(
+        self, *, idem: Idempotency, partner_id: str, changes: PartnerChanges
+    ) -> Partner:
+        problems = []
+        if (problem := partner_id_problem(partner_id)) is not None:
+            problems.append(FieldViolation("partner.partner_id", problem))
+        if changes == PartnerChanges():
+            problems.append(FieldViolation("update_mask", "must name at least one field"))
+        problems += [
+            v
+            for v in validate_partner_fields(
+                display_name=changes.display_name if changes.display_name is not None else "x",
+                endpoint=changes.endpoint or "",
+                decision_public_key=changes.decision_public_key or b"",
+                prefix="partner.",
+            )
+        ]
+        if changes.policy is not None:
+            problems += validate_policy(changes.policy, field_prefix="partner.policy")
+        if problems:
+            raise InvalidArgument(problems)
+
+        def act(session: Session, now: datetime) -> tuple[str, Partner]:
+            current = _require_partner(session, partner_id)
+            updated = replace(
+                current,
+                display_name=(changes.display_name or current.display_name).strip(),
+                endpoint=current.endpoint if changes.endpoint is None else changes.endpoint,
+                policy=changes.policy or current.policy,
+                decision_public_key=(
+                    current.decision_public_key
+                    if changes.decision_public_key is None
+                    else changes.decision_public_key
+                ),
+                updated_at=now,
+            )
+            repo.save_partner(session, updated)
+            return partner_id, updated
+
+        return self._idempotent(idem, replay=_load_partner, act=act)
+
+    def suspend_partner(self, *, idem: Idempotency, partner_id: str, reason: str) -> Partner:
+        problems = []
+        if (problem := partner_id_problem(partner_id)) is not None:
+            problems.append(FieldViolation("partner_id", problem))
+        problems += _text_problems("reason", reason, max_length=500)
+        if problems:
+            raise InvalidArgument(problems)
+
+        def act(session: Session, now: datetime) -> tuple[str, Partner]:
+            current = _require_partner(session, partner_id)
+            if current.state is PartnerState.SUSPENDED:
+                return partner_id, current  # suspending twice changes nothing
+            updated = replace(
+                current,
+                state=PartnerState.SUSPENDED,
+                suspension_reason=reason.strip(),
+                updated_at=now,
+            )
+            repo.save_partner(session, updated)
+            return partner_id, updated
+
+        return self._idempotent(idem, replay=_load_partner, act=act)
+
+    def list_partners(
+        self, *, page_size: int, page_token: str, state: PartnerState | None
+    ) -> Page[Partner]:
+        size = paging.page_size(page_size)
+        after = paging.decode_token(page_token, "partners") if page_token else ""
+        with self._db.reading() as session:
+            rows = repo.list_partners(session, after_id=after, limit=size + 1, state=state)
+        items = rows[:size]
+        token = paging.encode_token("partners", items[-1].partner_id) if len(rows) > size else ""
+        return Page(items=items, next_page_token=token)
+
+    # --- consent -------------------------------------------------------------------------
+
+    def record_consent(
+        self,
+        *,
+        idem: Idempotency,
+        platform_merchant_id: str,
+        bank_ids: Sequence[str],
+        data_scopes: Sequence[DataScope | None],
+        purpose: ConsentPurpose | None,
+        expires_at: datetime | None,
+        evidence_reference: str,
+    ) -> Consent:
+        now = self._clock()
+        problems = _merchant_id_problems("platform_merchant_id", platform_merchant_id)
+        problems += _bank_list_problems("bank_ids", bank_ids)
+        if not data_scopes:
+            problems.append(FieldViolation("data_scopes", "required: at least DATA_SCOPE_IDENTITY"))
+        elif any(s is None for s in data_scopes):
+            problems.append(FieldViolation("data_scopes", "DATA_SCOPE_UNSPECIFIED is not a scope"))
+        elif DataScope.IDENTITY not in data_scopes:
+            problems.append(
+                FieldViolation("data_scopes", "must include DATA_SCOPE_IDENTITY: a referral "
+                               "cannot be sent without saying who the merchant is")
+            )
+        if purpose is None:
+            problems.append(FieldViolation("purpose", "required"))
+        if expires_at is None:
+            problems.append(FieldViolation("expires_at", "required"))
+        elif expires_at <= now:
+            problems.append(FieldViolation("expires_at", "must be in the future"))
+        elif expires_at > now + MAX_CONSENT_DURATION:
+            problems.append(FieldViolation("expires_at", "must be at most 3 years ahead"))
+        problems += _text_problems("evidence_reference", evidence_reference, max_length=256)
+        if problems:
+            raise InvalidArgument(problems)
+        assert purpose is not None and expires_at is not None
+
+        def act(session: Session, at: datetime) -> tuple[str, Consent]:
+            known = repo.get_partners(session, bank_ids)
+            for bank_id in bank_ids:
+                if bank_id not in known:
+                    raise NotFound("partner", bank_id)
+            consent = Consent(
+                consent_id=new_id("cns"),
+                platform_merchant_id=platform_merchant_id,
+                bank_ids=tuple(bank_ids),
+                data_scopes=frozenset(s for s in data_scopes if s is not None),
+                purpose=purpose,
+                granted_at=at,
+                expires_at=expires_at,
+                evidence_reference=evidence_reference.strip(),
+            )
+            repo.save_consent(session, consent)
+            return consent.consent_id, consent
+
+        return self._idempotent(idem, replay=_load_consent, act=act)
+
+    def revoke_consent(self, *, idem: Idempotency, consent_id: str, reason: str) -> Consent:
+        problems = [] if consent_id else [FieldViolation("consent_id", "required")]
+        problems += _text_problems("reason", reason, max_length=500)
+        if problems:
+            raise InvalidArgument(problems)
+
+        def act(session: Session, now: datetime) -> tuple[str, Consent]:
+            consent = _load_consent(session, consent_id)
+            if consent.revoked_at is not None:
+                raise FailedPrecondition.single(
+                    "CONSENT_ALREADY_REVOKED",
+                    f"consents/{consent_id}",
+                    f"consent was already revoked at {consent.revoked_at.isoformat()}",
+                )
+            revoked = replace(consent, revoked_at=now, revocation_reason=reason.strip())
+            repo.save_consent(session, revoked)
+            return consent_id, revoked
+
+        return self._idempotent(idem, replay=_load_consent, act=act)
+
+    def consent_state(self, consent: Consent) -> ConsentState:
+        return consent.state(self._clock())
+
+    # --- referrals -----------------------------------------------------------------------
+
+    def submit_referral(
+        self,
+        *,
+        idem: Idempotency,
+        merchant: MerchantProfile,
+        consent_id: str,
+        bank_ids: Sequence[str],
+    ) -> Referral:
+        now = self._clock()
+        as_of = business_date(now)
+        problems = validate_profile(merchant, as_of=as_of, field_prefix="merchant")
+        if not consent_id:
+            problems.append(FieldViolation("consent_id", "required"))
+        problems += _bank_list_problems("bank_ids", bank_ids)
+        if problems:
+            raise InvalidArgument(problems)
+
+        if (earlier := self._replayed(idem, _load_referral)) is not None:
+            return earlier
+        with self._db.reading() as session:
+            consent = repo.get_consent(session, consent_id)
+            partners = repo.get_partners(session, bank_ids)
+        if consent is None:
+            raise NotFound("consent", consent_id)
+        for bank_id in bank_ids:
+            if bank_id not in partners:
+                raise NotFound("partner", bank_id)
+
+        # Scoring and signing happen here, outside the write transaction, so the database
+        # lock is held only for the inserts.
+        assessment = assess(merchant, as_of=as_of)
+        refusals: list[PreconditionViolation] = []
+        offers = {}
+        for bank_id in bank_ids:
+            partner = partners[bank_id]
+            subject = f"partners/{bank_id}"
+            if partner.state is PartnerState.SUSPENDED:
+                refusals.append(
+                    PreconditionViolation(
+                        "PARTNER_SUSPENDED", subject, "partner is suspended and receives nothing"
+                    )
+                )
+            refusals += coverage_problems(
+                consent,
+                merchant_id=merchant.identity.platform_merchant_id,
+                bank_id=bank_id,
+                now=now,
+            )
+            for v in check_eligibility(merchant, assessment, partner.policy, as_of=as_of):
+                refusals.append(
+                    PreconditionViolation(v.type, f"{subject}/{v.subject}", v.description)
+                )
+            offer = make_offer(merchant, assessment, partner.policy)
+            if offer is not None:
+                offers[bank_id] = offer
+            elif not any(r.subject.startswith(f"{subject}/") for r in refusals):
+                refusals.append(
+                    PreconditionViolation(
+                        "ELIGIBILITY", f"{subject}/policy", "no credit line can be offered"
+                    )
+                )
+        if refusals:
+            raise FailedPrecondition(
+                _dedupe(refusals),
+                message="referral refused: "
+                + "; ".join(f"{r.subject}: {r.description}" for r in _dedupe(refusals)),
+            )
+
+        referral_id = new_id("ref")
+        shared = consent.data_scopes
+        redacted = redact(merchant, shared)
+        cases = []
+        for bank_id in bank_ids:
+            ttl = timedelta(days=partners[bank_id].policy.referral_ttl_days)
+            payload = ReferralPayload(
+                referral_id=referral_id,
+                case_id=new_id("case"),
+                bank_id=bank_id,
+                issued_at=now,
+                expires_at=now + ttl,
+                nonce=secrets.token_bytes(NONCE_BYTES),
+                consent_id=consent_id,
+                shared_scopes=shared,
+                merchant=redacted,
+                assessment=assessment,
+                offer=offers[bank_id],
+            )
+            envelope = self._keyring.sign(
+                self._encode_referral(payload), payload_type=REFERRAL_PAYLOAD_TYPE
+            )
+            cases.append(
+                FinancingCase(
+                    case_id=payload.case_id,
+                    sequence=0,  # assigned by the database
+                    referral_id=referral_id,
+                    bank_id=bank_id,
+                    platform_merchant_id=merchant.identity.platform_merchant_id,
+                    consent_id=consent_id,
+                    state=FinancingState.REFERRED,
+                    envelope=SignedPayload(
+                        payload=envelope.payload,
+                        payload_type=envelope.payload_type,
+                        signatures=tuple((s.keyid, s.sig) for s in envelope.signatures),
+                    ),
+                    offer=offers[bank_id],
+                    expires_at=payload.expires_at,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        referral = Referral(
+            referral_id=referral_id,
+            platform_merchant_id=merchant.identity.platform_merchant_id,
+            consent_id=consent_id,
+            assessment=assessment,
+            state=ReferralState.ACTIVE,
+            created_at=now,
+            expires_at=max(c.expires_at for c in cases),
+            cases=tuple(cases),
+        )
+
+        def act(session: Session, at: datetime) -> tuple[str, Referral]:
+            # The consent may have been revoked while we signed.
+            current = repo.get_consent(session, consent_id)
+            if current is None or current.state(at) is not ConsentState.ACTIVE:
+                raise FailedPrecondition.single(
+                    "CONSENT_NOT_LIVE",
+                    f"consents/{consent_id}",
+                    "consent stopped being ACTIVE while the referral was being signed",
+                )
+            repo.insert_referral(session, referral)
+            session.flush()
+            return referral_id, _load_referral(session, referral_id)
+
+        return self._idempotent(idem, replay=_load_referral, act=act)
+
+    def get_referral(self, referral_id: str) -> Referral:
+        if not referral_id:
+            raise InvalidArgument.single("referral_id", "required")
+        with self._db.reading() as session:
+            return _load_referral(session, referral_id)
+
+    def list_referrals(
+        self,
+        *,
+        page_size: int,
+        page_token: str,
+        platform_merchant_id: str,
+        state: ReferralState | None,
+    ) -> Page[Referral]:
+        size = paging.page_size(page_size)
+        before = paging.decode_int_token(page_token, "referrals") if page_token else None
+        with self._db.reading() as session:
+            rows = repo.list_referrals(
+                session,
+                before_seq=before,
+                limit=size + 1,
+                merchant_id=platform_merchant_id,
+                state=state,
+            )
+        items = rows[:size]
+        token = paging.encode_token("referrals", items[-1][0]) if len(rows) > size else ""
+        return Page(items=[r for _, r in items], next_page_token=token)
+
+    def withdraw_referral(self, *, idem: Idempotency, referral_id: str, reason: str) -> Referral:
+        problems = [] if referral_id else [FieldViolation("referral_id", "required")]
+        problems += _text_problems("reason", reason, max_length=500)
+        if problems:
+            raise InvalidArgument(problems)
+
+        def act(session: Session, now: datetime) -> tuple[str, Referral]:
+            referral = _load_referral(session, referral_id)
+            subject = f"referrals/{referral_id}"
+            if referral.state is ReferralState.WITHDRAWN:
+                raise FailedPrecondition.single(
+                    "REFERRAL_WITHDRAWN", subject, "referral is already withdrawn"
+                )
+            open_cases = [c for c in referral.cases if c.state in UNDECIDED]
+            if not open_cases:
+                states = ", ".join(f"{c.bank_id}: {c.state.name}" for c in referral.cases)
+                raise FailedPrecondition.single(
+                    "REFERRAL_DECIDED", subject, f"every case is past its decision ({states})"
+                )
+            for case in open_cases:
+                repo.update_case(
+                    session,
+                    case,
+                    to_state=transition(case.case_id, case.state, FinancingState.WITHDRAWN),
+                    at=now,
+                    actor=idem.caller,
+                    request_id=idem.request_id,
+                )
+            repo.mark_referral_withdrawn(session, referral_id, reason.strip())
+            session.flush()
+            return referral_id, _load_referral(session, referral_id)
+
+        return self._idempotent(idem, replay=_load_referral, act=act)
+
+    # --- the bank side -------------------------------------------------------------------
+
+    def pull_referrals(
+        self, *, bank_id: str, cursor: str, page_size: int
+    ) -> tuple[list[FinancingCase], str]:
+        size = paging.page_size(page_size)
+        after = paging.decode_int_token(cursor, "cursor", field="cursor") if cursor else 0
+        with self._db.writing() as session:
+            self._require_active_bank(session, bank_id)
+            now = self._clock()
+            cases = repo.pending_cases_for_bank(
+                session, bank_id=bank_id, after_seq=after, limit=size, now=now
+            )
+            delivered = []
+            for case in cases:
+                if case.state is FinancingState.REFERRED:
+                    repo.update_case(
+                        session,
+                        case,
+                        to_state=FinancingState.DELIVERED,
+                        at=now,
+                        actor=f"partner/{bank_id}",
+                        request_id="",
+                        delivered_at=now,
+                    )
+                    case = replace(case, state=FinancingState.DELIVERED, delivered_at=now)
+                delivered.append(case)
+        next_cursor = self.cursor_after(delivered[-1]) if delivered else cursor
+        return delivered, next_cursor
+
+    @staticmethod
+    def cursor_after(case: FinancingCase) -> str:
+        return paging.encode_token("cursor", case.sequence)
+
+    def acknowledge_referral(
+        self, *, idem: Idempotency, bank_id: str, case_id: str, bank_reference: str
+    ) -> CaseDetail:
+        problems = [] if case_id else [FieldViolation("case_id", "required")]
+        problems += _text_problems("bank_reference", bank_reference, max_length=128)
+        if problems:
+            raise InvalidArgument(problems)
+
+        def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
+            self._require_active_bank(session, bank_id)
+            case = _load_bank_case(session, case_id, bank_id)
+            subject = f"financingCases/{case_id}"
+            if case.state in AWAITING_BANK and case.expires_at <= now:
+                raise FailedPrecondition.single(
+                    "REFERRAL_EXPIRED", subject, f"referral expired at {case.expires_at.isoformat()}"
+                )
+            target = transition(case_id, case.state, FinancingState.ACKNOWLEDGED)
+            consent = repo.get_consent(session, case.consent_id)
+            if consent is None or consent.state(now) is not ConsentState.ACTIVE:
+                raise FailedPrecondition.single(
+                    "CONSENT_NOT_LIVE",
+                    subject,
+                    "the merchant's consent is no longer ACTIVE; the referral must not be used",
+                )
+            repo.update_case(
+                session,
+                case,
+                to_state=target,
+                at=now,
+                actor=f"partner/{bank_id}",
+                request_id=idem.request_id,
+                acknowledged_at=now,
+                delivered_at=case.delivered_at or now,
+                bank_reference=bank_reference.strip(),
+            )
+            session.flush()
+            return case_id, _case_detail(session, case_id)
+
+        return self._idempotent(idem, replay=_case_detail, act=act)
+
+    def get_financing_case(self, *, bank_id: str, case_id: str) -> CaseDetail:
+        if not case_id:
+            raise InvalidArgument.single("case_id", "required")
+        with self._db.reading() as session:
+            _load_bank_case(session, case_id, bank_id)
+            return _case_detail(session, case_id)
+
+    def _require_active_bank(self, session: Session, bank_id: str) -> Partner:
+        partner = _require_partner(session, bank_id)
+        if partner.state is not PartnerState.ACTIVE:
+            raise FailedPrecondition.single(
+                "PARTNER_SUSPENDED", f"partners/{bank_id}", "partner is suspended"
+            )
+        return partner
+
+    # --- signing keys --------------------------------------------------------------------
+
+    def published_keys(self) -> list[PublishedKey]:
+        return self._keyring.published_keys(now=self._clock(), retain_for=KEY_RETENTION)
+
+    def rotate_signing_key(self, *, idem: Idempotency) -> PublishedKey:
+        def act(session: Session, now: datetime) -> tuple[str, PublishedKey]:
+            key = self._keyring.rotate()
+            return key.keyid, key
+
+        def replay(session: Session, keyid: str) -> PublishedKey:
+            for key in self._keyring.published_keys(now=self._clock(), retain_for=KEY_RETENTION):
+                if key.keyid == keyid:
+                    return key
+            raise NotFound("signing key", keyid)
+
+        return self._idempotent(idem, replay=replay, act=act)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _check_request_id(request_id: str) -> None:
+    if not REQUEST_ID_PATTERN.fullmatch(request_id):
+        raise InvalidArgument.single(
+            "request_id", "required: 1..128 characters of [A-Za-z0-9._:-]"
+        )
+
+
+def _same_request_or_raise(idem: Idempotency, fingerprint: str) -> None:
+    if fingerprint != idem.fingerprint:
+        raise AlreadyExists(
+            "request",
+            idem.request_id,
+            f"request_id {idem.request_id!r} was already used for a different "
+            f"{idem.method} request; use a new request_id for new content",
+        )
+
+
+def _text_problems(field: str, value: str, *, max_length: int) -> list[FieldViolation]:
+    if not value.strip():
+        return [FieldViolation(field, "required")]
+    if len(value) > max_length:
+        return [FieldViolation(field, f"must be at most {max_length} characters")]
+    return []
+
+
+def _merchant_id_problems(field: str, value: str) -> list[FieldViolation]:
+    if not value:
+        return [FieldViolation(field, "required")]
+    if not MERCHANT_ID_PATTERN.fullmatch(value):
+        return [FieldViolation(field, "must be 1..64 characters of [A-Za-z0-9._-]")]
+    return []
+
+
+def _bank_list_problems(field: str, bank_ids: Sequence[str]) -> list[FieldViolation]:
+    if not bank_ids:
+        return [FieldViolation(field, "required: at least one bank")]
+    problems = []
+    if len(bank_ids) > MAX_BANKS_PER_REFERRAL:
+        problems.append(FieldViolation(field, f"at most {MAX_BANKS_PER_REFERRAL} banks"))
+    if len(set(bank_ids)) != len(bank_ids):
+        problems.append(FieldViolation(field, "must not repeat a bank"))
+    for i, bank_id in enumerate(bank_ids):
+        if (problem := partner_id_problem(bank_id)) is not None:
+            problems.append(FieldViolation(f"{field}[{i}]", problem))
+    return problems
+
+
+def _dedupe(items: list[PreconditionViolation]) -> list[PreconditionViolation]:
+    return list(dict.fromkeys(items))
+
+
+def _require_partner(session: Session, partner_id: str) -> Partner:
+    partner = repo.get_partner(session, partner_id)
+    if partner is None:
+        raise NotFound("partner", partner_id)
+    return partner
+
+
+def _load_partner(session: Session, partner_id: str) -> Partner:
+    return _require_partner(session, partner_id)
+
+
+def _load_consent(session: Session, consent_id: str) -> Consent:
+    consent = repo.get_consent(session, consent_id)
+    if consent is None:
+        raise NotFound("consent", consent_id)
+    return consent
+
+
+def _load_referral(session: Session, referral_id: str) -> Referral:
+    referral = repo.get_referral(session, referral_id)
+    if referral is None:
+        raise NotFound("referral", referral_id)
+    return referral
+
+
+def _load_bank_case(session: Session, case_id: str, bank_id: str) -> FinancingCase:
+    case = repo.get_case(session, case_id)
+    # Another bank's case is reported as absent, so ids cannot be probed.
+    if case is None or case.bank_id != bank_id:
+        raise NotFound("financing case", case_id)
+    return case
+
+
+def _case_detail(session: Session, case_id: str) -> CaseDetail:
+    case = repo.get_case(session, case_id)
+    if case is None:
+        raise NotFound("financing case", case_id)
+    return CaseDetail(case=case, history=tuple(repo.case_history(session, case_id)))

@@ -1,0 +1,104 @@
+"""JSON columns for the few domain values stored whole (policies, assessments, offers).
+
+Hand-written both ways so a stored row never depends on dataclass field order, and a renamed
+field fails loudly in a test instead of silently reading a default.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.domain.merchant import MembershipTier
+from gateway.domain.policy import BlacklistAction, EligibilityPolicy
+from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType, Reason
+
+
+def dump_policy(policy: EligibilityPolicy) -> str:
+    return json.dumps(
+        {
+            "allowed_region_codes": list(policy.allowed_region_codes),
+            "excluded_region_codes": list(policy.excluded_region_codes),
+            "min_years_registered": policy.min_years_registered,
+            "allowed_tiers": sorted(t.value for t in policy.allowed_tiers),
+            "min_score": policy.min_score,
+            "min_credit_line_fen": policy.min_credit_line_fen,
+            "max_credit_line_fen": policy.max_credit_line_fen,
+            "allow_amount_above_offer": policy.allow_amount_above_offer,
+            "platform_share_floor_bps": policy.platform_share_floor_bps,
+            "platform_share_ceiling_bps": policy.platform_share_ceiling_bps,
+            "exposure_cap_fen": policy.exposure_cap_fen,
+            "blacklist_action": policy.blacklist_action.value,
+            "referral_ttl_days": policy.referral_ttl_days,
+            "ordered_delivery": policy.ordered_delivery,
+        },
+        sort_keys=True,
+    )
+
+
+def load_policy(text: str) -> EligibilityPolicy:
+    d: dict[str, Any] = json.loads(text)
+    return EligibilityPolicy(
+        allowed_region_codes=tuple(d["allowed_region_codes"]),
+        excluded_region_codes=tuple(d["excluded_region_codes"]),
+        min_years_registered=d["min_years_registered"],
+        allowed_tiers=frozenset(MembershipTier(t) for t in d["allowed_tiers"]),
+        min_score=d["min_score"],
+        min_credit_line_fen=d["min_credit_line_fen"],
+        max_credit_line_fen=d["max_credit_line_fen"],
+        allow_amount_above_offer=d["allow_amount_above_offer"],
+        platform_share_floor_bps=d["platform_share_floor_bps"],
+        platform_share_ceiling_bps=d["platform_share_ceiling_bps"],
+        exposure_cap_fen=d["exposure_cap_fen"],
+        blacklist_action=BlacklistAction(d["blacklist_action"]),
+        referral_ttl_days=d["referral_ttl_days"],
+        ordered_delivery=d["ordered_delivery"],
+    )
+
+
+def dump_assessment(assessment: Assessment) -> str:
+    return json.dumps(
+        {
+            "score": assessment.score,
+            "grade": assessment.grade.value,
+            "reasons": [[r.code, r.description, r.points] for r in assessment.reasons],
+            "scorecard_version": assessment.scorecard_version,
+        }
+    )
+
+
+def load_assessment(text: str) -> Assessment:
+    d: dict[str, Any] = json.loads(text)
+    return Assessment(
+        score=d["score"],
+        grade=Grade(d["grade"]),
+        reasons=tuple(Reason(code=c, description=t, points=p) for c, t, p in d["reasons"]),
+        scorecard_version=d["scorecard_version"],
+    )
+
+
+def dump_offer(offer: CreditOffer) -> str:
+    return json.dumps(
+        {
+            "product": offer.product.value,
+            "total_limit_fen": offer.total_limit_fen,
+            "revolving_limit_fen": offer.revolving_limit_fen,
+            "fixed_amount_fen": offer.fixed_amount_fen,
+            "term_months": offer.term_months,
+            "revolving_daily_rate_ppm": offer.revolving_daily_rate_ppm,
+            "fixed_daily_rate_ppm": offer.fixed_daily_rate_ppm,
+        }
+    )
+
+
+def load_offer(text: str) -> CreditOffer:
+    d: dict[str, Any] = json.loads(text)
+    return CreditOffer(
+        product=ProductType(d["product"]),
+        total_limit_fen=d["total_limit_fen"],
+        revolving_limit_fen=d["revolving_limit_fen"],
+        fixed_amount_fen=d["fixed_amount_fen"],
+        term_months=d["term_months"],
+        revolving_daily_rate_ppm=d["revolving_daily_rate_ppm"],
+        fixed_daily_rate_ppm=d["fixed_daily_rate_ppm"],
+    )

@@ -1,0 +1,422 @@
+"""Row <-> domain conversion and the queries the gateway needs. Functions take a Session so
+the caller decides the transaction."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from gateway.domain.consent import Consent, ConsentPurpose
+from gateway.domain.financing import AWAITING_BANK, FinancingState
+from gateway.domain.merchant import DataScope
+from gateway.domain.partner import Partner, PartnerState
+from gateway.domain.referral import (
+    CaseEvent,
+    FinancingCase,
+    Referral,
+    ReferralState,
+    SignedPayload,
+)
+from gateway.store import codec
+from gateway.store.tables import (
+    CaseEventRow,
+    ConsentRow,
+    FinancingCaseRow,
+    IdempotencyRow,
+    PartnerRow,
+    ReferralRow,
+)
+
+# --- partners -------------------------------------------------------------------------------
+
+
+def partner_from_row(row: PartnerRow) -> Partner:
+    return Partner(
+        partner_id=row.partner_id,
+        display_name=row.display_name,
+        endpoint=row.endpoint,
+        state=PartnerState(row.state),
+        policy=codec.load_policy(row.policy_json),
+        decision_public_key=row.decision_public_key,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        suspension_reason=row.suspension_reason,
+    )
+
+
+def partner_row(partner: Partner) -> PartnerRow:
+    return PartnerRow(
+        partner_id=partner.partner_id,
+        display_name=partner.display_name,
+        endpoint=partner.endpoint,
+        state=partner.state.value,
+        policy_json=codec.dump_policy(partner.policy),
+        decision_public_key=partner.decision_public_key,
+        suspension_reason=partner.suspension_reason,
+        created_at=partner.created_at,
+        updated_at=partner.updated_at,
+    )
+
+
+def get_partner(session: Session, partner_id: str) -> Partner | None:
+    row = session.get(PartnerRow, partner_id)
+    return partner_from_row(row) if row else None
+
+
+def get_partners(session: Session, partner_ids: Sequence[str]) -> dict[str, Partner]:
+    rows = session.exec(select(PartnerRow).where(col(PartnerRow.partner_id).in_(partner_ids)))
+    return {row.partner_id: partner_from_row(row) for row in rows}
+
+
+def save_partner(session: Session, partner: Partner) -> None:
+    session.merge(partner_row(partner))
+
+
+def list_partners(
+    session: Session, *, after_id: str, limit: int, state: PartnerState | None
+) -> list[Partner]:
+    query = select(PartnerRow).where(col(PartnerRow.partner_id) > after_id)
+    if state is not None:
+        query = query.where(PartnerRow.state == state.value)
+    rows = session.exec(query.order_by(col(PartnerRow.partner_id)).limit(limit))
+    return [partner_from_row(r) for r in rows]
+
+
+# --- consents -------------------------------------------------------------------------------
+
+
+def consent_from_row(row: ConsentRow) -> Consent:
+    return Consent(
+        consent_id=row.consent_id,
+        platform_merchant_id=row.platform_merchant_id,
+        bank_ids=tuple(json.loads(row.bank_ids_json)),
+        data_scopes=frozenset(DataScope(s) for s in json.loads(row.data_scopes_json)),
+        purpose=ConsentPurpose(row.purpose),
+        granted_at=row.granted_at,
+        expires_at=row.expires_at,
+        evidence_reference=row.evidence_reference,
+        revoked_at=row.revoked_at,
+        revocation_reason=row.revocation_reason,
+    )
+
+
+def save_consent(session: Session, consent: Consent) -> None:
+    session.merge(
+        ConsentRow(
+            consent_id=consent.consent_id,
+            platform_merchant_id=consent.platform_merchant_id,
+            bank_ids_json=json.dumps(list(consent.bank_ids)),
+            data_scopes_json=json.dumps(sorted(s.value for s in consent.data_scopes)),
+            purpose=consent.purpose.value,
+            granted_at=consent.granted_at,
+            expires_at=consent.expires_at,
+            evidence_reference=consent.evidence_reference,
+            revoked_at=consent.revoked_at,
+            revocation_reason=consent.revocation_reason,
+        )
+    )
+
+
+def get_consent(session: Session, consent_id: str) -> Consent | None:
+    row = session.get(ConsentRow, consent_id)
+    return consent_from_row(row) if row else None
+
+
+# --- referrals and cases --------------------------------------------------------------------
+
+
+def _signatures_json(envelope: SignedPayload) -> str:
+    return json.dumps(
+        [[keyid, base64.b64encode(sig).decode("ascii")] for keyid, sig in envelope.signatures]
+    )
+
+
+def case_from_row(row: FinancingCaseRow) -> FinancingCase:
+    assert row.seq is not None
+    return FinancingCase(
+        case_id=row.case_id,
+        sequence=row.seq,
+        referral_id=row.referral_id,
+        bank_id=row.bank_id,
+        platform_merchant_id=row.platform_merchant_id,
+        consent_id=row.consent_id,
+        state=FinancingState(row.state),
+        envelope=SignedPayload(
+            payload=row.envelope_payload,
+            payload_type=row.envelope_type,
+            signatures=tuple(
+                (keyid, base64.b64decode(sig))
+                for keyid, sig in json.loads(row.envelope_signatures_json)
+            ),
+        ),
+        offer=codec.load_offer(row.offer_json),
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        delivered_at=row.delivered_at,
+        acknowledged_at=row.acknowledged_at,
+        bank_reference=row.bank_reference,
+    )
+
+
+def insert_referral(session: Session, referral: Referral) -> None:
+    session.add(
+        ReferralRow(
+            referral_id=referral.referral_id,
+            platform_merchant_id=referral.platform_merchant_id,
+            consent_id=referral.consent_id,
+            assessment_json=codec.dump_assessment(referral.assessment),
+            state=referral.state.value,
+            created_at=referral.created_at,
+            expires_at=referral.expires_at,
+        )
+    )
+    for case in referral.cases:
+        session.add(
+            FinancingCaseRow(
+                case_id=case.case_id,
+                referral_id=case.referral_id,
+                bank_id=case.bank_id,
+                platform_merchant_id=case.platform_merchant_id,
+                consent_id=case.consent_id,
+                state=case.state.value,
+                envelope_payload=case.envelope.payload,
+                envelope_type=case.envelope.payload_type,
+                envelope_signatures_json=_signatures_json(case.envelope),
+                offer_json=codec.dump_offer(case.offer),
+                expires_at=case.expires_at,
+                created_at=case.created_at,
+                updated_at=case.updated_at,
+            )
+        )
+        add_case_event(
+            session,
+            case_id=case.case_id,
+            sequence=1,
+            from_state=None,
+            to_state=case.state,
+            at=case.created_at,
+            actor="platform",
+            request_id="",
+        )
+
+
+def _referral_from_rows(row: ReferralRow, cases: Sequence[FinancingCaseRow]) -> Referral:
+    return Referral(
+        referral_id=row.referral_id,
+        platform_merchant_id=row.platform_merchant_id,
+        consent_id=row.consent_id,
+        assessment=codec.load_assessment(row.assessment_json),
+        state=ReferralState(row.state),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        withdrawal_reason=row.withdrawal_reason,
+        cases=tuple(case_from_row(c) for c in sorted(cases, key=lambda c: c.seq or 0)),
+    )
+
+
+def get_referral(session: Session, referral_id: str) -> Referral | None:
+    row = session.exec(select(ReferralRow).where(ReferralRow.referral_id == referral_id)).first()
+    if row is None:
+        return None
+    cases = session.exec(
+        select(FinancingCaseRow).where(FinancingCaseRow.referral_id == referral_id)
+    ).all()
+    return _referral_from_rows(row, cases)
+
+
+def list_referrals(
+    session: Session,
+    *,
+    before_seq: int | None,
+    limit: int,
+    merchant_id: str,
+    state: ReferralState | None,
+) -> list[tuple[int, Referral]]:
+    """Newest first, strictly before ``before_seq``; returns (seq, referral) pairs."""
+    query = select(ReferralRow)
+    if before_seq is not None:
+        query = query.where(col(ReferralRow.seq) < before_seq)
+    if merchant_id:
+        query = query.where(ReferralRow.platform_merchant_id == merchant_id)
+    if state is not None:
+        query = query.where(ReferralRow.state == state.value)
+    rows = session.exec(query.order_by(col(ReferralRow.seq).desc()).limit(limit)).all()
+    if not rows:
+        return []
+    case_rows = session.exec(
+        select(FinancingCaseRow).where(
+            col(FinancingCaseRow.referral_id).in_([r.referral_id for r in rows])
+        )
+    ).all()
+    by_referral: dict[str, list[FinancingCaseRow]] = {}
+    for c in case_rows:
+        by_referral.setdefault(c.referral_id, []).append(c)
+    result = []
+    for row in rows:
+        assert row.seq is not None
+        result.append((row.seq, _referral_from_rows(row, by_referral.get(row.referral_id, []))))
+    return result
+
+
+def mark_referral_withdrawn(session: Session, referral_id: str, reason: str) -> None:
+    session.execute(
+        update(ReferralRow)
+        .where(col(ReferralRow.referral_id) == referral_id)
+        .values(state=ReferralState.WITHDRAWN.value, withdrawal_reason=reason)
+    )
+
+
+def get_case(session: Session, case_id: str, *, for_update: bool = False) -> FinancingCase | None:
+    query = select(FinancingCaseRow).where(FinancingCaseRow.case_id == case_id)
+    if for_update:
+        query = query.with_for_update()
+    row = session.exec(query).first()
+    return case_from_row(row) if row else None
+
+
+def pending_cases_for_bank(
+    session: Session, *, bank_id: str, after_seq: int, limit: int, now: datetime
+) -> list[FinancingCase]:
+    """Cases the bank has still to acknowledge, after a cursor, whose consent is still live."""
+    query = (
+        select(FinancingCaseRow)
+        .join(ConsentRow, col(ConsentRow.consent_id) == col(FinancingCaseRow.consent_id))
+        .where(
+            FinancingCaseRow.bank_id == bank_id,
+            col(FinancingCaseRow.seq) > after_seq,
+            col(FinancingCaseRow.state).in_([s.value for s in AWAITING_BANK]),
+            col(FinancingCaseRow.expires_at) > now,
+            col(ConsentRow.revoked_at).is_(None),
+            col(ConsentRow.expires_at) > now,
+        )
+        .order_by(col(FinancingCaseRow.seq))
+        .limit(limit)
+    )
+    return [case_from_row(r) for r in session.exec(query)]
+
+
+def update_case(
+    session: Session,
+    case: FinancingCase,
+    *,
+    to_state: FinancingState,
+    at: datetime,
+    actor: str,
+    request_id: str,
+    **values: object,
+) -> None:
+    """Move one case, guarded on its current state so a concurrent move cannot be lost."""
+    result = session.execute(
+        update(FinancingCaseRow)
+        .where(
+            col(FinancingCaseRow.case_id) == case.case_id,
+            col(FinancingCaseRow.state) == case.state.value,
+        )
+        .values(state=to_state.value, updated_at=at, **values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConcurrentUpdate(case.case_id)
+    add_case_event(
+        session,
+        case_id=case.case_id,
+        sequence=_next_event_sequence(session, case.case_id),
+        from_state=case.state,
+        to_state=to_state,
+        at=at,
+        actor=actor,
+        request_id=request_id,
+    )
+
+
+class ConcurrentUpdate(Exception):
+    """Another transaction changed the case first; the caller retries from a fresh read."""
+
+
+def _next_event_sequence(session: Session, case_id: str) -> int:
+    last = session.exec(
+        select(CaseEventRow.sequence)
+        .where(CaseEventRow.case_id == case_id)
+        .order_by(col(CaseEventRow.sequence).desc())
+        .limit(1)
+    ).first()
+    return (last or 0) + 1
+
+
+def add_case_event(
+    session: Session,
+    *,
+    case_id: str,
+    sequence: int,
+    from_state: FinancingState | None,
+    to_state: FinancingState,
+    at: datetime,
+    actor: str,
+    request_id: str,
+) -> None:
+    session.add(
+        CaseEventRow(
+            case_id=case_id,
+            sequence=sequence,
+            from_state=from_state.value if from_state else None,
+            to_state=to_state.value,
+            recorded_at=at,
+            actor=actor,
+            request_id=request_id,
+        )
+    )
+
+
+def case_history(session: Session, case_id: str) -> list[CaseEvent]:
+    rows = session.exec(
+        select(CaseEventRow)
+        .where(CaseEventRow.case_id == case_id)
+        .order_by(col(CaseEventRow.sequence))
+    )
+    return [
+        CaseEvent(
+            sequence=r.sequence,
+            from_state=FinancingState(r.from_state) if r.from_state else None,
+            to_state=FinancingState(r.to_state),
+            recorded_at=r.recorded_at,
+            actor=r.actor,
+            request_id=r.request_id,
+        )
+        for r in rows
+    ]
+
+
+# --- idempotency ----------------------------------------------------------------------------
+
+
+def find_idempotency(
+    session: Session, *, caller: str, method: str, request_id: str
+) -> IdempotencyRow | None:
+    return session.get(IdempotencyRow, (caller, method, request_id))
+
+
+def record_idempotency(
+    session: Session,
+    *,
+    caller: str,
+    method: str,
+    request_id: str,
+    fingerprint: str,
+    resource_id: str,
+    at: datetime,
+) -> None:
+    session.add(
+        IdempotencyRow(
+            caller=caller,
+            method=method,
+            request_id=request_id,
+            fingerprint=fingerprint,
+            resource_id=resource_id,
+            created_at=at,
+        )
+    )

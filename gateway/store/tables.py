@@ -1,0 +1,130 @@
+"""SQLModel tables. Ids are strings; ``seq`` integer keys give stable, gap-tolerant paging."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+# BIGINT on PostgreSQL, but INTEGER on SQLite, where only "INTEGER PRIMARY KEY" autoincrements.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite (which drops the zone) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime reached the database")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class PartnerRow(SQLModel, table=True):
+    __tablename__ = "partners"
+
+    partner_id: str = Field(primary_key=True, max_length=40)
+    display_name: str = Field(max_length=200)
+    endpoint: str = Field(default="", max_length=300)
+    state: str = Field(max_length=16, index=True)
+    policy_json: str = Field(sa_column=Column(Text, nullable=False))
+    decision_public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    suspension_reason: str = Field(default="", max_length=500)
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+
+
+class ConsentRow(SQLModel, table=True):
+    __tablename__ = "consents"
+
+    consent_id: str = Field(primary_key=True, max_length=40)
+    platform_merchant_id: str = Field(max_length=64, index=True)
+    bank_ids_json: str = Field(sa_column=Column(Text, nullable=False))
+    data_scopes_json: str = Field(sa_column=Column(Text, nullable=False))
+    purpose: str = Field(max_length=32)
+    granted_at: datetime = _time()
+    expires_at: datetime = _time()
+    evidence_reference: str = Field(max_length=256)
+    revoked_at: datetime | None = _time(nullable=True)
+    revocation_reason: str = Field(default="", max_length=500)
+
+
+class ReferralRow(SQLModel, table=True):
+    __tablename__ = "referrals"
+
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    referral_id: str = Field(max_length=40, unique=True)
+    platform_merchant_id: str = Field(max_length=64, index=True)
+    consent_id: str = Field(max_length=40, index=True)
+    assessment_json: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=16)
+    withdrawal_reason: str = Field(default="", max_length=500)
+    created_at: datetime = _time()
+    expires_at: datetime = _time()
+
+
+class FinancingCaseRow(SQLModel, table=True):
+    __tablename__ = "financing_cases"
+
+    # The bank's cursor position: PullReferrals pages by (bank_id, seq).
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    case_id: str = Field(max_length=40, unique=True)
+    referral_id: str = Field(max_length=40, index=True)
+    bank_id: str = Field(max_length=40, index=True)
+    platform_merchant_id: str = Field(max_length=64, index=True)
+    consent_id: str = Field(max_length=40)
+    state: str = Field(max_length=24, index=True)
+    envelope_payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    envelope_type: str = Field(max_length=100)
+    envelope_signatures_json: str = Field(sa_column=Column(Text, nullable=False))
+    offer_json: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: datetime = _time()
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+    delivered_at: datetime | None = _time(nullable=True)
+    acknowledged_at: datetime | None = _time(nullable=True)
+    bank_reference: str = Field(default="", max_length=128)
+
+
+class CaseEventRow(SQLModel, table=True):
+    __tablename__ = "case_events"
+
+    id: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    case_id: str = Field(max_length=40, index=True)
+    sequence: int
+    from_state: str | None = Field(default=None, max_length=24)
+    to_state: str = Field(max_length=24)
+    recorded_at: datetime = _time()
+    actor: str = Field(max_length=80)
+    request_id: str = Field(default="", max_length=128)
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """One row per (caller, method, request_id): the fingerprint of the first request and the
+    resource it produced, written in the same transaction as the effect."""
+
+    __tablename__ = "idempotency_keys"
+
+    caller: str = Field(primary_key=True, max_length=80)
+    method: str = Field(primary_key=True, max_length=64)
+    request_id: str = Field(primary_key=True, max_length=128)
+    fingerprint: str = Field(max_length=64)
+    resource_id: str = Field(max_length=64)
+    created_at: datetime = _time()

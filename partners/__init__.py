@@ -1,0 +1,1 @@
+"""Partner-side code: the bank SDK, mock banks and the conformance kit."""

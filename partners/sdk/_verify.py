@@ -1,0 +1,158 @@
+"""Verifying a signed referral the way a bank must before acting on it.
+
+Order matters: the signature is checked over the exact payload bytes received, and only then are
+the bytes parsed; nothing is re-serialised. Then the signed fields are checked: the addressee
+(no replay to another bank), the validity window (no replay after expiry) and the nonce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from colending.v1 import common_pb2, referral_pb2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from google.protobuf.message import DecodeError
+
+from partners.sdk._dsse import (
+    REFERRAL_PAYLOAD_TYPE,
+    Envelope,
+    Signature,
+    pae,
+    verify_envelope,
+)
+from partners.sdk._errors import (
+    MalformedEnvelopeError,
+    MisaddressedReferralError,
+    ReferralExpiredError,
+    ReferralNotYetValidError,
+)
+
+NONCE_LENGTH = 16
+DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedReferral:
+    """A referral whose signature, addressee and validity window have been checked.
+
+    ``payload`` was parsed from ``envelope.payload`` (the exact signed bytes, kept as evidence);
+    ``keyid`` names the gateway key whose signature verified.
+    """
+
+    payload: referral_pb2.ReferralPayload
+    keyid: str
+    envelope: Envelope
+
+    @property
+    def referral_id(self) -> str:
+        return self.payload.referral_id
+
+    @property
+    def case_id(self) -> str:
+        return self.payload.case_id
+
+    @property
+    def bank_id(self) -> str:
+        return self.payload.bank_id
+
+    @property
+    def issued_at(self) -> datetime:
+        return self.payload.issued_at.ToDatetime(tzinfo=UTC)
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.payload.expires_at.ToDatetime(tzinfo=UTC)
+
+
+def envelope_from_proto(message: common_pb2.Envelope) -> Envelope:
+    """Copy a wire ``colending.v1.Envelope`` into the SDK's :class:`Envelope`, bytes untouched."""
+    return Envelope(
+        payload=bytes(message.payload),
+        payload_type=message.payload_type,
+        signatures=tuple(Signature(keyid=s.keyid, sig=bytes(s.sig)) for s in message.signatures),
+    )
+
+
+def _verifying_keyid(envelope: Envelope, trusted_keys: Mapping[str, Ed25519PublicKey]) -> str:
+    """The key id of the first trusted signature that verifies (the envelope is already valid)."""
+    candidates = [s for s in envelope.signatures if s.keyid in trusted_keys]
+    if len(candidates) == 1:
+        return candidates[0].keyid
+    message = pae(envelope.payload_type, envelope.payload)
+    for signature in candidates:
+        try:
+            trusted_keys[signature.keyid].verify(signature.sig, message)
+        except InvalidSignature:
+            continue
+        return signature.keyid
+    raise AssertionError("verify_envelope accepted an envelope without a valid signature")
+
+
+def _timestamp(
+    payload: referral_pb2.ReferralPayload, name: Literal["issued_at", "expires_at"]
+) -> datetime:
+    if not payload.HasField(name):
+        raise MalformedEnvelopeError(f"referral payload has no {name}")
+    timestamp = payload.issued_at if name == "issued_at" else payload.expires_at
+    try:
+        value = timestamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise MalformedEnvelopeError(f"referral payload {name} is out of range") from exc
+    return value
+
+
+def verify_referral(
+    envelope: common_pb2.Envelope | Envelope,
+    *,
+    trusted_keys: Mapping[str, Ed25519PublicKey],
+    bank_id: str,
+    now: datetime | None = None,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+) -> VerifiedReferral:
+    """Verify a signed referral addressed to ``bank_id`` and return its parsed payload.
+
+    ``trusted_keys`` maps key ids to the gateway's published keys (see
+    ``BankClient.signing_keys``). ``now`` defaults to the current UTC time; ``clock_skew`` is how
+    far in the future an issue time may lie. Raises a
+    :class:`~partners.sdk._errors.VerificationError` subclass on any failure.
+    """
+    if isinstance(envelope, common_pb2.Envelope):
+        envelope = envelope_from_proto(envelope)
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+
+    payload_bytes = verify_envelope(
+        envelope, trusted_keys=trusted_keys, payload_type=REFERRAL_PAYLOAD_TYPE
+    )
+    keyid = _verifying_keyid(envelope, trusted_keys)
+    try:
+        payload = referral_pb2.ReferralPayload.FromString(payload_bytes)
+    except DecodeError as exc:
+        raise MalformedEnvelopeError("signed payload is not a ReferralPayload") from exc
+
+    if not payload.referral_id or not payload.case_id:
+        raise MalformedEnvelopeError("referral payload lacks referral_id or case_id")
+    if payload.bank_id != bank_id:
+        raise MisaddressedReferralError(addressed_to=payload.bank_id, expected=bank_id)
+    issued_at = _timestamp(payload, "issued_at")
+    expires_at = _timestamp(payload, "expires_at")
+    if expires_at <= issued_at:
+        raise MalformedEnvelopeError(
+            f"referral expires ({expires_at.isoformat()}) before it is issued "
+            f"({issued_at.isoformat()})"
+        )
+    if now >= expires_at:
+        raise ReferralExpiredError(expires_at=expires_at, now=now)
+    if issued_at > now + clock_skew:
+        raise ReferralNotYetValidError(issued_at=issued_at, now=now)
+    if len(payload.nonce) != NONCE_LENGTH:
+        raise MalformedEnvelopeError(
+            f"referral nonce is {len(payload.nonce)} bytes, expected {NONCE_LENGTH}"
+        )
+    return VerifiedReferral(payload=payload, keyid=keyid, envelope=envelope)

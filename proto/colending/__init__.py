@@ -1,0 +1,1 @@
+"""Generated Python bindings of the co-lending gateway contract (see proto/colending/v1)."""
