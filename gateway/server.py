@@ -23,7 +23,12 @@ from colending.v1 import (
     referral_service_pb2_grpc,
 )
 from gateway.api.convert import encode_referral_payload
-from gateway.api.servicers import AdminServicer, PartnerBankServicer, ReferralServicer
+from gateway.api.servicers import (
+    AdminServicer,
+    BlacklistServicer,
+    PartnerBankServicer,
+    ReferralServicer,
+)
 from gateway.service import Gateway
 from gateway.signing.keyring import KeyRing
 from gateway.store.db import Database, sqlite_url
@@ -98,9 +103,8 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(gateway=gateway), server
     )
-    # Designed now, answered by later work: the generated base answers UNIMPLEMENTED.
     blacklist_service_pb2_grpc.add_BlacklistServiceServicer_to_server(
-        blacklist_service_pb2_grpc.BlacklistServiceServicer(), server
+        BlacklistServicer(), server
     )
 
     health_servicer = health.HealthServicer()

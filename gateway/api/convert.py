@@ -7,9 +7,9 @@ in one INVALID_ARGUMENT together with the domain's own rule violations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -113,7 +113,7 @@ FINANCING_STATE_NUMBERS = _inverse(FINANCING_STATES)
 
 
 def enum_value(
-    number: int, mapping: dict[int, V], field: str, problems: list[FieldViolation]
+    number: int, mapping: Mapping[Any, V], field: str, problems: list[FieldViolation]
 ) -> V | None:
     """The domain member for a proto enum number; UNSPECIFIED is None, unknown is a problem."""
     if number == 0:
@@ -250,7 +250,7 @@ def merchant_to_proto(
         tier = q.membership_tier
         message.qualification.CopyFrom(
             merchant_pb2.Qualification(
-                membership_tier=TIER_NUMBERS[tier] if tier else 0,
+                membership_tier=TIER_NUMBERS[tier] if tier else cast(Any, 0),
                 paid_member_since=date_to_proto(q.paid_member_since),
                 business_registration_date=date_to_proto(q.business_registration_date),
                 region_code=q.region_code,
@@ -389,7 +389,7 @@ def financing_case_to_proto(
         history=[
             financing_pb2.CaseEvent(
                 sequence=e.sequence,
-                from_state=FINANCING_STATE_NUMBERS[e.from_state] if e.from_state else 0,
+                from_state=FINANCING_STATE_NUMBERS[e.from_state] if e.from_state else cast(Any, 0),
                 to_state=FINANCING_STATE_NUMBERS[e.to_state],
                 recorded_at=timestamp(e.recorded_at),
                 actor=e.actor,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import grpc
@@ -10,13 +10,15 @@ import grpc
 from colending.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
+    blacklist_service_pb2,
+    blacklist_service_pb2_grpc,
     partner_bank_service_pb2,
     partner_bank_service_pb2_grpc,
     referral_service_pb2,
     referral_service_pb2_grpc,
 )
 from gateway.api import convert
-from gateway.api._handler import idempotency, unary
+from gateway.api._handler import idempotency, unary, unimplemented
 from gateway.api.auth import Caller
 from gateway.errors import FieldViolation, InvalidArgument
 from gateway.service import Gateway, PartnerChanges, utc_now
@@ -178,6 +180,30 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
             financing_case=convert.financing_case_to_proto(detail.case, detail.history)
         )
 
+    def StreamReferrals(
+        self, request: pb.StreamReferralsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.StreamReferralsResponse]:
+        unimplemented(context, "StreamReferrals")
+        return iter(())
+
+    def SubmitDecision(
+        self, request: pb.SubmitDecisionRequest, context: grpc.ServicerContext
+    ) -> pb.SubmitDecisionResponse:
+        unimplemented(context, "SubmitDecision")
+        return pb.SubmitDecisionResponse()
+
+    def ReportLoanEvent(
+        self, request: pb.ReportLoanEventRequest, context: grpc.ServicerContext
+    ) -> pb.ReportLoanEventResponse:
+        unimplemented(context, "ReportLoanEvent")
+        return pb.ReportLoanEventResponse()
+
+    def ListFinancingCases(
+        self, request: pb.ListFinancingCasesRequest, context: grpc.ServicerContext
+    ) -> pb.ListFinancingCasesResponse:
+        unimplemented(context, "ListFinancingCases")
+        return pb.ListFinancingCasesResponse()
+
     @unary(BANK, pb.GetSigningKeysResponse)
     def GetSigningKeys(
         self, request: pb.GetSigningKeysRequest, context: grpc.ServicerContext, caller: Caller
@@ -281,6 +307,67 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
                 convert.signing_key_to_proto(k) for k in self._gateway.published_keys()
             ],
         )
+
+    def GetPortfolioStats(
+        self, request: ad.GetPortfolioStatsRequest, context: grpc.ServicerContext
+    ) -> ad.GetPortfolioStatsResponse:
+        unimplemented(context, "GetPortfolioStats")
+        return ad.GetPortfolioStatsResponse()
+
+
+bl = blacklist_service_pb2
+
+
+class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
+    """The blacklist network's contract; its behaviour is a later piece of work."""
+
+    def ReportDefault(
+        self, request: bl.ReportDefaultRequest, context: grpc.ServicerContext
+    ) -> bl.ReportDefaultResponse:
+        unimplemented(context, "ReportDefault")
+        return bl.ReportDefaultResponse()
+
+    def CheckBorrowers(
+        self, request: bl.CheckBorrowersRequest, context: grpc.ServicerContext
+    ) -> bl.CheckBorrowersResponse:
+        unimplemented(context, "CheckBorrowers")
+        return bl.CheckBorrowersResponse()
+
+    def SyncBlacklist(
+        self, request: bl.SyncBlacklistRequest, context: grpc.ServicerContext
+    ) -> Iterator[bl.SyncBlacklistResponse]:
+        unimplemented(context, "SyncBlacklist")
+        return iter(())
+
+    def FileAppeal(
+        self, request: bl.FileAppealRequest, context: grpc.ServicerContext
+    ) -> bl.FileAppealResponse:
+        unimplemented(context, "FileAppeal")
+        return bl.FileAppealResponse()
+
+    def ResolveAppeal(
+        self, request: bl.ResolveAppealRequest, context: grpc.ServicerContext
+    ) -> bl.ResolveAppealResponse:
+        unimplemented(context, "ResolveAppeal")
+        return bl.ResolveAppealResponse()
+
+    def GetCheckpoint(
+        self, request: bl.GetCheckpointRequest, context: grpc.ServicerContext
+    ) -> bl.GetCheckpointResponse:
+        unimplemented(context, "GetCheckpoint")
+        return bl.GetCheckpointResponse()
+
+    def GetInclusionProof(
+        self, request: bl.GetInclusionProofRequest, context: grpc.ServicerContext
+    ) -> bl.GetInclusionProofResponse:
+        unimplemented(context, "GetInclusionProof")
+        return bl.GetInclusionProofResponse()
+
+    def GetConsistencyProof(
+        self, request: bl.GetConsistencyProofRequest, context: grpc.ServicerContext
+    ) -> bl.GetConsistencyProofResponse:
+        unimplemented(context, "GetConsistencyProof")
+        return bl.GetConsistencyProofResponse()
 
 
 UPDATABLE_PARTNER_FIELDS = frozenset({"display_name", "endpoint", "policy", "decision_public_key"})

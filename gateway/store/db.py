@@ -52,6 +52,7 @@ class Database:
         if not self.is_sqlite:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
         self.engine = create_engine(url, **kwargs)
+        self._write_engine: Engine
         if self.is_sqlite:
             _configure_sqlite(self.engine)
             self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")

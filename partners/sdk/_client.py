@@ -17,6 +17,7 @@ from typing import Self, TypeVar
 
 import grpc
 from colending.v1 import (
+    common_pb2,
     consent_pb2,
     financing_pb2,
     merchant_pb2,
@@ -29,9 +30,15 @@ from colending.v1 import (
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf import timestamp_pb2
 
-from partners.sdk._dsse import key_id, public_key_from_raw
-from partners.sdk._errors import UnknownKeyError, VerificationError
-from partners.sdk._rpc import DEFAULT_TIMEOUT, RetryPolicy, call_unary, caller_metadata
+from partners.sdk._dsse import Envelope, key_id, public_key_from_raw
+from partners.sdk._errors import MalformedEnvelopeError, UnknownKeyError, VerificationError
+from partners.sdk._rpc import (
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    call_unary,
+    caller_metadata,
+)
 from partners.sdk._verify import DEFAULT_CLOCK_SKEW, VerifiedReferral, verify_referral
 
 ED25519 = "ed25519"
@@ -62,15 +69,14 @@ class _Client:
         caller: str | None,
         timeout: float,
         retry: RetryPolicy | None,
-        owns_channel: bool,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self._channel = channel
         self._caller = caller
         self._timeout = timeout
-        self._retry = retry if retry is not None else RetryPolicy()
-        self._owns_channel = owns_channel
+        self._retry = retry if retry is not None else DEFAULT_RETRY
+        self._owns_channel = False  # set by connect()
         self._metadata = caller_metadata(caller)
 
     @property
@@ -123,14 +129,14 @@ class PulledPage:
     next_cursor: str
 
 
-class BankClient:
+class BankClient(_Client):
     """A partner bank's client of ``PartnerBankService``.
 
     ``caller`` is the development-mode identity (``"partner/<bank_id>"``), sent only when given;
-    with TLS the client certificate identifies the bank. ``trusted_keys`` pins the gateway's
-    signing keys; without it the published keys are fetched once, checked (each key id must be
-    the hash of its key) and cached, and fetched again once when a referral names a key id not
-    yet seen (a rotation).
+    with TLS the client certificate identifies the bank. ``timeout`` is each attempt's deadline
+    in seconds. ``trusted_keys`` pins the gateway's signing keys; without it the published keys
+    are fetched on first use, checked (each key id must be the hash of its key) and cached, and
+    fetched again once when a referral names a key id not seen yet (a key rotation).
     """
 
     def __init__(
@@ -143,17 +149,10 @@ class BankClient:
         trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         retry: RetryPolicy | None = None,
-        _owns_channel: bool = False,
     ) -> None:
         if not bank_id:
             raise ValueError("bank_id must not be empty")
-        self._base = _Client(
-            channel=channel,
-            caller=caller,
-            timeout=timeout,
-            retry=retry,
-            owns_channel=_owns_channel,
-        )
+        super().__init__(channel=channel, caller=caller, timeout=timeout, retry=retry)
         self._stub = partner_bank_service_pb2_grpc.PartnerBankServiceStub(channel)
         self._bank_id = bank_id
         self._pinned = dict(trusted_keys) if trusted_keys is not None else None
@@ -174,12 +173,12 @@ class BankClient:
         retry: RetryPolicy | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, str | int]] | None = None,
-    ) -> BankClient:
+    ) -> Self:
         """Open a channel to ``target`` that the client owns and closes.
 
         Without ``credentials`` the channel is plaintext: for development only.
         """
-        return cls(
+        client = cls(
             channel=_open_channel(target, credentials, options),
             bank_id=bank_id,
             caller=caller,
@@ -187,36 +186,22 @@ class BankClient:
             trusted_keys=trusted_keys,
             clock_skew=clock_skew,
             retry=retry,
-            _owns_channel=True,
         )
+        client._owns_channel = True
+        return client
 
     @property
     def bank_id(self) -> str:
         return self._bank_id
-
-    def close(self) -> None:
-        """Close the channel if this client opened it; a borrowed channel stays open."""
-        self._base.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- signing keys -------------------------------------------------------------------
 
     def signing_keys(self, refresh: bool = False) -> dict[str, Ed25519PublicKey]:
         """The gateway keys referrals are verified with, by key id.
 
-        Pinned keys are returned as given. Otherwise the published keys are fetched (first use,
-        or ``refresh``) and cached; a key whose published id is not the SHA-256 of its bytes
-        raises :class:`VerificationError`. Keys of other algorithms are ignored.
+        Pinned keys are returned as given. Otherwise the published keys are fetched (on first
+        use, or with ``refresh``) and cached. A published key whose id is not the SHA-256 of its
+        bytes raises :class:`VerificationError`; keys of other algorithms are skipped.
         """
         if self._pinned is not None:
             return dict(self._pinned)
@@ -226,7 +211,7 @@ class BankClient:
             return dict(self._keys)
 
     def _fetch_keys(self) -> dict[str, Ed25519PublicKey]:
-        response = self._base._call(
+        response = self._call(
             self._stub.GetSigningKeys, partner_bank_service_pb2.GetSigningKeysRequest()
         )
         keys: dict[str, Ed25519PublicKey] = {}
@@ -237,7 +222,7 @@ class BankClient:
                 public_key = public_key_from_raw(bytes(published.public_key))
             except ValueError as exc:
                 raise VerificationError(
-                    f"published key {published.keyid!r} is not a valid Ed25519 key: {exc}"
+                    f"published key {published.keyid!r} is not an Ed25519 key: {exc}"
                 ) from None
             if key_id(public_key) != published.keyid:
                 raise VerificationError(
@@ -250,41 +235,224 @@ class BankClient:
     # --- referrals ----------------------------------------------------------------------
 
     def verify(
-        self, envelope: referral_pb2.ReferralDelivery | object, *, now: datetime | None = None
+        self, envelope: common_pb2.Envelope | Envelope, *, now: datetime | None = None
     ) -> VerifiedReferral:
-        """Verify one envelope addressed to this bank (refetching keys once on an unknown id)."""
-        raise NotImplementedError  # replaced below; kept for the docstring order
+        """Verify one referral envelope addressed to this bank (e.g. one pushed to it).
 
-    def _verify(self, envelope: object, *, refreshed: list[bool]) -> VerifiedReferral:
-        raise NotImplementedError
+        Uses :meth:`signing_keys`; when no signature is by a known key and the keys are not
+        pinned, fetches the published keys once more and retries (a rotation since the cache
+        was filled).
+        """
+        try:
+            return verify_referral(
+                envelope,
+                trusted_keys=self.signing_keys(),
+                bank_id=self._bank_id,
+                now=now,
+                clock_skew=self._clock_skew,
+            )
+        except UnknownKeyError:
+            if self._pinned is not None:
+                raise
+        return verify_referral(
+            envelope,
+            trusted_keys=self.signing_keys(refresh=True),
+            bank_id=self._bank_id,
+            now=now,
+            clock_skew=self._clock_skew,
+        )
 
     def pull(self, *, cursor: str = "", page_size: int = 50) -> PulledPage:
-        """Fetch the next page of referrals addressed to this bank and verify each one.
+        """Fetch the next page of referrals addressed to this bank, each one verified.
 
-        A referral that fails verification raises (never skipped silently); the error carries
-        its ``case_id`` and the ``resume_cursor`` just after it.
+        A referral that fails verification raises (it is never skipped silently); the error's
+        ``case_id`` and ``resume_cursor`` say which one and where to resume after it.
         """
-        response = self._base._call(
+        response = self._call(
             self._stub.PullReferrals,
             partner_bank_service_pb2.PullReferralsRequest(cursor=cursor, page_size=page_size),
         )
-        verified: list[VerifiedReferral] = []
+        referrals: list[VerifiedReferral] = []
         for item in response.referrals:
             try:
-                referral = self.verify_envelope(item.envelope)
-                if referral.case_id != item.case_id or referral.referral_id != item.referral_id:
-                    raise VerificationError(
-                        f"unsigned ids ({item.referral_id!r}, {item.case_id!r}) differ from the "
-                        f"signed ones ({referral.referral_id!r}, {referral.case_id!r})"
+                referral = self.verify(item.envelope)
+                if (item.case_id, item.referral_id) != (referral.case_id, referral.referral_id):
+                    raise MalformedEnvelopeError(
+                        f"unsigned ids (referral {item.referral_id!r}, case {item.case_id!r}) "
+                        f"differ from the signed ones (referral {referral.referral_id!r}, "
+                        f"case {referral.case_id!r})"
                     )
             except VerificationError as exc:
                 exc.case_id = item.case_id
                 exc.resume_cursor = item.cursor
                 raise
-            verified.append(referral)
-        return PulledPage(referrals=verified, next_cursor=response.next_cursor)
+            referrals.append(referral)
+        return PulledPage(referrals=referrals, next_cursor=response.next_cursor)
 
-    def verify_envelope(
-        self, envelope: object, *, now: datetime | None = None
-    ) -> VerifiedReferral:
-        raise NotImplementedError
+    # --- cases --------------------------------------------------------------------------
+
+    def acknowledge(
+        self, case_id: str, *, bank_reference: str, request_id: str | None = None
+    ) -> financing_pb2.FinancingCase:
+        """Acknowledge receipt of a case with the bank's own reference (idempotent)."""
+        request = partner_bank_service_pb2.AcknowledgeReferralRequest(
+            request_id=request_id or _new_request_id(),
+            case_id=case_id,
+            bank_reference=bank_reference,
+        )
+        return self._call(self._stub.AcknowledgeReferral, request).financing_case
+
+    def get_case(self, case_id: str) -> financing_pb2.FinancingCase:
+        """One of this bank's financing cases."""
+        request = partner_bank_service_pb2.GetFinancingCaseRequest(case_id=case_id)
+        return self._call(self._stub.GetFinancingCase, request).financing_case
+
+
+class PlatformClient(_Client):
+    """The platform's client of ``ReferralService``.
+
+    ``caller`` is the development-mode identity (``"platform"``), sent only when given; with TLS
+    the client certificate identifies the platform. ``timeout`` is each attempt's deadline in
+    seconds. Mutating calls take a ``request_id`` (a fresh UUID when omitted) that stays the
+    same across the client's own retries; pass your own to make retries across restarts safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        channel: grpc.Channel,
+        caller: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(channel=channel, caller=caller, timeout=timeout, retry=retry)
+        self._stub = referral_service_pb2_grpc.ReferralServiceStub(channel)
+
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        caller: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, str | int]] | None = None,
+    ) -> Self:
+        """Open a channel to ``target`` that the client owns and closes.
+
+        Without ``credentials`` the channel is plaintext: for development only.
+        """
+        client = cls(
+            channel=_open_channel(target, credentials, options),
+            caller=caller,
+            timeout=timeout,
+            retry=retry,
+        )
+        client._owns_channel = True
+        return client
+
+    # --- consent ------------------------------------------------------------------------
+
+    def record_consent(
+        self,
+        *,
+        platform_merchant_id: str,
+        bank_ids: Sequence[str],
+        data_scopes: Sequence[consent_pb2.DataScope.ValueType],
+        expires_at: datetime,
+        evidence_reference: str,
+        purpose: consent_pb2.ConsentPurpose.ValueType = consent_pb2.CONSENT_PURPOSE_CREDIT_REFERRAL,
+        request_id: str | None = None,
+    ) -> consent_pb2.Consent:
+        """Record a merchant's consent to share ``data_scopes`` with ``bank_ids``."""
+        request = referral_service_pb2.RecordConsentRequest(
+            request_id=request_id or _new_request_id(),
+            platform_merchant_id=platform_merchant_id,
+            bank_ids=list(bank_ids),
+            data_scopes=list(data_scopes),
+            purpose=purpose,
+            expires_at=_timestamp(expires_at, name="expires_at"),
+            evidence_reference=evidence_reference,
+        )
+        return self._call(self._stub.RecordConsent, request).consent
+
+    def revoke_consent(
+        self, consent_id: str, *, reason: str, request_id: str | None = None
+    ) -> consent_pb2.Consent:
+        """Revoke a consent; nothing more is delivered under it."""
+        request = referral_service_pb2.RevokeConsentRequest(
+            request_id=request_id or _new_request_id(), consent_id=consent_id, reason=reason
+        )
+        return self._call(self._stub.RevokeConsent, request).consent
+
+    # --- referrals ----------------------------------------------------------------------
+
+    def submit_referral(
+        self,
+        *,
+        merchant: merchant_pb2.MerchantProfile,
+        consent_id: str,
+        bank_ids: Sequence[str],
+        request_id: str | None = None,
+    ) -> referral_pb2.Referral:
+        """Submit a merchant to ``bank_ids``; returns the referral with one envelope per bank."""
+        request = referral_service_pb2.SubmitReferralRequest(
+            request_id=request_id or _new_request_id(),
+            merchant=merchant,
+            consent_id=consent_id,
+            bank_ids=list(bank_ids),
+        )
+        return self._call(self._stub.SubmitReferral, request).referral
+
+    def get_referral(self, referral_id: str) -> referral_pb2.Referral:
+        """One referral with its per-bank deliveries."""
+        request = referral_service_pb2.GetReferralRequest(referral_id=referral_id)
+        return self._call(self._stub.GetReferral, request).referral
+
+    def list_referrals(
+        self,
+        *,
+        page_size: int = 50,
+        page_token: str = "",
+        platform_merchant_id: str = "",
+        state: referral_pb2.ReferralState.ValueType = referral_pb2.REFERRAL_STATE_UNSPECIFIED,
+    ) -> tuple[list[referral_pb2.Referral], str]:
+        """One page of referrals, newest first, and the next page's token (empty at the end)."""
+        request = referral_service_pb2.ListReferralsRequest(
+            page_size=page_size,
+            page_token=page_token,
+            platform_merchant_id=platform_merchant_id,
+            state=state,
+        )
+        response = self._call(self._stub.ListReferrals, request)
+        return list(response.referrals), response.next_page_token
+
+    def iter_referrals(
+        self,
+        *,
+        page_size: int = 50,
+        platform_merchant_id: str = "",
+        state: referral_pb2.ReferralState.ValueType = referral_pb2.REFERRAL_STATE_UNSPECIFIED,
+    ) -> Iterator[referral_pb2.Referral]:
+        """Every matching referral, newest first, fetching pages as needed."""
+        page_token = ""
+        while True:
+            referrals, page_token = self.list_referrals(
+                page_size=page_size,
+                page_token=page_token,
+                platform_merchant_id=platform_merchant_id,
+                state=state,
+            )
+            yield from referrals
+            if not page_token:
+                return
+
+    def withdraw_referral(
+        self, referral_id: str, *, reason: str, request_id: str | None = None
+    ) -> referral_pb2.Referral:
+        """Withdraw a referral: its undecided cases move to WITHDRAWN."""
+        request = referral_service_pb2.WithdrawReferralRequest(
+            request_id=request_id or _new_request_id(), referral_id=referral_id, reason=reason
+        )
+        return self._call(self._stub.WithdrawReferral, request).referral

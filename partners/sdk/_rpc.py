@@ -19,10 +19,7 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
-from google.rpc import (  # type: ignore[import-untyped]  # .pyi shipped, no py.typed
-    error_details_pb2,
-    status_pb2,
-)
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from partners.sdk._errors import (
@@ -87,6 +84,7 @@ class RetryPolicy:
         return ceiling * rng()
 
 
+DEFAULT_RETRY = RetryPolicy()
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
@@ -146,9 +144,7 @@ def translate(error: grpc.RpcError) -> RpcError:
         case grpc.StatusCode.INVALID_ARGUMENT:
             return InvalidArgumentError(details, field_violations=field_violations)
         case grpc.StatusCode.NOT_FOUND:
-            return NotFoundError(
-                details, resource_type=resource_type, resource_name=resource_name
-            )
+            return NotFoundError(details, resource_type=resource_type, resource_name=resource_name)
         case grpc.StatusCode.ALREADY_EXISTS:
             return AlreadyExistsError(
                 details, resource_type=resource_type, resource_name=resource_name
@@ -182,7 +178,7 @@ def call_unary(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     metadata: Sequence[tuple[str, str | bytes]] = (),
-    retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so sharing the default is safe
+    retry: RetryPolicy = DEFAULT_RETRY,
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
 ) -> _Response:

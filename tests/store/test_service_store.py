@@ -1,0 +1,197 @@
+"""The service facade on real databases (SQLite and PostgreSQL): idempotency under concurrency,
+atomic refusals, and values that survive a round trip through storage."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import SQLModel, select
+
+from gateway.api.convert import encode_referral_payload, merchant_from_proto
+from gateway.domain.consent import ConsentPurpose
+from gateway.domain.merchant import DataScope, MembershipTier, MerchantProfile
+from gateway.domain.policy import BlacklistAction, EligibilityPolicy
+from gateway.domain.referral import ReferralPayload
+from gateway.errors import AlreadyExists, FailedPrecondition
+from gateway.server import ServerConfig, open_gateway
+from gateway.service import Gateway, Idempotency
+from gateway.signing.keyring import KeyRing
+from gateway.store.db import Database, sqlite_url
+from testkit import merchant
+
+ALL = [DataScope.IDENTITY, DataScope.QUALIFICATION, DataScope.TRANSACTION_REPUTATION]
+
+
+def idem(method: str, request_id: str | None = None, fingerprint: str = "f1") -> Idempotency:
+    return Idempotency(
+        caller="platform",
+        method=method,
+        request_id=request_id or str(uuid.uuid4()),
+        fingerprint=fingerprint,
+    )
+
+
+def profile() -> MerchantProfile:
+    problems: list = []
+    value = merchant_from_proto(merchant(), "merchant", problems)
+    assert problems == []
+    return value
+
+
+def setup_bank_and_consent(gateway: Gateway, *, policy: EligibilityPolicy | None = None) -> str:
+    gateway.register_partner(
+        idem=Idempotency(caller="admin", method="RegisterPartner", request_id=str(uuid.uuid4()),
+                         fingerprint="x"),
+        partner_id="bank-a",
+        display_name="Bank A",
+        endpoint="",
+        policy=policy,
+        decision_public_key=b"",
+    )
+    consent = gateway.record_consent(
+        idem=idem("RecordConsent"),
+        platform_merchant_id="m-1001",
+        bank_ids=["bank-a"],
+        data_scopes=ALL,
+        purpose=ConsentPurpose.CREDIT_REFERRAL,
+        expires_at=datetime.now(UTC) + timedelta(days=30),
+        evidence_reference="form-1",
+    )
+    return consent.consent_id
+
+
+def row_counts(database: Database) -> dict[str, int]:
+    with database.reading() as session:
+        return {
+            name: session.exec(select(func.count()).select_from(table)).one()
+            for name, table in SQLModel.metadata.tables.items()
+        }
+
+
+def test_concurrent_twins_create_one_referral(gateway: Gateway) -> None:
+    consent_id = setup_bank_and_consent(gateway)
+    request = idem("SubmitReferral", request_id="twin-1")
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            referral = gateway.submit_referral(
+                idem=request, merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"]
+            )
+            results.append(referral.referral_id)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(results)) == 1
+    page = gateway.list_referrals(page_size=50, page_token="", platform_merchant_id="",
+                                  state=None)
+    assert [r.referral_id for r in page.items] == results[:1]
+
+
+def test_same_request_id_with_other_content_is_already_exists(gateway: Gateway) -> None:
+    consent_id = setup_bank_and_consent(gateway)
+    first = gateway.submit_referral(
+        idem=idem("SubmitReferral", "r-1", fingerprint="a"),
+        merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"],
+    )
+    again = gateway.submit_referral(
+        idem=idem("SubmitReferral", "r-1", fingerprint="a"),
+        merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"],
+    )
+    assert again.referral_id == first.referral_id
+    assert again.cases[0].envelope == first.cases[0].envelope
+    with pytest.raises(AlreadyExists, match="already used for a different SubmitReferral"):
+        gateway.submit_referral(
+            idem=idem("SubmitReferral", "r-1", fingerprint="b"),
+            merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"],
+        )
+
+
+def test_consent_revoked_while_signing_writes_nothing(
+    data_dir: Path, database_url: str | None
+) -> None:
+    """The write transaction re-checks consent: a revocation that lands between the read and
+    the write refuses the referral, and no row of it is left behind."""
+    holder: dict[str, Gateway] = {}
+    consent_ids: list[str] = []
+
+    def revoking_encoder(payload: ReferralPayload) -> bytes:
+        holder["gw"].revoke_consent(
+            idem=idem("RevokeConsent"), consent_id=consent_ids[0], reason="merchant asked"
+        )
+        return encode_referral_payload(payload)
+
+    database = Database(url=database_url or sqlite_url(data_dir))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database.create_schema()
+    gateway = Gateway(
+        database=database,
+        keyring=KeyRing.open(data_dir / "keys"),
+        encode_referral=revoking_encoder,
+    )
+    holder["gw"] = gateway
+    consent_ids.append(setup_bank_and_consent(gateway))
+    before = row_counts(database)
+    with pytest.raises(FailedPrecondition, match="consent stopped being ACTIVE"):
+        gateway.submit_referral(
+            idem=idem("SubmitReferral"), merchant=profile(), consent_id=consent_ids[0],
+            bank_ids=["bank-a"],
+        )
+    after = row_counts(database)
+    # Only the revocation (an idempotency record; the consent row is updated in place) differs.
+    assert after["referrals"] == before["referrals"] == 0
+    assert after["financing_cases"] == before["financing_cases"] == 0
+    assert after["case_events"] == before["case_events"] == 0
+    assert after["idempotency_keys"] == before["idempotency_keys"] + 1
+
+
+def test_partner_policy_round_trips_through_storage(gateway: Gateway) -> None:
+    policy = EligibilityPolicy(
+        allowed_region_codes=("440000",),
+        excluded_region_codes=("440300",),
+        min_years_registered=3,
+        allowed_tiers=frozenset({MembershipTier.FREE, MembershipTier.GOLD_SUPPLIER}),
+        min_score=612,
+        min_credit_line_fen=1_000_000,
+        max_credit_line_fen=30_000_000,
+        allow_amount_above_offer=True,
+        platform_share_floor_bps=3500,
+        platform_share_ceiling_bps=6000,
+        exposure_cap_fen=9_000_000_000,
+        blacklist_action=BlacklistAction.FLAG,
+        referral_ttl_days=14,
+        ordered_delivery=True,
+    )
+    setup_bank_and_consent(gateway, policy=policy)
+    [stored] = gateway.list_partners(page_size=10, page_token="", state=None).items
+    assert stored.policy == policy
+
+
+def test_reopening_the_data_directory_keeps_everything(data_dir: Path) -> None:
+    config = ServerConfig(data_dir=data_dir)
+    first = open_gateway(config)
+    consent_id = setup_bank_and_consent(first)
+    referral = first.submit_referral(
+        idem=idem("SubmitReferral"), merchant=profile(), consent_id=consent_id,
+        bank_ids=["bank-a"],
+    )
+    keyid = first.published_keys()[0].keyid
+    second = open_gateway(config)
+    assert second.get_referral(referral.referral_id) == referral
+    assert second.published_keys()[0].keyid == keyid
+
+
+Factory = Callable[[], Gateway]
