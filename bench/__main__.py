@@ -24,15 +24,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+from colending.v1 import admin_service_pb2, admin_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from colending.v1 import admin_service_pb2, admin_service_pb2_grpc
 from gateway.server import ServerConfig, build_server, open_gateway
 from partners.sdk import PlatformClient
 
 # The benchmark submits the same realistic merchant the tests use.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from testkit import ALL_SCOPES, merchant  # noqa: E402
+from testkit import ALL_SCOPES, merchant
 
 RESULTS = Path(__file__).parent / "results"
 

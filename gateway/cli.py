@@ -109,8 +109,13 @@ def _serve(args: argparse.Namespace) -> int:
     print(INSECURE_BANNER, file=sys.stderr, flush=True)
     store = args.database_url.split("@")[-1] if args.database_url else args.data_dir / "gateway.db"
     log.warning("insecure development mode: no TLS, caller identity is self-declared")
-    log.info("listening on %s:%d (database: %s, keys: %s)", args.host, port, store,
-             args.data_dir / "keys")
+    log.info(
+        "listening on %s:%d (database: %s, keys: %s)",
+        args.host,
+        port,
+        store,
+        args.data_dir / "keys",
+    )
     log.info("active signing key %s", gateway.published_keys()[0].keyid)
 
     stop = threading.Event()

@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-
 from colending.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -22,6 +19,9 @@ from colending.v1 import (
     referral_service_pb2,
     referral_service_pb2_grpc,
 )
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
 from gateway.api.convert import encode_referral_payload
 from gateway.api.servicers import (
     AdminServicer,
@@ -103,9 +103,7 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(gateway=gateway), server
     )
-    blacklist_service_pb2_grpc.add_BlacklistServiceServicer_to_server(
-        BlacklistServicer(), server
-    )
+    blacklist_service_pb2_grpc.add_BlacklistServiceServicer_to_server(BlacklistServicer(), server)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -328,8 +328,11 @@ class Gateway:
             problems.append(FieldViolation("data_scopes", "DATA_SCOPE_UNSPECIFIED is not a scope"))
         elif DataScope.IDENTITY not in data_scopes:
             problems.append(
-                FieldViolation("data_scopes", "must include DATA_SCOPE_IDENTITY: a referral "
-                               "cannot be sent without saying who the merchant is")
+                FieldViolation(
+                    "data_scopes",
+                    "must include DATA_SCOPE_IDENTITY: a referral "
+                    "cannot be sent without saying who the merchant is",
+                )
             )
         if purpose is None:
             problems.append(FieldViolation("purpose", "required"))
@@ -342,7 +345,8 @@ class Gateway:
         problems += _text_problems("evidence_reference", evidence_reference, max_length=256)
         if problems:
             raise InvalidArgument(problems)
-        assert purpose is not None and expires_at is not None
+        assert purpose is not None
+        assert expires_at is not None
 
         def act(session: Session, at: datetime) -> tuple[str, Consent]:
             known = repo.get_partners(session, bank_ids)
@@ -635,7 +639,9 @@ class Gateway:
             subject = f"financingCases/{case_id}"
             if case.state in AWAITING_BANK and case.expires_at <= now:
                 raise FailedPrecondition.single(
-                    "REFERRAL_EXPIRED", subject, f"referral expired at {case.expires_at.isoformat()}"
+                    "REFERRAL_EXPIRED",
+                    subject,
+                    f"referral expired at {case.expires_at.isoformat()}",
                 )
             target = transition(case_id, case.state, FinancingState.ACKNOWLEDGED)
             consent = repo.get_consent(session, case.consent_id)
@@ -700,9 +706,7 @@ class Gateway:
 
 def _check_request_id(request_id: str) -> None:
     if not REQUEST_ID_PATTERN.fullmatch(request_id):
-        raise InvalidArgument.single(
-            "request_id", "required: 1..128 characters of [A-Za-z0-9._:-]"
-        )
+        raise InvalidArgument.single("request_id", "required: 1..128 characters of [A-Za-z0-9._:-]")
 
 
 def _same_request_or_raise(idem: Idempotency, fingerprint: str) -> None:

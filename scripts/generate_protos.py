@@ -44,11 +44,7 @@ def generate(out_dir: Path) -> None:
 
 
 def generated_files(directory: Path) -> set[str]:
-    return {
-        p.name
-        for p in (directory / PACKAGE).iterdir()
-        if p.name.endswith(GENERATED_SUFFIXES)
-    }
+    return {p.name for p in (directory / PACKAGE).iterdir() if p.name.endswith(GENERATED_SUFFIXES)}
 
 
 def main() -> int:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from testkit import postgres_url
 
 from gateway.server import ServerConfig, open_gateway
 from gateway.service import Gateway
-from testkit import postgres_url
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -73,4 +73,4 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def gateway(data_dir: Path, database_url: str | None) -> Iterator[Gateway]:
-    yield open_gateway(ServerConfig(data_dir=data_dir, database_url=database_url))
+    return open_gateway(ServerConfig(data_dir=data_dir, database_url=database_url))

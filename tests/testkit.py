@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
-
 from colending.v1 import common_pb2, consent_pb2, merchant_pb2
+
 from gateway.domain.identifiers import uscc_check_character
 from gateway.server import ServerConfig, build_server, open_gateway
 from gateway.service import Gateway

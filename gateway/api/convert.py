@@ -11,8 +11,6 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from colending.v1 import (
     common_pb2,
     consent_pb2,
@@ -22,6 +20,8 @@ from colending.v1 import (
     partner_pb2,
     referral_pb2,
 )
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from gateway.domain.consent import Consent, ConsentPurpose, ConsentState
 from gateway.domain.financing import FinancingState
 from gateway.domain.merchant import (
@@ -250,7 +250,7 @@ def merchant_to_proto(
         tier = q.membership_tier
         message.qualification.CopyFrom(
             merchant_pb2.Qualification(
-                membership_tier=TIER_NUMBERS[tier] if tier else cast(Any, 0),
+                membership_tier=TIER_NUMBERS[tier] if tier else cast("Any", 0),
                 paid_member_since=date_to_proto(q.paid_member_since),
                 business_registration_date=date_to_proto(q.business_registration_date),
                 region_code=q.region_code,
@@ -389,7 +389,9 @@ def financing_case_to_proto(
         history=[
             financing_pb2.CaseEvent(
                 sequence=e.sequence,
-                from_state=FINANCING_STATE_NUMBERS[e.from_state] if e.from_state else cast(Any, 0),
+                from_state=FINANCING_STATE_NUMBERS[e.from_state]
+                if e.from_state
+                else cast("Any", 0),
                 to_state=FINANCING_STATE_NUMBERS[e.to_state],
                 recorded_at=timestamp(e.recorded_at),
                 actor=e.actor,

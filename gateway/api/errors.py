@@ -111,9 +111,7 @@ def set_error(context: grpc.ServicerContext, error: GatewayError) -> None:
 def set_internal_error(context: grpc.ServicerContext, method: str) -> None:
     """An unexpected failure: logged with its traceback, answered without internals."""
     log.exception("unhandled error in %s", method)
-    status = status_pb2.Status(
-        code=code_pb2.INTERNAL, message="internal error; it has been logged"
-    )
+    status = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; it has been logged")
     context.set_code(grpc.StatusCode.INTERNAL)
     context.set_details(status.message)
     context.set_trailing_metadata(((STATUS_DETAILS_KEY, status.SerializeToString()),))

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import grpc
-
 from colending.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -17,6 +16,7 @@ from colending.v1 import (
     referral_service_pb2,
     referral_service_pb2_grpc,
 )
+
 from gateway.api import convert
 from gateway.api._handler import idempotency, unary, unimplemented
 from gateway.api.auth import Caller
@@ -146,8 +146,7 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
         )
         return pb.PullReferralsResponse(
             referrals=[
-                convert.referral_envelope_to_proto(c, self._gateway.cursor_after(c))
-                for c in cases
+                convert.referral_envelope_to_proto(c, self._gateway.cursor_after(c)) for c in cases
             ],
             next_cursor=next_cursor,
         )

@@ -94,5 +94,10 @@ def _is_connection_error(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(
         marker in text
-        for marker in ("could not connect", "connection refused", "server closed", "database is locked")
+        for marker in (
+            "could not connect",
+            "connection refused",
+            "server closed",
+            "database is locked",
+        )
     )

@@ -15,10 +15,6 @@ from typing import Any
 import grpc
 import grpc_testing
 import pytest
-from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2, status_pb2
-
 from colending.v1 import (
     admin_service_pb2,
     common_pb2,
@@ -27,9 +23,13 @@ from colending.v1 import (
     partner_bank_service_pb2,
     referral_service_pb2,
 )
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2, status_pb2
+from testkit import ADMIN, ALL_SCOPES, PLATFORM, bank, in_days, merchant, request_id
+
 from gateway.api.servicers import AdminServicer, PartnerBankServicer, ReferralServicer
 from gateway.service import BUSINESS_TZ, Gateway
-from testkit import ADMIN, ALL_SCOPES, PLATFORM, bank, in_days, merchant, request_id
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -186,6 +186,12 @@ def ts(moment: datetime) -> Timestamp:
 class Api:
     """The servicers under grpc_testing plus builders for the common set-up steps."""
 
+    # Plain helpers, reachable from tests through the fixture.
+    ts = staticmethod(ts)
+    date = staticmethod(lambda y, m, d: common_pb2.Date(year=y, month=m, day=d))
+    years_ago = staticmethod(years_ago)
+    business_today = staticmethod(business_today)
+
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.server = grpc_testing.server_from_dictionary(
@@ -324,9 +330,7 @@ class Api:
         return list(self.admin("ListPartners", request).expect_ok().response.partners)
 
     def pull(self, bank_id: str, cursor: str = "", page_size: int = 0) -> Any:
-        request = partner_bank_service_pb2.PullReferralsRequest(
-            cursor=cursor, page_size=page_size
-        )
+        request = partner_bank_service_pb2.PullReferralsRequest(cursor=cursor, page_size=page_size)
         return self.as_bank(bank_id, "PullReferrals", request).expect_ok().response
 
     def acknowledge(self, bank_id: str, case_id: str, reference: str = "REF-1") -> Result:
@@ -351,7 +355,3 @@ def two_banks(api: Api) -> Api:
     api.register("bank-a")
     api.register("bank-b")
     return api
-
-
-def date_pb(y: int, m: int, d: int) -> common_pb2.Date:
-    return common_pb2.Date(year=y, month=m, day=d)

@@ -7,68 +7,70 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from colending.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
     financing_pb2,
     referral_pb2,
 )
+from testkit import ADMIN, ALL_SCOPES, in_days, merchant, request_id, running_gateway
+
 from partners.sdk import BankClient, PlatformClient
-from testkit import ALL_SCOPES, ADMIN, in_days, merchant, request_id, running_gateway
 
 
 def test_submit_pull_verify_acknowledge(data_dir: Path, database_url: str | None) -> None:
-    with running_gateway(data_dir, database_url) as running:
-        with grpc.insecure_channel(running.target) as channel:
-            admin = admin_service_pb2_grpc.AdminServiceStub(channel)
-            for bank_id in ("bank-a", "bank-b"):
-                admin.RegisterPartner(
-                    admin_service_pb2.RegisterPartnerRequest(
-                        request_id=request_id(), partner_id=bank_id, display_name=bank_id
-                    ),
-                    metadata=ADMIN,
-                    timeout=10,
-                )
-            platform = PlatformClient(channel=channel, caller="platform")
-            consent = platform.record_consent(
-                platform_merchant_id="m-1001",
-                bank_ids=["bank-a"],
-                data_scopes=list(ALL_SCOPES),
-                expires_at=in_days(90),
-                evidence_reference="consent-form-sha256:ab12",
+    with (
+        running_gateway(data_dir, database_url) as running,
+        grpc.insecure_channel(running.target) as channel,
+    ):
+        admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+        for bank_id in ("bank-a", "bank-b"):
+            admin.RegisterPartner(
+                admin_service_pb2.RegisterPartnerRequest(
+                    request_id=request_id(), partner_id=bank_id, display_name=bank_id
+                ),
+                metadata=ADMIN,
+                timeout=10,
             )
-            referral = platform.submit_referral(
-                merchant=merchant(), consent_id=consent.consent_id, bank_ids=["bank-a"]
-            )
-            assert referral.state == referral_pb2.REFERRAL_STATE_ACTIVE
-            [delivery] = referral.deliveries
-            assert delivery.state == financing_pb2.FINANCING_STATE_REFERRED
+        platform = PlatformClient(channel=channel, caller="platform")
+        consent = platform.record_consent(
+            platform_merchant_id="m-1001",
+            bank_ids=["bank-a"],
+            data_scopes=list(ALL_SCOPES),
+            expires_at=in_days(90),
+            evidence_reference="consent-form-sha256:ab12",
+        )
+        referral = platform.submit_referral(
+            merchant=merchant(), consent_id=consent.consent_id, bank_ids=["bank-a"]
+        )
+        assert referral.state == referral_pb2.REFERRAL_STATE_ACTIVE
+        [delivery] = referral.deliveries
+        assert delivery.state == financing_pb2.FINANCING_STATE_REFERRED
 
-            bank_a = BankClient(channel=channel, bank_id="bank-a", caller="partner/bank-a")
-            page = bank_a.pull()
-            [verified] = page.referrals
-            assert verified.payload.referral_id == referral.referral_id
-            assert verified.payload.bank_id == "bank-a"
-            assert verified.payload.merchant.identity.platform_merchant_id == "m-1001"
-            assert verified.payload.offer.total_limit.amount_minor > 0
-            # The bytes the bank verified are the bytes the gateway stored and signed.
-            assert verified.envelope.payload == delivery.envelope.payload
+        bank_a = BankClient(channel=channel, bank_id="bank-a", caller="partner/bank-a")
+        page = bank_a.pull()
+        [verified] = page.referrals
+        assert verified.payload.referral_id == referral.referral_id
+        assert verified.payload.bank_id == "bank-a"
+        assert verified.payload.merchant.identity.platform_merchant_id == "m-1001"
+        assert verified.payload.offer.total_limit.amount_minor > 0
+        # The bytes the bank verified are the bytes the gateway stored and signed.
+        assert verified.envelope.payload == delivery.envelope.payload
 
-            case = bank_a.acknowledge(verified.payload.case_id, bank_reference="A-2026-0001")
-            assert case.state == financing_pb2.FINANCING_STATE_ACKNOWLEDGED
-            assert [e.to_state for e in case.history] == [
-                financing_pb2.FINANCING_STATE_REFERRED,
-                financing_pb2.FINANCING_STATE_DELIVERED,
-                financing_pb2.FINANCING_STATE_ACKNOWLEDGED,
-            ]
-            # Acknowledged referrals are not pulled again; the other bank sees nothing.
-            assert bank_a.pull(cursor="").referrals == []
-            bank_b = BankClient(channel=channel, bank_id="bank-b", caller="partner/bank-b")
-            assert bank_b.pull().referrals == []
-            after = platform.get_referral(referral.referral_id)
-            assert after.deliveries[0].bank_reference == "A-2026-0001"
-            assert after.deliveries[0].state == financing_pb2.FINANCING_STATE_ACKNOWLEDGED
+        case = bank_a.acknowledge(verified.payload.case_id, bank_reference="A-2026-0001")
+        assert case.state == financing_pb2.FINANCING_STATE_ACKNOWLEDGED
+        assert [e.to_state for e in case.history] == [
+            financing_pb2.FINANCING_STATE_REFERRED,
+            financing_pb2.FINANCING_STATE_DELIVERED,
+            financing_pb2.FINANCING_STATE_ACKNOWLEDGED,
+        ]
+        # Acknowledged referrals are not pulled again; the other bank sees nothing.
+        assert bank_a.pull(cursor="").referrals == []
+        bank_b = BankClient(channel=channel, bank_id="bank-b", caller="partner/bank-b")
+        assert bank_b.pull().referrals == []
+        after = platform.get_referral(referral.referral_id)
+        assert after.deliveries[0].bank_reference == "A-2026-0001"
+        assert after.deliveries[0].state == financing_pb2.FINANCING_STATE_ACKNOWLEDGED
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -76,22 +78,24 @@ def test_health_and_reflection_are_served(data_dir: Path, database_url: str | No
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-    with running_gateway(data_dir, database_url) as running:
-        with grpc.insecure_channel(running.target) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            for service in ("", "colending.v1.ReferralService"):
-                answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
-                assert answer.status == health_pb2.HealthCheckResponse.SERVING
-            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-            [reply] = list(
-                stub.ServerReflectionInfo(
-                    iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
-                )
+    with (
+        running_gateway(data_dir, database_url) as running,
+        grpc.insecure_channel(running.target) as channel,
+    ):
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "colending.v1.ReferralService"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        [reply] = list(
+            stub.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
             )
-            names = {s.name for s in reply.list_services_response.service}
-            assert {
-                "colending.v1.ReferralService",
-                "colending.v1.PartnerBankService",
-                "colending.v1.BlacklistService",
-                "colending.v1.AdminService",
-            } <= names
+        )
+        names = {s.name for s in reply.list_services_response.service}
+        assert {
+            "colending.v1.ReferralService",
+            "colending.v1.PartnerBankService",
+            "colending.v1.BlacklistService",
+            "colending.v1.AdminService",
+        } <= names

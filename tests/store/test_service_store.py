@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func
 from sqlmodel import SQLModel, select
+from testkit import merchant
 
 from gateway.api.convert import encode_referral_payload, merchant_from_proto
 from gateway.domain.consent import ConsentPurpose
@@ -23,7 +24,6 @@ from gateway.server import ServerConfig, open_gateway
 from gateway.service import Gateway, Idempotency
 from gateway.signing.keyring import KeyRing
 from gateway.store.db import Database, sqlite_url
-from testkit import merchant
 
 ALL = [DataScope.IDENTITY, DataScope.QUALIFICATION, DataScope.TRANSACTION_REPUTATION]
 
@@ -46,8 +46,9 @@ def profile() -> MerchantProfile:
 
 def setup_bank_and_consent(gateway: Gateway, *, policy: EligibilityPolicy | None = None) -> str:
     gateway.register_partner(
-        idem=Idempotency(caller="admin", method="RegisterPartner", request_id=str(uuid.uuid4()),
-                         fingerprint="x"),
+        idem=Idempotency(
+            caller="admin", method="RegisterPartner", request_id=str(uuid.uuid4()), fingerprint="x"
+        ),
         partner_id="bank-a",
         display_name="Bank A",
         endpoint="",
@@ -96,8 +97,7 @@ def test_concurrent_twins_create_one_referral(gateway: Gateway) -> None:
         t.join()
     assert errors == []
     assert len(set(results)) == 1
-    page = gateway.list_referrals(page_size=50, page_token="", platform_merchant_id="",
-                                  state=None)
+    page = gateway.list_referrals(page_size=50, page_token="", platform_merchant_id="", state=None)
     assert [r.referral_id for r in page.items] == results[:1]
 
 
@@ -105,18 +105,24 @@ def test_same_request_id_with_other_content_is_already_exists(gateway: Gateway) 
     consent_id = setup_bank_and_consent(gateway)
     first = gateway.submit_referral(
         idem=idem("SubmitReferral", "r-1", fingerprint="a"),
-        merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"],
+        merchant=profile(),
+        consent_id=consent_id,
+        bank_ids=["bank-a"],
     )
     again = gateway.submit_referral(
         idem=idem("SubmitReferral", "r-1", fingerprint="a"),
-        merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"],
+        merchant=profile(),
+        consent_id=consent_id,
+        bank_ids=["bank-a"],
     )
     assert again.referral_id == first.referral_id
     assert again.cases[0].envelope == first.cases[0].envelope
     with pytest.raises(AlreadyExists, match="already used for a different SubmitReferral"):
         gateway.submit_referral(
             idem=idem("SubmitReferral", "r-1", fingerprint="b"),
-            merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"],
+            merchant=profile(),
+            consent_id=consent_id,
+            bank_ids=["bank-a"],
         )
 
 
@@ -147,7 +153,9 @@ def test_consent_revoked_while_signing_writes_nothing(
     before = row_counts(database)
     with pytest.raises(FailedPrecondition, match="consent stopped being ACTIVE"):
         gateway.submit_referral(
-            idem=idem("SubmitReferral"), merchant=profile(), consent_id=consent_ids[0],
+            idem=idem("SubmitReferral"),
+            merchant=profile(),
+            consent_id=consent_ids[0],
             bank_ids=["bank-a"],
         )
     after = row_counts(database)
@@ -185,7 +193,9 @@ def test_reopening_the_data_directory_keeps_everything(data_dir: Path) -> None:
     first = open_gateway(config)
     consent_id = setup_bank_and_consent(first)
     referral = first.submit_referral(
-        idem=idem("SubmitReferral"), merchant=profile(), consent_id=consent_id,
+        idem=idem("SubmitReferral"),
+        merchant=profile(),
+        consent_id=consent_id,
         bank_ids=["bank-a"],
     )
     keyid = first.published_keys()[0].keyid

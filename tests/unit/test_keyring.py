@@ -44,7 +44,8 @@ def _mode(path: Path) -> int:
 def test_open_creates_private_directory_and_key(keys_dir: Path, clock: FakeClock) -> None:
     ring = KeyRing.open(keys_dir, clock=clock)
     active = ring.active_key()
-    assert active.active and active.algorithm == "ed25519"
+    assert active.active
+    assert active.algorithm == "ed25519"
     assert active.created_at == clock.now
     assert len(active.public_key) == 32
     assert _mode(keys_dir) == 0o700
@@ -96,7 +97,8 @@ def test_rotate_keeps_old_key_published_until_retention_passes(
 
     published = ring.published_keys(retain_for=TTL)
     assert [k.keyid for k in published] == [new.keyid, old.keyid]
-    assert published[1].retired_at == clock.now and not published[1].active
+    assert published[1].retired_at == clock.now
+    assert not published[1].active
 
     trusted = {k.keyid: k.ed25519_public_key() for k in published}
     for env in (before, after):
@@ -141,7 +143,8 @@ def test_group_readable_key_file_is_refused(keys_dir: Path) -> None:
     with pytest.raises(InsecureKeyFileError) as info:
         KeyRing.open(keys_dir)
     message = str(info.value)
-    assert str(key_file) in message and "0600" in message
+    assert str(key_file) in message
+    assert "0600" in message
     assert "PRIVATE KEY" not in message
 
 
@@ -160,7 +163,8 @@ def test_repr_has_no_key_material(keys_dir: Path) -> None:
     active = ring.active_key()
     pem = (keys_dir / f"{active.keyid}.pem").read_text()
     for text in (repr(ring), repr(active)):
-        assert "PRIVATE" not in text and pem not in text
+        assert "PRIVATE" not in text
+        assert pem not in text
         assert active.public_key.hex() not in text
 
 
@@ -196,7 +200,8 @@ def test_rotations_from_two_instances_are_not_lost(keys_dir: Path, clock: FakeCl
     reopened = KeyRing.open(keys_dir, clock=clock)
     keyids = [k.keyid for k in reopened.published_keys(retain_for=TTL)]
     assert keyids[0] == second.keyid
-    assert first.keyid in keyids and len(keyids) == 3
+    assert first.keyid in keyids
+    assert len(keyids) == 3
 
 
 def test_concurrent_signing_and_rotation(keys_dir: Path) -> None:

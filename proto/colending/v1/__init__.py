@@ -1,1 +1,1 @@
-"""colending.v1: generated protobuf and gRPC bindings. Regenerate with scripts/generate_protos.py."""
+"""colending.v1: generated bindings; regenerate with scripts/generate_protos.py."""
