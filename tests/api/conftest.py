@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc_testing
 import pytest
+import sqlalchemy
 from colending.v1 import (
     admin_service_pb2,
     common_pb2,
@@ -30,6 +32,7 @@ from testkit import ADMIN, ALL_SCOPES, PLATFORM, bank, in_days, merchant, reques
 
 from gateway.api.servicers import AdminServicer, PartnerBankServicer, ReferralServicer
 from gateway.service import BUSINESS_TZ, Gateway
+from gateway.store.db import Database, sqlite_url
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -41,6 +44,15 @@ SERVICES = {
     "admin": admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
 }
 DEFAULT_METADATA: dict[str, Metadata] = {"referral": PLATFORM, "admin": ADMIN}
+
+STORED_TABLES = (
+    "partners",
+    "consents",
+    "referrals",
+    "financing_cases",
+    "case_events",
+    "idempotency_keys",
+)
 
 # Codes a caller's mistake must never produce.
 SERVER_FAULT_CODES = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL})
@@ -192,8 +204,10 @@ class Api:
     years_ago = staticmethod(years_ago)
     business_today = staticmethod(business_today)
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, database: Database, backend: str) -> None:
         self.gateway = gateway
+        self.database = database  # a second handle on the same store, for counting rows
+        self.backend = backend
         self.server = grpc_testing.server_from_dictionary(
             _servicers(gateway), grpc_testing.strict_real_time()
         )
@@ -244,6 +258,16 @@ class Api:
 
     def as_bank(self, bank_id: str, method: str, request: Message) -> Result:
         return self.call("bank", method, request, bank(bank_id))
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows in every table the API writes (the idempotency records included)."""
+        with self.database.reading() as session:
+            return {
+                table: session.execute(
+                    sqlalchemy.text(f"SELECT count(*) FROM {table}")  # noqa: S608
+                ).scalar_one()
+                for table in STORED_TABLES
+            }
 
     # --- builders -------------------------------------------------------------------------
 
@@ -345,8 +369,10 @@ class Api:
 
 
 @pytest.fixture
-def api(gateway: Gateway) -> Iterator[Api]:
-    yield Api(gateway)
+def api(gateway: Gateway, data_dir: Path, database_url: str | None) -> Iterator[Api]:
+    database = Database(url=database_url or sqlite_url(data_dir))
+    yield Api(gateway, database, "sqlite" if database_url is None else "postgres")
+    database.engine.dispose()
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ class EligibilityPolicy(_message.Message):
     Omitted from RegisterPartner, it defaults to the historical B2B credit line rules: paid
     members (TrustPass, Gold Supplier) registered at least 2 years in Shanghai, Jiangsu or
     Zhejiang except Wenzhou, lines RMB 50,000 to 1,000,000, platform share 30 %..90 %.
-    Empty lists mean "no restriction".
+    Empty lists mean "no restriction". Unset money fields, a zero ceiling, a zero TTL and an
+    unspecified blacklist action take the defaults; other numbers are taken as given.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

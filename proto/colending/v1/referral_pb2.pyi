@@ -35,13 +35,13 @@ class _GradeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Grade.ValueType
     GRADE_A: _Grade.ValueType  # 1
     """Score 800 and above."""
     GRADE_B: _Grade.ValueType  # 2
-    """Score 650..799."""
+    """Score 700..799."""
     GRADE_C: _Grade.ValueType  # 3
-    """Score 500..649."""
+    """Score 600..699."""
     GRADE_D: _Grade.ValueType  # 4
-    """Score 350..499."""
+    """Score 500..599."""
     GRADE_E: _Grade.ValueType  # 5
-    """Below 350."""
+    """Below 500."""
 
 class Grade(_Grade, metaclass=_GradeEnumTypeWrapper):
     """Grade is the scorecard's band, A best."""
@@ -51,13 +51,13 @@ GRADE_UNSPECIFIED: Grade.ValueType  # 0
 GRADE_A: Grade.ValueType  # 1
 """Score 800 and above."""
 GRADE_B: Grade.ValueType  # 2
-"""Score 650..799."""
+"""Score 700..799."""
 GRADE_C: Grade.ValueType  # 3
-"""Score 500..649."""
+"""Score 600..699."""
 GRADE_D: Grade.ValueType  # 4
-"""Score 350..499."""
+"""Score 500..599."""
 GRADE_E: Grade.ValueType  # 5
-"""Below 350."""
+"""Below 500."""
 Global___Grade: _TypeAlias = Grade  # noqa: Y015
 
 class _ReferralState:

@@ -1,0 +1,122 @@
+"""The operator's first steps, through the command line, without writing code."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_partners_register_list_suspend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path / "data")
+    code, out, _ = run(
+        capsys,
+        "partners",
+        "--data-dir",
+        data,
+        "register",
+        "bank-a",
+        "--name",
+        "Bank A",
+        "--endpoint",
+        "127.0.0.1:7001",
+    )
+    assert code == 0
+    assert "registered bank-a" in out
+    code, out, _ = run(capsys, "partners", "--data-dir", data, "list")
+    assert code == 0
+    assert "bank-a" in out
+    assert "127.0.0.1:7001" in out
+    assert "SUSPENDED" not in out
+    code, out, _ = run(
+        capsys, "partners", "--data-dir", data, "suspend", "bank-a", "--reason", "contract ended"
+    )
+    assert code == 0
+    code, out, _ = run(capsys, "partners", "--data-dir", data, "list")
+    assert "SUSPENDED" in out
+
+
+def test_cli_reports_a_rule_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(tmp_path / "data")
+    code, _, err = run(capsys, "partners", "--data-dir", data, "register", "Bad_Id", "--name", "x")
+    assert code == 1
+    assert "partner_id" in err
+    assert "[a-z0-9-]" in err
+    assert "Traceback" not in err
+
+
+def test_keys_show_and_rotate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path / "data")
+    code, out, _ = run(capsys, "keys", "--data-dir", data, "show")
+    assert code == 0
+    [first] = out.split()[0:1]
+    assert "active" in out
+    assert oct((tmp_path / "data" / "keys" / f"{first}.pem").stat().st_mode & 0o777) == "0o600"
+    code, out, _ = run(capsys, "keys", "--data-dir", data, "rotate")
+    assert code == 0
+    lines = [line for line in out.splitlines() if "ed25519" in line]
+    assert len(lines) == 2
+    assert lines[0].endswith("active")
+    assert first in lines[1]
+    assert "retired" in lines[1]
+
+
+def test_serve_refuses_a_public_address_without_tls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["serve", "--data-dir", str(tmp_path / "data"), "--host", "0.0.0.0"])
+    assert code == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_serve_starts_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            str(port),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=20)
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "INSECURE DEVELOPMENT MODE" in err
+    assert (tmp_path / "data" / "gateway.db").exists()
