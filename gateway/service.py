@@ -27,6 +27,7 @@ from gateway.domain.consent import (
     coverage_problems,
 )
 from gateway.domain.financing import AWAITING_BANK, UNDECIDED, FinancingState, transition
+from gateway.domain.identifiers import normalize_uscc
 from gateway.domain.ids import new_id
 from gateway.domain.merchant import DataScope, MerchantProfile
 from gateway.domain.partner import (
@@ -409,6 +410,15 @@ class Gateway:
         problems += _bank_list_problems("bank_ids", bank_ids)
         if problems:
             raise InvalidArgument(problems)
+        # Banks receive the canonical form (upper case, no stray spaces), whatever was typed.
+        identity = merchant.identity
+        merchant = replace(
+            merchant,
+            identity=replace(
+                identity,
+                unified_social_credit_code=normalize_uscc(identity.unified_social_credit_code),
+            ),
+        )
 
         if (earlier := self._replayed(idem, _load_referral)) is not None:
             return earlier

@@ -37,6 +37,8 @@ def generate(out_dir: Path) -> None:
         f"--grpc_python_out={out_dir}",
         f"--mypy_out={out_dir}",
         f"--mypy_grpc_out={out_dir}",
+        "--mypy_opt=quiet",
+        "--mypy_grpc_opt=quiet",
         *sources,
     ]
     if protoc.main(args) != 0:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from colending.v1 import referral_pb2
 from sqlalchemy import func
 from sqlmodel import SQLModel, select
 from testkit import merchant
@@ -204,4 +205,20 @@ def test_reopening_the_data_directory_keeps_everything(data_dir: Path) -> None:
     assert second.published_keys()[0].keyid == keyid
 
 
-Factory = Callable[[], Gateway]
+def test_banks_receive_the_canonical_credit_code(gateway: Gateway) -> None:
+    consent_id = setup_bank_and_consent(gateway)
+    raw = profile()
+    typed = replace(
+        raw,
+        identity=replace(
+            raw.identity,
+            unified_social_credit_code=f"  {raw.identity.unified_social_credit_code.lower()} ",
+        ),
+    )
+    referral = gateway.submit_referral(
+        idem=idem("SubmitReferral"), merchant=typed, consent_id=consent_id, bank_ids=["bank-a"]
+    )
+    payload = referral_pb2.ReferralPayload.FromString(referral.cases[0].envelope.payload)
+    assert payload.merchant.identity.unified_social_credit_code == (
+        raw.identity.unified_social_credit_code
+    )
