@@ -55,7 +55,9 @@ from gateway.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     PreconditionViolation,
+    Unavailable,
 )
 from gateway.signing.keyring import KeyRing, PublishedKey
 from gateway.store import repository as repo
@@ -69,6 +71,7 @@ BUSINESS_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 # Retired signing keys stay published this long: the longest referral TTL a policy allows.
 KEY_RETENTION = timedelta(days=365)
 MAX_BANKS_PER_REFERRAL = 20
+RACE_RETRIES = 3
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MERCHANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -141,39 +144,42 @@ class Gateway:
         """Run ``act`` once per request id, in one transaction with the idempotency record.
 
         A repeat with the same content gets ``replay`` of the resource the first produced; a
-        repeat with other content is ALREADY_EXISTS. Two concurrent twins race on the record's
-        primary key; the loser rolls back and replays the winner's answer.
+        repeat with other content is ALREADY_EXISTS. The key is claimed before ``act`` runs, so
+        a concurrent twin waits on it and then replays, and no side effect of ``act`` (such as
+        a key rotation) happens twice.
         """
         _check_request_id(idem.request_id)
-        for attempt in (1, 2):
+
+        def attempt(session: Session) -> T:
+            prior = repo.find_idempotency(
+                session, caller=idem.caller, method=idem.method, request_id=idem.request_id
+            )
+            if prior is not None:
+                _same_request_or_raise(idem, prior.fingerprint)
+                return replay(session, prior.resource_id)
+            now = self._clock()
+            claim = repo.claim_idempotency(
+                session,
+                caller=idem.caller,
+                method=idem.method,
+                request_id=idem.request_id,
+                fingerprint=idem.fingerprint,
+                at=now,
+            )
+            claim.resource_id, result = act(session, now)
+            return result
+
+        return self._retrying(attempt)
+
+    def _retrying(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a write transaction, again from a fresh read if it lost a race."""
+        for _ in range(RACE_RETRIES):
             try:
                 with self._db.writing() as session:
-                    prior = repo.find_idempotency(
-                        session,
-                        caller=idem.caller,
-                        method=idem.method,
-                        request_id=idem.request_id,
-                    )
-                    if prior is not None:
-                        _same_request_or_raise(idem, prior.fingerprint)
-                        return replay(session, prior.resource_id)
-                    now = self._clock()
-                    resource_id, result = act(session, now)
-                    repo.record_idempotency(
-                        session,
-                        caller=idem.caller,
-                        method=idem.method,
-                        request_id=idem.request_id,
-                        fingerprint=idem.fingerprint,
-                        resource_id=resource_id,
-                        at=now,
-                    )
-                    session.flush()
-                return result
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                    return work(session)
+            except (IntegrityError, repo.ConcurrentUpdate):
+                continue
+        raise Unavailable("the resource kept changing under concurrent requests; retry")
 
     def _replayed(self, idem: Idempotency, replay: Callable[[Session, str], T]) -> T | None:
         """The earlier answer to this request id, if there is one (a cheap read-only check)."""
@@ -198,6 +204,7 @@ class Gateway:
         endpoint: str,
         policy: EligibilityPolicy | None,
         decision_public_key: bytes,
+        shape_problems: Sequence[FieldViolation] = (),
     ) -> Partner:
         problems = []
         if (problem := partner_id_problem(partner_id)) is not None:
@@ -209,8 +216,7 @@ class Gateway:
         )
         policy = policy or EligibilityPolicy()
         problems += validate_policy(policy, field_prefix="policy")
-        if problems:
-            raise InvalidArgument(problems)
+        _raise_all(shape_problems, problems)
 
         def act(session: Session, now: datetime) -> tuple[str, Partner]:
             if repo.get_partner(session, partner_id) is not None:
@@ -233,7 +239,12 @@ class Gateway:
         return self._idempotent(idem, replay=_load_partner, act=act)
 
     def update_partner(
-        self, *, idem: Idempotency, partner_id: str, changes: PartnerChanges
+        self,
+        *,
+        idem: Idempotency,
+        partner_id: str,
+        changes: PartnerChanges,
+        shape_problems: Sequence[FieldViolation] = (),
     ) -> Partner:
         problems = []
         if (problem := partner_id_problem(partner_id)) is not None:
@@ -251,11 +262,10 @@ class Gateway:
         ]
         if changes.policy is not None:
             problems += validate_policy(changes.policy, field_prefix="partner.policy")
-        if problems:
-            raise InvalidArgument(problems)
+        _raise_all(shape_problems, problems)
 
         def act(session: Session, now: datetime) -> tuple[str, Partner]:
-            current = _require_partner(session, partner_id)
+            current = _require_partner(session, partner_id, for_update=True)
             updated = replace(
                 current,
                 display_name=(changes.display_name or current.display_name).strip(),
@@ -282,7 +292,7 @@ class Gateway:
             raise InvalidArgument(problems)
 
         def act(session: Session, now: datetime) -> tuple[str, Partner]:
-            current = _require_partner(session, partner_id)
+            current = _require_partner(session, partner_id, for_update=True)
             if current.state is PartnerState.SUSPENDED:
                 return partner_id, current  # suspending twice changes nothing
             updated = replace(
@@ -319,7 +329,11 @@ class Gateway:
         purpose: ConsentPurpose | None,
         expires_at: datetime | None,
         evidence_reference: str,
+        shape_problems: Sequence[FieldViolation] = (),
     ) -> Consent:
+        # A retry of an accepted request gets its answer even after "now" has moved on.
+        if (earlier := self._replayed(idem, _load_consent)) is not None:
+            return earlier
         now = self._clock()
         problems = _merchant_id_problems("platform_merchant_id", platform_merchant_id)
         problems += _bank_list_problems("bank_ids", bank_ids)
@@ -344,8 +358,7 @@ class Gateway:
         elif expires_at > now + MAX_CONSENT_DURATION:
             problems.append(FieldViolation("expires_at", "must be at most 3 years ahead"))
         problems += _text_problems("evidence_reference", evidence_reference, max_length=256)
-        if problems:
-            raise InvalidArgument(problems)
+        _raise_all(shape_problems, problems)
         assert purpose is not None
         assert expires_at is not None
 
@@ -376,7 +389,7 @@ class Gateway:
             raise InvalidArgument(problems)
 
         def act(session: Session, now: datetime) -> tuple[str, Consent]:
-            consent = _load_consent(session, consent_id)
+            consent = _load_consent(session, consent_id, for_update=True)
             if consent.revoked_at is not None:
                 raise FailedPrecondition.single(
                     "CONSENT_ALREADY_REVOKED",
@@ -401,15 +414,17 @@ class Gateway:
         merchant: MerchantProfile,
         consent_id: str,
         bank_ids: Sequence[str],
+        shape_problems: Sequence[FieldViolation] = (),
     ) -> Referral:
+        if (earlier := self._replayed(idem, _load_referral)) is not None:
+            return earlier
         now = self._clock()
         as_of = business_date(now)
         problems = validate_profile(merchant, as_of=as_of, field_prefix="merchant")
         if not consent_id:
             problems.append(FieldViolation("consent_id", "required"))
         problems += _bank_list_problems("bank_ids", bank_ids)
-        if problems:
-            raise InvalidArgument(problems)
+        _raise_all(shape_problems, problems)
         # Banks receive the canonical form (upper case, no stray spaces), whatever was typed.
         identity = merchant.identity
         merchant = replace(
@@ -420,8 +435,6 @@ class Gateway:
             ),
         )
 
-        if (earlier := self._replayed(idem, _load_referral)) is not None:
-            return earlier
         with self._db.reading() as session:
             consent = repo.get_consent(session, consent_id)
             partners = repo.get_partners(session, bank_ids)
@@ -525,14 +538,22 @@ class Gateway:
         )
 
         def act(session: Session, at: datetime) -> tuple[str, Referral]:
-            # The consent may have been revoked while we signed.
-            current = repo.get_consent(session, consent_id)
+            # Consent or a bank may have changed while we signed; the locks keep them from
+            # changing again until this referral is committed.
+            current = repo.get_consent(session, consent_id, for_update=True)
             if current is None or current.state(at) is not ConsentState.ACTIVE:
                 raise FailedPrecondition.single(
                     "CONSENT_NOT_LIVE",
                     f"consents/{consent_id}",
                     "consent stopped being ACTIVE while the referral was being signed",
                 )
+            for bank_id, partner in repo.get_partners(session, bank_ids, for_update=True).items():
+                if partner.state is not PartnerState.ACTIVE:
+                    raise FailedPrecondition.single(
+                        "PARTNER_SUSPENDED",
+                        f"partners/{bank_id}",
+                        "partner was suspended while the referral was being signed",
+                    )
             repo.insert_referral(session, referral)
             session.flush()
             return referral_id, _load_referral(session, referral_id)
@@ -608,7 +629,8 @@ class Gateway:
     ) -> tuple[list[FinancingCase], str]:
         size = paging.page_size(page_size)
         after = paging.decode_int_token(cursor, "cursor", field="cursor") if cursor else 0
-        with self._db.writing() as session:
+
+        def pull(session: Session) -> list[FinancingCase]:
             self._require_active_bank(session, bank_id)
             now = self._clock()
             cases = repo.pending_cases_for_bank(
@@ -628,6 +650,9 @@ class Gateway:
                     )
                     case = replace(case, state=FinancingState.DELIVERED, delivered_at=now)
                 delivered.append(case)
+            return delivered
+
+        delivered = self._retrying(pull)
         next_cursor = self.cursor_after(delivered[-1]) if delivered else cursor
         return delivered, next_cursor
 
@@ -645,7 +670,7 @@ class Gateway:
 
         def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
             self._require_active_bank(session, bank_id)
-            case = _load_bank_case(session, case_id, bank_id)
+            case = _load_bank_case(session, case_id, bank_id, for_update=True)
             subject = f"financingCases/{case_id}"
             if case.state in AWAITING_BANK and case.expires_at <= now:
                 raise FailedPrecondition.single(
@@ -685,7 +710,9 @@ class Gateway:
             return _case_detail(session, case_id)
 
     def _require_active_bank(self, session: Session, bank_id: str) -> Partner:
-        partner = _require_partner(session, bank_id)
+        partner = repo.get_partner(session, bank_id)
+        if partner is None:
+            raise PermissionDenied(f"partner/{bank_id} is not a registered partner")
         if partner.state is not PartnerState.ACTIVE:
             raise FailedPrecondition.single(
                 "PARTNER_SUSPENDED", f"partners/{bank_id}", "partner is suspended"
@@ -729,6 +756,21 @@ def _same_request_or_raise(idem: Idempotency, fingerprint: str) -> None:
         )
 
 
+def _raise_all(
+    shape_problems: Sequence[FieldViolation], rule_problems: Sequence[FieldViolation]
+) -> None:
+    """One INVALID_ARGUMENT with every problem: the request's shape (from conversion) and the
+    rules, leaving out rule problems about a field whose shape was already wrong."""
+    reported = [p.field for p in shape_problems]
+
+    def covered(field: str) -> bool:
+        return any(r == field or r.startswith((f"{field}[", f"{field}.")) for r in reported)
+
+    problems = [*shape_problems, *(p for p in rule_problems if not covered(p.field))]
+    if problems:
+        raise InvalidArgument(problems)
+
+
 def _text_problems(field: str, value: str, *, max_length: int) -> list[FieldViolation]:
     if not value.strip():
         return [FieldViolation(field, "required")]
@@ -763,8 +805,8 @@ def _dedupe(items: list[PreconditionViolation]) -> list[PreconditionViolation]:
     return list(dict.fromkeys(items))
 
 
-def _require_partner(session: Session, partner_id: str) -> Partner:
-    partner = repo.get_partner(session, partner_id)
+def _require_partner(session: Session, partner_id: str, *, for_update: bool = False) -> Partner:
+    partner = repo.get_partner(session, partner_id, for_update=for_update)
     if partner is None:
         raise NotFound("partner", partner_id)
     return partner
@@ -774,8 +816,8 @@ def _load_partner(session: Session, partner_id: str) -> Partner:
     return _require_partner(session, partner_id)
 
 
-def _load_consent(session: Session, consent_id: str) -> Consent:
-    consent = repo.get_consent(session, consent_id)
+def _load_consent(session: Session, consent_id: str, *, for_update: bool = False) -> Consent:
+    consent = repo.get_consent(session, consent_id, for_update=for_update)
     if consent is None:
         raise NotFound("consent", consent_id)
     return consent
@@ -788,8 +830,10 @@ def _load_referral(session: Session, referral_id: str) -> Referral:
     return referral
 
 
-def _load_bank_case(session: Session, case_id: str, bank_id: str) -> FinancingCase:
-    case = repo.get_case(session, case_id)
+def _load_bank_case(
+    session: Session, case_id: str, bank_id: str, *, for_update: bool = False
+) -> FinancingCase:
+    case = repo.get_case(session, case_id, for_update=for_update)
     # Another bank's case is reported as absent, so ids cannot be probed.
     if case is None or case.bank_id != bank_id:
         raise NotFound("financing case", case_id)

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.api.auth import Caller, authenticate, authorize
 from gateway.api.errors import set_error, set_internal_error
-from gateway.errors import GatewayError
+from gateway.errors import FieldViolation, GatewayError, InvalidArgument
 from gateway.service import Idempotency
 
 Req = TypeVar("Req", bound=Message)
@@ -29,6 +30,8 @@ def unary(service: str, response: type[Resp]) -> Callable[[Method[Req, Resp]], H
             try:
                 caller = authenticate(context)
                 authorize(caller, service)
+                if problems := nul_problems(request):
+                    raise InvalidArgument(problems)
                 return method(self, request, context, caller)
             except GatewayError as error:
                 set_error(context, error)
@@ -39,6 +42,21 @@ def unary(service: str, response: type[Resp]) -> Callable[[Method[Req, Resp]], H
         return handle
 
     return decorate
+
+
+def nul_problems(message: Message, prefix: str = "") -> list[FieldViolation]:
+    """Every string field holding U+0000, which no text column (PostgreSQL's) can store."""
+    problems = []
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        values = list(value) if field.is_repeated else [value]
+        for i, item in enumerate(values):
+            where = f"{path}[{i}]" if field.is_repeated else path
+            if field.type == FieldDescriptor.TYPE_STRING and "\x00" in item:
+                problems.append(FieldViolation(where, "must not contain NUL (U+0000)"))
+            elif field.type == FieldDescriptor.TYPE_MESSAGE:
+                problems += nul_problems(item, f"{where}.")
+    return problems
 
 
 def idempotency(request: Message, caller: Caller, method: str) -> Idempotency:

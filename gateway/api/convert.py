@@ -159,8 +159,16 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     return ts
 
 
-def datetime_from_proto(message: Timestamp) -> datetime:
-    return message.ToDatetime(tzinfo=UTC)
+def datetime_from_proto(
+    message: Timestamp, field: str, problems: list[FieldViolation]
+) -> datetime | None:
+    try:
+        return message.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        problems.append(
+            FieldViolation(field, "is not a valid Timestamp (0001-01-01 to 9999-12-31, nanos 0..)")
+        )
+        return None
 
 
 def money(amount_fen: int) -> common_pb2.Money:
@@ -435,7 +443,7 @@ def policy_from_proto(
         enum_value(t, TIERS, f"{field}.allowed_tiers[{i}]", problems)
         for i, t in enumerate(message.allowed_tiers)
     ]
-    if any(t is None for t in tiers) and not problems:
+    if any(t is None and n == 0 for t, n in zip(tiers, message.allowed_tiers, strict=True)):
         problems.append(
             FieldViolation(f"{field}.allowed_tiers", "MEMBERSHIP_TIER_UNSPECIFIED is not a tier")
         )

@@ -48,12 +48,12 @@ class ReferralServicer(referral_service_pb2_grpc.ReferralServiceServicer):
     ) -> rs.SubmitReferralResponse:
         problems: list[FieldViolation] = []
         merchant = convert.merchant_from_proto(request.merchant, "merchant", problems)
-        _raise_if(problems)
         referral = self._gateway.submit_referral(
             idem=idempotency(request, caller, "SubmitReferral"),
             merchant=merchant,
             consent_id=request.consent_id,
             bank_ids=list(request.bank_ids),
+            shape_problems=problems,
         )
         return rs.SubmitReferralResponse(referral=convert.referral_to_proto(referral))
 
@@ -103,17 +103,20 @@ class ReferralServicer(referral_service_pb2_grpc.ReferralServiceServicer):
             for i, s in enumerate(request.data_scopes)
         ]
         purpose = convert.enum_value(request.purpose, convert.PURPOSES, "purpose", problems)
-        _raise_if(problems)
+        expires_at = (
+            convert.datetime_from_proto(request.expires_at, "expires_at", problems)
+            if request.HasField("expires_at")
+            else None
+        )
         consent = self._gateway.record_consent(
             idem=idempotency(request, caller, "RecordConsent"),
             platform_merchant_id=request.platform_merchant_id,
             bank_ids=list(request.bank_ids),
             data_scopes=scopes,
             purpose=purpose,
-            expires_at=convert.datetime_from_proto(request.expires_at)
-            if request.HasField("expires_at")
-            else None,
+            expires_at=expires_at,
             evidence_reference=request.evidence_reference,
+            shape_problems=problems,
         )
         return rs.RecordConsentResponse(
             consent=convert.consent_to_proto(consent, now=self._clock())
@@ -226,7 +229,6 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             if request.HasField("policy")
             else None
         )
-        _raise_if(problems)
         partner = self._gateway.register_partner(
             idem=idempotency(request, caller, "RegisterPartner"),
             partner_id=request.partner_id,
@@ -234,6 +236,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             endpoint=request.endpoint,
             policy=policy,
             decision_public_key=request.decision_public_key,
+            shape_problems=problems,
         )
         return ad.RegisterPartnerResponse(partner=convert.partner_to_proto(partner))
 
@@ -252,7 +255,6 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             if "policy" in paths
             else None
         )
-        _raise_if(problems)
         partner = self._gateway.update_partner(
             idem=idempotency(request, caller, "UpdatePartner"),
             partner_id=given.partner_id,
@@ -264,6 +266,7 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
                 if "decision_public_key" in paths
                 else None,
             ),
+            shape_problems=problems,
         )
         return ad.UpdatePartnerResponse(partner=convert.partner_to_proto(partner))
 

@@ -9,6 +9,7 @@ from gateway.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+MAX_POSITION_DIGITS = 18  # below 2**63: fits a BIGINT on every backend
 
 
 def page_size(requested: int, *, field: str = "page_size") -> int:
@@ -31,13 +32,15 @@ def decode_token(token: str, kind: str, *, field: str = "page_token") -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     prefix, sep, position = raw.partition(":")
-    if prefix != kind or not sep:
+    # isprintable(): a forged token must not smuggle NUL or control characters into a query.
+    if prefix != kind or not sep or not position.isprintable():
         raise InvalidArgument.single(field, "is not a token returned by this list")
     return position
 
 
 def decode_int_token(token: str, kind: str, *, field: str = "page_token") -> int:
     position = decode_token(token, kind, field=field)
-    if not position.isdigit():
+    # isascii() too: isdigit() accepts digits such as "²" that int() refuses.
+    if not (position.isascii() and position.isdigit() and len(position) <= MAX_POSITION_DIGITS):
         raise InvalidArgument.single(field, "is not a token returned by this list")
     return int(position)

@@ -12,7 +12,7 @@ from gateway.errors import FieldViolation
 
 PARTNER_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 # host:port, host a DNS name, IPv4 or bracketed IPv6 literal.
-ENDPOINT_PATTERN = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$")
+ENDPOINT_PATTERN = re.compile(r"^(\[[0-9a-fA-F:.]{2,45}\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$")
 ED25519_PUBLIC_KEY_LENGTH = 32
 
 

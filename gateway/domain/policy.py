@@ -96,16 +96,26 @@ def validate_policy(
     _range(out, f"{p}min_years_registered", policy.min_years_registered, 0, 100, "years")
     _range(out, f"{p}min_score", policy.min_score, 0, 1000)
     lines_ok = _range(
-        out, f"{p}min_credit_line_fen", policy.min_credit_line_fen, 1, MAX_AMOUNT_FEN, "fen"
+        out,
+        f"{p}min_credit_line.amount_minor",
+        policy.min_credit_line_fen,
+        1,
+        MAX_AMOUNT_FEN,
+        "fen",
     )
     lines_ok &= _range(
-        out, f"{p}max_credit_line_fen", policy.max_credit_line_fen, 1, MAX_AMOUNT_FEN, "fen"
+        out,
+        f"{p}max_credit_line.amount_minor",
+        policy.max_credit_line_fen,
+        1,
+        MAX_AMOUNT_FEN,
+        "fen",
     )
     if lines_ok and policy.min_credit_line_fen > policy.max_credit_line_fen:
         out.append(
             FieldViolation(
-                f"{p}min_credit_line_fen",
-                f"must not exceed max_credit_line_fen ({policy.max_credit_line_fen}), "
+                f"{p}min_credit_line.amount_minor",
+                f"must not exceed max_credit_line ({policy.max_credit_line_fen} fen), "
                 f"got {policy.min_credit_line_fen}",
             )
         )
@@ -133,7 +143,7 @@ def validate_policy(
                 f"({policy.platform_share_ceiling_bps}), got {policy.platform_share_floor_bps}",
             )
         )
-    _range(out, f"{p}exposure_cap_fen", policy.exposure_cap_fen, 0, MAX_AMOUNT_FEN, "fen")
+    _range(out, f"{p}exposure_cap.amount_minor", policy.exposure_cap_fen, 0, MAX_AMOUNT_FEN, "fen")
     if not isinstance(policy.blacklist_action, BlacklistAction):
         out.append(
             FieldViolation(f"{p}blacklist_action", f"{policy.blacklist_action!r} is not an action")

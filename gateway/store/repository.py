@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 
 from gateway.domain.consent import Consent, ConsentPurpose
@@ -63,14 +63,20 @@ def partner_row(partner: Partner) -> PartnerRow:
     )
 
 
-def get_partner(session: Session, partner_id: str) -> Partner | None:
-    row = session.get(PartnerRow, partner_id)
+def get_partner(session: Session, partner_id: str, *, for_update: bool = False) -> Partner | None:
+    """``for_update`` locks the row (PostgreSQL) so a read-modify-write cannot lose a change
+    made concurrently, such as a suspension; SQLite's write lock already serialises writers."""
+    row = session.get(PartnerRow, partner_id, with_for_update=for_update)
     return partner_from_row(row) if row else None
 
 
-def get_partners(session: Session, partner_ids: Sequence[str]) -> dict[str, Partner]:
-    rows = session.exec(select(PartnerRow).where(col(PartnerRow.partner_id).in_(partner_ids)))
-    return {row.partner_id: partner_from_row(row) for row in rows}
+def get_partners(
+    session: Session, partner_ids: Sequence[str], *, for_update: bool = False
+) -> dict[str, Partner]:
+    query = select(PartnerRow).where(col(PartnerRow.partner_id).in_(partner_ids))
+    if for_update:
+        query = query.order_by(col(PartnerRow.partner_id)).with_for_update()
+    return {row.partner_id: partner_from_row(row) for row in session.exec(query)}
 
 
 def save_partner(session: Session, partner: Partner) -> None:
@@ -122,8 +128,8 @@ def save_consent(session: Session, consent: Consent) -> None:
     )
 
 
-def get_consent(session: Session, consent_id: str) -> Consent | None:
-    row = session.get(ConsentRow, consent_id)
+def get_consent(session: Session, consent_id: str, *, for_update: bool = False) -> Consent | None:
+    row = session.get(ConsentRow, consent_id, with_for_update=for_update)
     return consent_from_row(row) if row else None
 
 
@@ -164,7 +170,17 @@ def case_from_row(row: FinancingCaseRow) -> FinancingCase:
     )
 
 
+# Any constant: the key of the advisory lock that orders referral inserts on PostgreSQL.
+_CASE_SEQUENCE_LOCK = 0x636F6C656E64
+
+
 def insert_referral(session: Session, referral: Referral) -> None:
+    # Banks page by seq. On PostgreSQL a sequence value is taken at INSERT but seen at COMMIT,
+    # so two overlapping inserts could commit out of order and a cursor would skip the lower
+    # one for good. The transaction-scoped lock makes seq order equal commit order. (SQLite's
+    # single writer already does.)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CASE_SEQUENCE_LOCK})
     session.add(
         ReferralRow(
             referral_id=referral.referral_id,
@@ -297,6 +313,9 @@ def pending_cases_for_bank(
         )
         .order_by(col(FinancingCaseRow.seq))
         .limit(limit)
+        # A second poller of the same bank waits, then sees the rows as the first left them
+        # (delivered, still unacknowledged): at least once, and never skipped.
+        .with_for_update(of=FinancingCaseRow)
     )
     return [case_from_row(r) for r in session.exec(query)]
 
@@ -400,23 +419,24 @@ def find_idempotency(
     return session.get(IdempotencyRow, (caller, method, request_id))
 
 
-def record_idempotency(
+def claim_idempotency(
     session: Session,
     *,
     caller: str,
     method: str,
     request_id: str,
     fingerprint: str,
-    resource_id: str,
     at: datetime,
-) -> None:
-    session.add(
-        IdempotencyRow(
-            caller=caller,
-            method=method,
-            request_id=request_id,
-            fingerprint=fingerprint,
-            resource_id=resource_id,
-            created_at=at,
-        )
+) -> IdempotencyRow:
+    """Insert the key now (flushed), so a concurrent twin blocks on it and then replays."""
+    row = IdempotencyRow(
+        caller=caller,
+        method=method,
+        request_id=request_id,
+        fingerprint=fingerprint,
+        resource_id="",
+        created_at=at,
     )
+    session.add(row)
+    session.flush()
+    return row

@@ -23,6 +23,7 @@ from colending.v1 import (
     consent_pb2,
     merchant_pb2,
     partner_bank_service_pb2,
+    referral_pb2,
     referral_service_pb2,
 )
 from google.protobuf.message import Message
@@ -33,6 +34,13 @@ from testkit import ADMIN, ALL_SCOPES, PLATFORM, bank, in_days, merchant, reques
 from gateway.api.servicers import AdminServicer, PartnerBankServicer, ReferralServicer
 from gateway.service import BUSINESS_TZ, Gateway
 from gateway.store.db import Database, sqlite_url
+from partners.sdk import (
+    REFERRAL_PAYLOAD_TYPE,
+    Envelope,
+    Signature,
+    public_key_from_raw,
+    verify_envelope,
+)
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -148,7 +156,8 @@ class Result:
             (v.type, v.subject) for v in self.precondition_violations
         ]
         for violation in self.precondition_violations:
-            assert violation.subject and violation.description, violation
+            assert violation.subject, violation
+            assert violation.description, violation
         return self
 
     def expect_not_found(self, resource_type: str, name: str) -> Result:
@@ -264,7 +273,7 @@ class Api:
         with self.database.reading() as session:
             return {
                 table: session.execute(
-                    sqlalchemy.text(f"SELECT count(*) FROM {table}")  # noqa: S608
+                    sqlalchemy.text(f"SELECT count(*) FROM {table}")
                 ).scalar_one()
                 for table in STORED_TABLES
             }
@@ -362,6 +371,20 @@ class Api:
             request_id=request_id(), case_id=case_id, bank_reference=reference
         )
         return self.as_bank(bank_id, "AcknowledgeReferral", request)
+
+    def verified_payload(self, envelope: Any, bank_id: str = "bank-a") -> Any:
+        """Verify a referral envelope against the published keys; the decoded payload."""
+        trusted = {k.keyid: public_key_from_raw(k.public_key) for k in self.signing_keys(bank_id)}
+        payload = verify_envelope(
+            Envelope(
+                payload=envelope.payload,
+                payload_type=envelope.payload_type,
+                signatures=tuple(Signature(s.keyid, s.sig) for s in envelope.signatures),
+            ),
+            trusted_keys=trusted,
+            payload_type=REFERRAL_PAYLOAD_TYPE,
+        )
+        return referral_pb2.ReferralPayload.FromString(payload)
 
     def signing_keys(self, bank_id: str = "bank-a") -> list[Any]:
         request = partner_bank_service_pb2.GetSigningKeysRequest()

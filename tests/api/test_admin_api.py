@@ -6,8 +6,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.field_mask_pb2 import FieldMask
-
 from colending.v1 import (
     admin_service_pb2,
     common_pb2,
@@ -15,6 +13,7 @@ from colending.v1 import (
     partner_bank_service_pb2,
     partner_pb2,
 )
+from google.protobuf.field_mask_pb2 import FieldMask
 from testkit import request_id
 
 ad = admin_service_pb2
@@ -197,12 +196,6 @@ def test_register_partner_reports_every_problem_at_once(api) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/domain/policy.py validate_policy names domain fields "
-    "(policy.min_credit_line_fen, policy.exposure_cap_fen), not the request's proto fields "
-    "(policy.min_credit_line, policy.exposure_cap): a caller cannot find the field named",
-)
 @pytest.mark.parametrize(
     ("policy", "field"),
     [
@@ -304,9 +297,11 @@ def test_update_partner_policy(api) -> None:
         ((), {"display_name": "x"}, {"update_mask"}),
         (("display_name",), {"display_name": " "}, {"partner.display_name"}),
         (("endpoint",), {"endpoint": "no-port"}, {"partner.endpoint"}),
-        (("decision_public_key",), {"decision_public_key": bytes(31)}, {
-            "partner.decision_public_key"
-        }),
+        (
+            ("decision_public_key",),
+            {"decision_public_key": bytes(31)},
+            {"partner.decision_public_key"},
+        ),
         (
             ("policy",),
             {

@@ -76,11 +76,11 @@ def test_bad_region_codes_name_their_index() -> None:
         ({"min_years_registered": 101}, "policy.min_years_registered"),
         ({"min_score": 1001}, "policy.min_score"),
         ({"min_score": -1}, "policy.min_score"),
-        ({"min_credit_line_fen": 0}, "policy.min_credit_line_fen"),
-        ({"max_credit_line_fen": -5}, "policy.max_credit_line_fen"),
+        ({"min_credit_line_fen": 0}, "policy.min_credit_line.amount_minor"),
+        ({"max_credit_line_fen": -5}, "policy.max_credit_line.amount_minor"),
         ({"platform_share_floor_bps": -1}, "policy.platform_share_floor_bps"),
         ({"platform_share_ceiling_bps": 10_001}, "policy.platform_share_ceiling_bps"),
-        ({"exposure_cap_fen": -1}, "policy.exposure_cap_fen"),
+        ({"exposure_cap_fen": -1}, "policy.exposure_cap.amount_minor"),
         ({"referral_ttl_days": 0}, "policy.referral_ttl_days"),
         ({"referral_ttl_days": 366}, "policy.referral_ttl_days"),
     ],
@@ -94,8 +94,8 @@ def test_each_range_rule_names_its_field(changes: dict[str, Any], field: str) ->
 def test_min_line_above_max_line() -> None:
     p = EligibilityPolicy(min_credit_line_fen=yuan(200), max_credit_line_fen=yuan(100))
     [v] = validate_policy(p)
-    assert v.field == "policy.min_credit_line_fen"
-    assert "must not exceed max_credit_line_fen" in v.description
+    assert v.field == "policy.min_credit_line.amount_minor"
+    assert "must not exceed max_credit_line" in v.description
 
 
 def test_floor_above_ceiling() -> None:
@@ -126,6 +126,6 @@ def test_every_violation_at_once_with_prefix() -> None:
         "partner.policy.allowed_region_codes[0]",
         "partner.policy.min_years_registered",
         "partner.policy.min_score",
-        "partner.policy.exposure_cap_fen",
+        "partner.policy.exposure_cap.amount_minor",
         "partner.policy.referral_ttl_days",
     ]
