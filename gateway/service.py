@@ -47,7 +47,7 @@ from gateway.domain.referral import (
     SignedPayload,
     redact,
 )
-from gateway.domain.scoring import assess, check_eligibility, make_offer
+from gateway.domain.scoring import assess, check_eligibility, disclosed, make_offer
 from gateway.domain.validation import validate_profile
 from gateway.errors import (
     AlreadyExists,
@@ -500,7 +500,7 @@ class Gateway:
                 consent_id=consent_id,
                 shared_scopes=shared,
                 merchant=redacted,
-                assessment=assessment,
+                assessment=disclosed(assessment, shared),
                 offer=offers[bank_id],
             )
             envelope = self._keyring.sign(

@@ -77,13 +77,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from types import MappingProxyType
 from typing import Final
 
 from gateway.domain.identifiers import region_matches
-from gateway.domain.merchant import MembershipTier, MerchantProfile
+from gateway.domain.merchant import DataScope, MembershipTier, MerchantProfile
 from gateway.domain.money import BPS_WHOLE, format_fen, yuan
 from gateway.domain.policy import EligibilityPolicy
 from gateway.errors import PreconditionViolation
@@ -131,6 +131,9 @@ class Reason:
     code: str
     description: str
     points: int
+    # The profile section the factor reads: a reason may reach a bank only if the merchant
+    # consented to share that section, since its text restates the data.
+    scope: DataScope
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -383,31 +386,32 @@ def _verification(profile: MerchantProfile, as_of: date) -> tuple[int, str, str]
 
 
 # Table order is the tie-break order of reasons.
-_FACTORS: Final[tuple[_Factor, ...]] = (
-    _trading_history,
-    _membership,
-    _sales_volume,
-    _sales_trend,
-    _sales_stability,
-    _orders,
-    _buyers,
-    _feedback,
-    _disputes,
-    _refunds,
-    _shipping,
-    _loans_repaid,
-    _loans_overdue,
-    _verification,
+_Q, _T, _V = DataScope.QUALIFICATION, DataScope.TRANSACTION_REPUTATION, DataScope.VERIFICATION
+_FACTORS: Final[tuple[tuple[DataScope, _Factor], ...]] = (
+    (_Q, _trading_history),
+    (_Q, _membership),
+    (_T, _sales_volume),
+    (_T, _sales_trend),
+    (_T, _sales_stability),
+    (_T, _orders),
+    (_T, _buyers),
+    (_T, _feedback),
+    (_T, _disputes),
+    (_T, _refunds),
+    (_T, _shipping),
+    (_T, _loans_repaid),
+    (_T, _loans_overdue),
+    (_V, _verification),
 )
 
 
 def score_factors(profile: MerchantProfile, *, as_of: date) -> tuple[Reason, ...]:
     """Every factor with non-zero points, in table order (an audit trail of the score)."""
     reasons = []
-    for factor in _FACTORS:
+    for scope, factor in _FACTORS:
         points, code, description = factor(profile, as_of)
         if points:
-            reasons.append(Reason(code=code, description=description, points=points))
+            reasons.append(Reason(code=code, description=description, points=points, scope=scope))
     return tuple(reasons)
 
 
@@ -532,3 +536,9 @@ def check_eligibility(
             f"(grade {assessment.grade.name} gives {format_fen(line)})",
         )
     return out
+
+
+def disclosed(assessment: Assessment, scopes: frozenset[DataScope]) -> Assessment:
+    """The assessment as a bank may see it: the score and grade (platform-derived figures),
+    with only the reasons whose data the merchant agreed to share."""
+    return replace(assessment, reasons=tuple(r for r in assessment.reasons if r.scope in scopes))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.domain.merchant import MembershipTier
+from gateway.domain.merchant import DataScope, MembershipTier
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType, Reason
 
@@ -61,7 +61,9 @@ def dump_assessment(assessment: Assessment) -> str:
         {
             "score": assessment.score,
             "grade": assessment.grade.value,
-            "reasons": [[r.code, r.description, r.points] for r in assessment.reasons],
+            "reasons": [
+                [r.code, r.description, r.points, r.scope.value] for r in assessment.reasons
+            ],
             "scorecard_version": assessment.scorecard_version,
         }
     )
@@ -72,7 +74,10 @@ def load_assessment(text: str) -> Assessment:
     return Assessment(
         score=d["score"],
         grade=Grade(d["grade"]),
-        reasons=tuple(Reason(code=c, description=t, points=p) for c, t, p in d["reasons"]),
+        reasons=tuple(
+            Reason(code=c, description=t, points=p, scope=DataScope(s))
+            for c, t, p, s in d["reasons"]
+        ),
         scorecard_version=d["scorecard_version"],
     )
 

@@ -222,3 +222,40 @@ def test_banks_receive_the_canonical_credit_code(gateway: Gateway) -> None:
     assert payload.merchant.identity.unified_social_credit_code == (
         raw.identity.unified_social_credit_code
     )
+
+
+def test_reasons_reach_a_bank_only_for_shared_sections(gateway: Gateway) -> None:
+    """An IDENTITY-only consent: the bank gets the score and grade, but no reason restating
+    trade, membership or verification data it was not allowed to see."""
+    gateway.register_partner(
+        idem=Idempotency(
+            caller="admin", method="RegisterPartner", request_id="p1", fingerprint="x"
+        ),
+        partner_id="bank-a",
+        display_name="Bank A",
+        endpoint="",
+        policy=None,
+        decision_public_key=b"",
+    )
+    consent = gateway.record_consent(
+        idem=idem("RecordConsent"),
+        platform_merchant_id="m-1001",
+        bank_ids=["bank-a"],
+        data_scopes=[DataScope.IDENTITY],
+        purpose=ConsentPurpose.CREDIT_REFERRAL,
+        expires_at=datetime.now(UTC) + timedelta(days=30),
+        evidence_reference="form-2",
+    )
+    referral = gateway.submit_referral(
+        idem=idem("SubmitReferral"),
+        merchant=profile(),
+        consent_id=consent.consent_id,
+        bank_ids=["bank-a"],
+    )
+    payload = referral_pb2.ReferralPayload.FromString(referral.cases[0].envelope.payload)
+    assert not payload.merchant.HasField("reputation")
+    assert not payload.merchant.HasField("qualification")
+    assert payload.assessment.score == referral.assessment.score
+    assert list(payload.assessment.reasons) == []
+    # The platform, which owns the data, still sees why.
+    assert referral.assessment.reasons
