@@ -45,7 +45,12 @@ def profile() -> MerchantProfile:
     return value
 
 
-def setup_bank_and_consent(gateway: Gateway, *, policy: EligibilityPolicy | None = None) -> str:
+def setup_bank_and_consent(
+    gateway: Gateway,
+    *,
+    policy: EligibilityPolicy | None = None,
+    scopes: list[DataScope] = ALL,
+) -> str:
     gateway.register_partner(
         idem=Idempotency(
             caller="admin", method="RegisterPartner", request_id=str(uuid.uuid4()), fingerprint="x"
@@ -60,7 +65,7 @@ def setup_bank_and_consent(gateway: Gateway, *, policy: EligibilityPolicy | None
         idem=idem("RecordConsent"),
         platform_merchant_id="m-1001",
         bank_ids=["bank-a"],
-        data_scopes=ALL,
+        data_scopes=scopes,
         purpose=ConsentPurpose.CREDIT_REFERRAL,
         expires_at=datetime.now(UTC) + timedelta(days=30),
         evidence_reference="form-1",
@@ -227,29 +232,11 @@ def test_banks_receive_the_canonical_credit_code(gateway: Gateway) -> None:
 def test_reasons_reach_a_bank_only_for_shared_sections(gateway: Gateway) -> None:
     """An IDENTITY-only consent: the bank gets the score and grade, but no reason restating
     trade, membership or verification data it was not allowed to see."""
-    gateway.register_partner(
-        idem=Idempotency(
-            caller="admin", method="RegisterPartner", request_id="p1", fingerprint="x"
-        ),
-        partner_id="bank-a",
-        display_name="Bank A",
-        endpoint="",
-        policy=None,
-        decision_public_key=b"",
-    )
-    consent = gateway.record_consent(
-        idem=idem("RecordConsent"),
-        platform_merchant_id="m-1001",
-        bank_ids=["bank-a"],
-        data_scopes=[DataScope.IDENTITY],
-        purpose=ConsentPurpose.CREDIT_REFERRAL,
-        expires_at=datetime.now(UTC) + timedelta(days=30),
-        evidence_reference="form-2",
-    )
+    consent_id = setup_bank_and_consent(gateway, scopes=[DataScope.IDENTITY])
     referral = gateway.submit_referral(
         idem=idem("SubmitReferral"),
         merchant=profile(),
-        consent_id=consent.consent_id,
+        consent_id=consent_id,
         bank_ids=["bank-a"],
     )
     payload = referral_pb2.ReferralPayload.FromString(referral.cases[0].envelope.payload)
