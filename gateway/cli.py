@@ -62,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="listen on a non-loopback address without TLS (dangerous)",
     )
+    serve.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=60.0,
+        help="seconds between expiry sweeps (default: %(default)s)",
+    )
+
+    sweep = commands.add_parser("sweep", help="expire referrals past their validity, once")
+    _common(sweep)
 
     keys = commands.add_parser("keys", help="referral-signing keys")
     _common(keys)
@@ -121,9 +130,30 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    sweeper = threading.Thread(
+        target=_sweep_until, args=(gateway, stop, args.sweep_interval), name="expiry-sweep"
+    )
+    sweeper.start()
     stop.wait()
+    sweeper.join()
     log.info("shutting down: finishing in-flight calls (up to 10 s)")
     server.stop(grace=10).wait()
+    return 0
+
+
+def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> None:
+    """Expire referrals past their validity, every ``interval`` seconds until ``stop``."""
+    while not stop.wait(interval):
+        try:
+            if moved := gateway.expire_due():
+                log.info("expired %d referral case(s) past their validity", moved)
+        except GatewayError as exc:  # a database outage: try again next round
+            log.warning("expiry sweep skipped: %s", exc.message)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    moved = _gateway(args).expire_due()
+    print(f"expired {moved} case(s)")
     return 0
 
 
@@ -178,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    handlers = {"serve": _serve, "keys": _keys, "partners": _partners}
+    handlers = {"serve": _serve, "keys": _keys, "partners": _partners, "sweep": _sweep}
     try:
         return handlers[args.command](args)
     except GatewayError as exc:

@@ -709,6 +709,60 @@ class Gateway:
             _load_bank_case(session, case_id, bank_id)
             return _case_detail(session, case_id)
 
+    def list_financing_cases(
+        self,
+        *,
+        bank_id: str,
+        page_size: int,
+        page_token: str,
+        state: FinancingState | None,
+        platform_merchant_id: str,
+    ) -> Page[FinancingCase]:
+        """The bank's own cases, oldest first; histories are in GetFinancingCase."""
+        size = paging.page_size(page_size)
+        after = paging.decode_int_token(page_token, "cases") if page_token else 0
+        with self._db.reading() as session:
+            self._require_active_bank(session, bank_id)
+            rows = repo.list_cases(
+                session,
+                bank_id=bank_id,
+                after_seq=after,
+                limit=size + 1,
+                state=state,
+                merchant_id=platform_merchant_id,
+            )
+        items = rows[:size]
+        token = paging.encode_token("cases", items[-1].sequence) if len(rows) > size else ""
+        return Page(items=items, next_page_token=token)
+
+    def expire_due(self, *, batch: int = 500) -> int:
+        """Move undecided cases past their validity to EXPIRED; returns how many moved.
+
+        Safe in several replicas at once: each move is guarded on the state it read, and a
+        case another sweeper (or a bank) moved first is simply left alone.
+        """
+        moved = 0
+        while True:
+            with self._db.writing() as session:
+                now = self._clock()
+                due = repo.due_for_expiry(session, states=UNDECIDED, now=now, limit=batch)
+                for case in due:
+                    try:
+                        with session.begin_nested():
+                            repo.update_case(
+                                session,
+                                case,
+                                to_state=FinancingState.EXPIRED,
+                                at=now,
+                                actor="gateway",
+                                request_id="",
+                            )
+                        moved += 1
+                    except repo.ConcurrentUpdate:
+                        continue
+            if len(due) < batch:
+                return moved
+
     def _require_active_bank(self, session: Session, bank_id: str) -> Partner:
         partner = repo.get_partner(session, bank_id)
         if partner is None:

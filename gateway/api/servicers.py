@@ -200,11 +200,27 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
         unimplemented(context, "ReportLoanEvent")
         return pb.ReportLoanEventResponse()
 
+    @unary(BANK, pb.ListFinancingCasesResponse)
     def ListFinancingCases(
-        self, request: pb.ListFinancingCasesRequest, context: grpc.ServicerContext
+        self,
+        request: pb.ListFinancingCasesRequest,
+        context: grpc.ServicerContext,
+        caller: Caller,
     ) -> pb.ListFinancingCasesResponse:
-        unimplemented(context, "ListFinancingCases")
-        return pb.ListFinancingCasesResponse()
+        problems: list[FieldViolation] = []
+        state = convert.enum_value(request.state, convert.FINANCING_STATES, "state", problems)
+        _raise_if(problems)
+        page = self._gateway.list_financing_cases(
+            bank_id=caller.partner_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            state=state,
+            platform_merchant_id=request.platform_merchant_id,
+        )
+        return pb.ListFinancingCasesResponse(
+            financing_cases=[convert.financing_case_to_proto(c, ()) for c in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     @unary(BANK, pb.GetSigningKeysResponse)
     def GetSigningKeys(

@@ -320,6 +320,41 @@ def pending_cases_for_bank(
     return [case_from_row(r) for r in session.exec(query)]
 
 
+def list_cases(
+    session: Session,
+    *,
+    bank_id: str,
+    after_seq: int,
+    limit: int,
+    state: FinancingState | None,
+    merchant_id: str,
+) -> list[FinancingCase]:
+    query = select(FinancingCaseRow).where(
+        FinancingCaseRow.bank_id == bank_id, col(FinancingCaseRow.seq) > after_seq
+    )
+    if state is not None:
+        query = query.where(FinancingCaseRow.state == state.value)
+    if merchant_id:
+        query = query.where(FinancingCaseRow.platform_merchant_id == merchant_id)
+    rows = session.exec(query.order_by(col(FinancingCaseRow.seq)).limit(limit))
+    return [case_from_row(r) for r in rows]
+
+
+def due_for_expiry(
+    session: Session, *, states: frozenset[FinancingState], now: datetime, limit: int
+) -> list[FinancingCase]:
+    query = (
+        select(FinancingCaseRow)
+        .where(
+            col(FinancingCaseRow.state).in_([s.value for s in states]),
+            col(FinancingCaseRow.expires_at) <= now,
+        )
+        .order_by(col(FinancingCaseRow.seq))
+        .limit(limit)
+    )
+    return [case_from_row(r) for r in session.exec(query)]
+
+
 def update_case(
     session: Session,
     case: FinancingCase,

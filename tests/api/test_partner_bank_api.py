@@ -3,6 +3,8 @@ to be built."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from colending.v1 import (
@@ -307,6 +309,48 @@ def test_signing_keys_match_their_key_ids(two_banks) -> None:
     assert api.verified_payload(envelope).referral_id == referral.referral_id
 
 
+# --- ListFinancingCases --------------------------------------------------------------------------
+
+
+def test_list_financing_cases_pages_filters_and_stays_within_the_bank(two_banks) -> None:
+    api = two_banks
+    first = api.referral_for("m-1", bank_ids=("bank-a", "bank-b"))
+    second = api.referral_for("m-2", bank_ids=("bank-a",))
+    api.referral_for("m-3", bank_ids=("bank-b",))
+
+    def listing(bank_id: str, **fields) -> Any:
+        request = pb.ListFinancingCasesRequest(**fields)
+        return api.as_bank(bank_id, "ListFinancingCases", request).expect_ok().response
+
+    page = listing("bank-a", page_size=1)
+    assert [c.referral_id for c in page.financing_cases] == [first.referral_id]
+    assert page.next_page_token
+    page = listing("bank-a", page_size=1, page_token=page.next_page_token)
+    assert [c.referral_id for c in page.financing_cases] == [second.referral_id]
+    assert page.next_page_token == ""
+    assert all(c.bank_id == "bank-a" for c in page.financing_cases)
+
+    assert [c.platform_merchant_id for c in listing("bank-b").financing_cases] == ["m-1", "m-3"]
+    assert [
+        c.platform_merchant_id
+        for c in listing("bank-a", platform_merchant_id="m-2").financing_cases
+    ] == ["m-2"]
+    [case] = listing("bank-a", platform_merchant_id="m-1").financing_cases
+    api.acknowledge("bank-a", case.case_id).expect_ok()
+    acknowledged = listing("bank-a", state=FS.FINANCING_STATE_ACKNOWLEDGED).financing_cases
+    assert [c.case_id for c in acknowledged] == [case.case_id]
+
+
+def test_list_financing_cases_bad_input(two_banks) -> None:
+    for fields, field in (
+        ({"page_size": 501}, "page_size"),
+        ({"page_token": "bm9wZQ"}, "page_token"),
+        ({"state": 99}, "state"),
+    ):
+        request = pb.ListFinancingCasesRequest(**fields)
+        two_banks.as_bank("bank-a", "ListFinancingCases", request).expect_invalid(field)
+
+
 # --- contract RPCs not built yet ---------------------------------------------------------------
 
 
@@ -315,7 +359,6 @@ def test_signing_keys_match_their_key_ids(two_banks) -> None:
     [
         ("SubmitDecision", pb.SubmitDecisionRequest(request_id="r-1", case_id="c")),
         ("ReportLoanEvent", pb.ReportLoanEventRequest(request_id="r-1", case_id="c")),
-        ("ListFinancingCases", pb.ListFinancingCasesRequest(page_size=10)),
     ],
 )
 def test_unbuilt_unary_rpcs_are_unimplemented(two_banks, method, request_message) -> None:

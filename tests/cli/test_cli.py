@@ -120,3 +120,9 @@ def test_serve_starts_answers_health_and_stops_on_sigterm(tmp_path: Path) -> Non
     assert process.returncode == 0
     assert "INSECURE DEVELOPMENT MODE" in err
     assert (tmp_path / "data" / "gateway.db").exists()
+
+
+def test_sweep_runs_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sweep", "--data-dir", str(tmp_path / "data"))
+    assert code == 0
+    assert out.strip() == "expired 0 case(s)"

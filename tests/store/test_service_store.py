@@ -17,6 +17,7 @@ from testkit import merchant
 
 from gateway.api.convert import encode_referral_payload, merchant_from_proto
 from gateway.domain.consent import ConsentPurpose
+from gateway.domain.financing import FinancingState
 from gateway.domain.merchant import DataScope, MembershipTier, MerchantProfile
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.referral import ReferralPayload
@@ -246,3 +247,38 @@ def test_reasons_reach_a_bank_only_for_shared_sections(gateway: Gateway) -> None
     assert list(payload.assessment.reasons) == []
     # The platform, which owns the data, still sees why.
     assert referral.assessment.reasons
+
+
+class MovableClock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_expiry_sweep_moves_undecided_cases_once(data_dir: Path, database_url: str | None) -> None:
+    clock = MovableClock()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(url=database_url or sqlite_url(data_dir))
+    database.create_schema()
+    gateway = Gateway(
+        database=database,
+        keyring=KeyRing.open(data_dir / "keys", clock=clock),
+        encode_referral=encode_referral_payload,
+        clock=clock,
+    )
+    consent_id = setup_bank_and_consent(gateway)
+    referral = gateway.submit_referral(
+        idem=idem("SubmitReferral"), merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"]
+    )
+    assert gateway.expire_due() == 0  # still valid
+    clock.now += timedelta(days=30, seconds=1)  # the default policy's TTL is 30 days
+    assert gateway.expire_due(batch=1) == 1
+    assert gateway.expire_due() == 0  # a second sweeper finds nothing left
+    detail = gateway.get_financing_case(bank_id="bank-a", case_id=referral.cases[0].case_id)
+    assert detail.case.state is FinancingState.EXPIRED
+    assert (detail.history[-1].actor, detail.history[-1].from_state) == (
+        "gateway",
+        FinancingState.REFERRED,
+    )

@@ -456,7 +456,7 @@ class ListFinancingCasesResponse(_message.Message):
     """Token of the next page; empty at the end."""
     @_builtins.property
     def financing_cases(self) -> _containers.RepeatedCompositeFieldContainer[_financing_pb2.FinancingCase]:
-        """The cases."""
+        """The cases, oldest first, without their history (GetFinancingCase has it)."""
 
     def __init__(
         self,
