@@ -26,7 +26,20 @@ from gateway.domain.consent import (
     ConsentState,
     coverage_problems,
 )
-from gateway.domain.financing import AWAITING_BANK, UNDECIDED, FinancingState, transition
+from gateway.domain.decision import (
+    CounterOfferAnswer,
+    Decision,
+    DecisionOutcome,
+    LoanTerms,
+    decision_problems,
+    policy_refusals,
+)
+from gateway.domain.financing import (
+    EXPIRABLE,
+    UNDECIDED,
+    FinancingState,
+    transition,
+)
 from gateway.domain.identifiers import normalize_uscc
 from gateway.domain.ids import new_id
 from gateway.domain.merchant import DataScope, MerchantProfile
@@ -60,6 +73,7 @@ from gateway.errors import (
     Unavailable,
 )
 from gateway.signing.keyring import KeyRing, PublishedKey
+from gateway.store import codec
 from gateway.store import repository as repo
 from gateway.store.db import Database
 from partners.sdk._dsse import REFERRAL_PAYLOAD_TYPE
@@ -672,12 +686,7 @@ class Gateway:
             self._require_active_bank(session, bank_id)
             case = _load_bank_case(session, case_id, bank_id, for_update=True)
             subject = f"financingCases/{case_id}"
-            if case.state in AWAITING_BANK and case.expires_at <= now:
-                raise FailedPrecondition.single(
-                    "REFERRAL_EXPIRED",
-                    subject,
-                    f"referral expired at {case.expires_at.isoformat()}",
-                )
+            _refuse_if_expired(case, now)
             target = transition(case_id, case.state, FinancingState.ACKNOWLEDGED)
             consent = repo.get_consent(session, case.consent_id)
             if consent is None or consent.state(now) is not ConsentState.ACTIVE:
@@ -701,6 +710,110 @@ class Gateway:
             return case_id, _case_detail(session, case_id)
 
         return self._idempotent(idem, replay=_case_detail, act=act)
+
+    def submit_decision(
+        self,
+        *,
+        idem: Idempotency,
+        bank_id: str,
+        case_id: str,
+        decision: Decision,
+        shape_problems: Sequence[FieldViolation] = (),
+    ) -> CaseDetail:
+        problems = [] if case_id else [FieldViolation("case_id", "required")]
+        problems += decision_problems(decision)
+        _raise_all(shape_problems, problems)
+        assert decision.outcome is not None
+        target = DECISION_STATES[decision.outcome]
+
+        def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
+            # The partner row lock serialises this bank's decisions, so two approvals cannot
+            # both fit under the exposure cap that only one of them fits under.
+            partner = self._require_active_bank(session, bank_id, for_update=True)
+            case = _load_bank_case(session, case_id, bank_id, for_update=True)
+            _refuse_if_expired(case, now)
+            transition(case_id, case.state, target)
+            values: dict[str, object] = {"decision_json": codec.dump_decision(decision)}
+            if decision.terms is not None:
+                self._check_policy(session, partner, case, decision.terms)
+                if target is FinancingState.APPROVED:
+                    values.update(_agreed(decision.terms))
+            repo.update_case(
+                session,
+                case,
+                to_state=target,
+                at=now,
+                actor=f"partner/{bank_id}",
+                request_id=idem.request_id,
+                **values,
+            )
+            session.flush()
+            return case_id, _case_detail(session, case_id)
+
+        return self._idempotent(idem, replay=_case_detail, act=act)
+
+    def respond_to_counter_offer(
+        self,
+        *,
+        idem: Idempotency,
+        case_id: str,
+        answer: CounterOfferAnswer | None,
+        reason: str,
+        shape_problems: Sequence[FieldViolation] = (),
+    ) -> CaseDetail:
+        problems = [] if case_id else [FieldViolation("case_id", "required")]
+        if answer is None:
+            problems.append(FieldViolation("answer", "required"))
+        if len(reason) > 500:
+            problems.append(FieldViolation("reason", "must be at most 500 characters"))
+        _raise_all(shape_problems, problems)
+        target = (
+            FinancingState.ACCEPTED
+            if answer is CounterOfferAnswer.ACCEPT
+            else FinancingState.REJECTED
+        )
+
+        def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
+            found = repo.get_case(session, case_id)
+            if found is None:
+                raise NotFound("financing case", case_id)
+            partner = _require_partner(session, found.bank_id, for_update=True)
+            case = _load_bank_case(session, case_id, found.bank_id, for_update=True)
+            _refuse_if_expired(case, now)
+            transition(case_id, case.state, target)
+            values: dict[str, object] = {}
+            if target is FinancingState.ACCEPTED:
+                assert case.decision is not None
+                assert case.decision.terms is not None
+                # The bank's book may have filled up since it countered.
+                self._check_policy(session, partner, case, case.decision.terms)
+                values.update(_agreed(case.decision.terms))
+            repo.update_case(
+                session,
+                case,
+                to_state=target,
+                at=now,
+                actor=idem.caller,
+                request_id=idem.request_id,
+                **values,
+            )
+            session.flush()
+            return case_id, _case_detail(session, case_id)
+
+        return self._idempotent(idem, replay=_case_detail, act=act)
+
+    def _check_policy(
+        self, session: Session, partner: Partner, case: FinancingCase, terms: LoanTerms
+    ) -> None:
+        refusals = policy_refusals(
+            terms,
+            policy=partner.policy,
+            offer=case.offer,
+            committed_exposure_fen=repo.committed_exposure(session, partner.partner_id),
+            subject=f"partners/{partner.partner_id}",
+        )
+        if refusals:
+            raise FailedPrecondition(refusals)
 
     def get_financing_case(self, *, bank_id: str, case_id: str) -> CaseDetail:
         if not case_id:
@@ -745,7 +858,7 @@ class Gateway:
         while True:
             with self._db.writing() as session:
                 now = self._clock()
-                due = repo.due_for_expiry(session, states=UNDECIDED, now=now, limit=batch)
+                due = repo.due_for_expiry(session, states=EXPIRABLE, now=now, limit=batch)
                 for case in due:
                     try:
                         with session.begin_nested():
@@ -763,8 +876,10 @@ class Gateway:
             if len(due) < batch:
                 return moved
 
-    def _require_active_bank(self, session: Session, bank_id: str) -> Partner:
-        partner = repo.get_partner(session, bank_id)
+    def _require_active_bank(
+        self, session: Session, bank_id: str, *, for_update: bool = False
+    ) -> Partner:
+        partner = repo.get_partner(session, bank_id, for_update=for_update)
         if partner is None:
             raise PermissionDenied(f"partner/{bank_id} is not a registered partner")
         if partner.state is not PartnerState.ACTIVE:
@@ -853,6 +968,30 @@ def _bank_list_problems(field: str, bank_ids: Sequence[str]) -> list[FieldViolat
         if (problem := partner_id_problem(bank_id)) is not None:
             problems.append(FieldViolation(f"{field}[{i}]", problem))
     return problems
+
+
+DECISION_STATES = {
+    DecisionOutcome.APPROVE: FinancingState.APPROVED,
+    DecisionOutcome.DECLINE: FinancingState.DECLINED,
+    DecisionOutcome.COUNTER_OFFER: FinancingState.COUNTER_OFFERED,
+}
+
+
+def _agreed(terms: LoanTerms) -> dict[str, object]:
+    return {
+        "agreed_terms_json": codec.dump_terms(terms),
+        "bank_exposure_fen": terms.bank_amount_fen,
+    }
+
+
+def _refuse_if_expired(case: FinancingCase, now: datetime) -> None:
+    """Nothing may be decided on a referral past its validity, even before the sweep runs."""
+    if case.state in EXPIRABLE and case.expires_at <= now:
+        raise FailedPrecondition.single(
+            "REFERRAL_EXPIRED",
+            f"financingCases/{case.case_id}",
+            f"referral expired at {case.expires_at.isoformat()}",
+        )
 
 
 def _dedupe(items: list[PreconditionViolation]) -> list[PreconditionViolation]:

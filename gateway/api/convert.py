@@ -19,10 +19,12 @@ from colending.v1 import (
     partner_bank_service_pb2,
     partner_pb2,
     referral_pb2,
+    referral_service_pb2,
 )
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.domain.consent import Consent, ConsentPurpose, ConsentState
+from gateway.domain.decision import CounterOfferAnswer, Decision, DecisionOutcome, LoanTerms
 from gateway.domain.financing import FinancingState
 from gateway.domain.merchant import (
     DataScope,
@@ -94,6 +96,16 @@ REFERRAL_STATES = {
     referral_pb2.REFERRAL_STATE_ACTIVE: ReferralState.ACTIVE,
     referral_pb2.REFERRAL_STATE_WITHDRAWN: ReferralState.WITHDRAWN,
 }
+PRODUCT_TYPES = {number: product for product, number in PRODUCTS.items()}
+OUTCOMES = {
+    financing_pb2.DECISION_OUTCOME_APPROVE: DecisionOutcome.APPROVE,
+    financing_pb2.DECISION_OUTCOME_DECLINE: DecisionOutcome.DECLINE,
+    financing_pb2.DECISION_OUTCOME_COUNTER_OFFER: DecisionOutcome.COUNTER_OFFER,
+}
+ANSWERS = {
+    referral_service_pb2.COUNTER_OFFER_ANSWER_ACCEPT: CounterOfferAnswer.ACCEPT,
+    referral_service_pb2.COUNTER_OFFER_ANSWER_REJECT: CounterOfferAnswer.REJECT,
+}
 FINANCING_STATES = {
     getattr(financing_pb2, f"FINANCING_STATE_{state.name}"): state for state in FinancingState
 }
@@ -110,6 +122,7 @@ BLACKLIST_ACTION_NUMBERS = _inverse(BLACKLIST_ACTIONS)
 PARTNER_STATE_NUMBERS = _inverse(PARTNER_STATES)
 REFERRAL_STATE_NUMBERS = _inverse(REFERRAL_STATES)
 FINANCING_STATE_NUMBERS = _inverse(FINANCING_STATES)
+OUTCOME_NUMBERS = _inverse(OUTCOMES)
 
 
 def enum_value(
@@ -385,10 +398,69 @@ def referral_envelope_to_proto(
     )
 
 
+def _amount(message: common_pb2.Money, field: str, problems: list[FieldViolation]) -> int:
+    value = money_from_proto(message, field, problems)
+    return 0 if value is None else value
+
+
+def terms_from_proto(
+    message: financing_pb2.LoanTerms, field: str, problems: list[FieldViolation]
+) -> LoanTerms:
+    return LoanTerms(
+        product=enum_value(message.product, PRODUCT_TYPES, f"{field}.product", problems),
+        amount_fen=_amount(message.amount, f"{field}.amount", problems),
+        fixed_amount_fen=_amount(message.fixed_amount, f"{field}.fixed_amount", problems),
+        term_months=message.term_months,
+        revolving_daily_rate_ppm=message.revolving_daily_rate_ppm,
+        fixed_daily_rate_ppm=message.fixed_daily_rate_ppm,
+        bank_share_bps=message.split.bank_share_bps,
+        platform_share_bps=message.split.platform_share_bps,
+    )
+
+
+def terms_to_proto(terms: LoanTerms) -> financing_pb2.LoanTerms:
+    return financing_pb2.LoanTerms(
+        product=PRODUCTS[terms.product] if terms.product else cast("Any", 0),
+        amount=money(terms.amount_fen),
+        fixed_amount=money(terms.fixed_amount_fen),
+        term_months=terms.term_months,
+        revolving_daily_rate_ppm=terms.revolving_daily_rate_ppm,
+        fixed_daily_rate_ppm=terms.fixed_daily_rate_ppm,
+        split=financing_pb2.FundingSplit(
+            bank_share_bps=terms.bank_share_bps, platform_share_bps=terms.platform_share_bps
+        ),
+    )
+
+
+def decision_from_proto(
+    message: financing_pb2.Decision, field: str, problems: list[FieldViolation]
+) -> Decision:
+    return Decision(
+        outcome=enum_value(message.outcome, OUTCOMES, f"{field}.outcome", problems),
+        terms=terms_from_proto(message.terms, f"{field}.terms", problems)
+        if message.HasField("terms")
+        else None,
+        decline_reason_codes=tuple(message.decline_reason_codes),
+        note=message.note,
+    )
+
+
+def decision_to_proto(decision: Decision) -> financing_pb2.Decision:
+    assert decision.outcome is not None
+    return financing_pb2.Decision(
+        outcome=OUTCOME_NUMBERS[decision.outcome],
+        terms=terms_to_proto(decision.terms) if decision.terms else None,
+        decline_reason_codes=decision.decline_reason_codes,
+        note=decision.note,
+    )
+
+
 def financing_case_to_proto(
     case: FinancingCase, history: Iterable[CaseEvent]
 ) -> financing_pb2.FinancingCase:
     return financing_pb2.FinancingCase(
+        decision=decision_to_proto(case.decision) if case.decision else None,
+        agreed_terms=terms_to_proto(case.agreed_terms) if case.agreed_terms else None,
         case_id=case.case_id,
         referral_id=case.referral_id,
         bank_id=case.bank_id,

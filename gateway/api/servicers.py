@@ -135,6 +135,26 @@ class ReferralServicer(referral_service_pb2_grpc.ReferralServiceServicer):
             consent=convert.consent_to_proto(consent, now=self._clock())
         )
 
+    @unary(REFERRAL, rs.RespondToCounterOfferResponse)
+    def RespondToCounterOffer(
+        self,
+        request: rs.RespondToCounterOfferRequest,
+        context: grpc.ServicerContext,
+        caller: Caller,
+    ) -> rs.RespondToCounterOfferResponse:
+        problems: list[FieldViolation] = []
+        answer = convert.enum_value(request.answer, convert.ANSWERS, "answer", problems)
+        detail = self._gateway.respond_to_counter_offer(
+            idem=idempotency(request, caller, "RespondToCounterOffer"),
+            case_id=request.case_id,
+            answer=answer,
+            reason=request.reason,
+            shape_problems=problems,
+        )
+        return rs.RespondToCounterOfferResponse(
+            financing_case=convert.financing_case_to_proto(detail.case, detail.history)
+        )
+
 
 class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServicer):
     def __init__(self, *, gateway: Gateway) -> None:
@@ -188,11 +208,22 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
         unimplemented(context, "StreamReferrals")
         return iter(())
 
+    @unary(BANK, pb.SubmitDecisionResponse)
     def SubmitDecision(
-        self, request: pb.SubmitDecisionRequest, context: grpc.ServicerContext
+        self, request: pb.SubmitDecisionRequest, context: grpc.ServicerContext, caller: Caller
     ) -> pb.SubmitDecisionResponse:
-        unimplemented(context, "SubmitDecision")
-        return pb.SubmitDecisionResponse()
+        problems: list[FieldViolation] = []
+        decision = convert.decision_from_proto(request.decision, "decision", problems)
+        detail = self._gateway.submit_decision(
+            idem=idempotency(request, caller, "SubmitDecision"),
+            bank_id=caller.partner_id,
+            case_id=request.case_id,
+            decision=decision,
+            shape_problems=problems,
+        )
+        return pb.SubmitDecisionResponse(
+            financing_case=convert.financing_case_to_proto(detail.case, detail.history)
+        )
 
     def ReportLoanEvent(
         self, request: pb.ReportLoanEventRequest, context: grpc.ServicerContext

@@ -36,6 +36,10 @@ S = FinancingState
 UNDECIDED = frozenset({S.REFERRED, S.DELIVERED, S.ACKNOWLEDGED})
 # States in which a bank still has a referral to receive.
 AWAITING_BANK = frozenset({S.REFERRED, S.DELIVERED})
+# States whose agreed principal counts against the bank's exposure cap.
+COMMITTED = frozenset({S.APPROVED, S.ACCEPTED, S.DISBURSED, S.REPAYING, S.OVERDUE, S.DEFAULTED})
+# States the expiry sweep closes once the referral's validity has passed.
+EXPIRABLE = UNDECIDED | {S.COUNTER_OFFERED}
 
 TRANSITIONS: dict[FinancingState, frozenset[FinancingState]] = {
     S.REFERRED: frozenset({S.DELIVERED, S.ACKNOWLEDGED, S.WITHDRAWN, S.EXPIRED}),

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from gateway.domain.decision import Decision, LoanTerms
 from gateway.domain.financing import FinancingState
 from gateway.domain.merchant import (
     DataScope,
@@ -85,6 +86,8 @@ class FinancingCase:
     delivered_at: datetime | None = None
     acknowledged_at: datetime | None = None
     bank_reference: str = ""
+    decision: Decision | None = None  # the bank's latest decision
+    agreed_terms: LoanTerms | None = None  # approved, or the accepted counter-offer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

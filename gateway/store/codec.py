@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gateway.domain.decision import Decision, DecisionOutcome, LoanTerms
 from gateway.domain.merchant import DataScope, MembershipTier
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType, Reason
@@ -106,4 +107,60 @@ def load_offer(text: str) -> CreditOffer:
         term_months=d["term_months"],
         revolving_daily_rate_ppm=d["revolving_daily_rate_ppm"],
         fixed_daily_rate_ppm=d["fixed_daily_rate_ppm"],
+    )
+
+
+def _terms_dict(terms: LoanTerms) -> dict[str, Any]:
+    return {
+        "product": terms.product.value if terms.product else None,
+        "amount_fen": terms.amount_fen,
+        "fixed_amount_fen": terms.fixed_amount_fen,
+        "term_months": terms.term_months,
+        "revolving_daily_rate_ppm": terms.revolving_daily_rate_ppm,
+        "fixed_daily_rate_ppm": terms.fixed_daily_rate_ppm,
+        "bank_share_bps": terms.bank_share_bps,
+        "platform_share_bps": terms.platform_share_bps,
+    }
+
+
+def _terms_from(d: dict[str, Any]) -> LoanTerms:
+    return LoanTerms(
+        product=ProductType(d["product"]) if d["product"] else None,
+        amount_fen=d["amount_fen"],
+        fixed_amount_fen=d["fixed_amount_fen"],
+        term_months=d["term_months"],
+        revolving_daily_rate_ppm=d["revolving_daily_rate_ppm"],
+        fixed_daily_rate_ppm=d["fixed_daily_rate_ppm"],
+        bank_share_bps=d["bank_share_bps"],
+        platform_share_bps=d["platform_share_bps"],
+    )
+
+
+def dump_terms(terms: LoanTerms) -> str:
+    return json.dumps(_terms_dict(terms))
+
+
+def load_terms(text: str) -> LoanTerms:
+    return _terms_from(json.loads(text))
+
+
+def dump_decision(decision: Decision) -> str:
+    assert decision.outcome is not None
+    return json.dumps(
+        {
+            "outcome": decision.outcome.value,
+            "terms": _terms_dict(decision.terms) if decision.terms else None,
+            "decline_reason_codes": list(decision.decline_reason_codes),
+            "note": decision.note,
+        }
+    )
+
+
+def load_decision(text: str) -> Decision:
+    d: dict[str, Any] = json.loads(text)
+    return Decision(
+        outcome=DecisionOutcome(d["outcome"]),
+        terms=_terms_from(d["terms"]) if d["terms"] else None,
+        decline_reason_codes=tuple(d["decline_reason_codes"]),
+        note=d["note"],
     )

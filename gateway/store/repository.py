@@ -8,11 +8,11 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import text, update
+from sqlalchemy import func, text, update
 from sqlmodel import Session, col, select
 
 from gateway.domain.consent import Consent, ConsentPurpose
-from gateway.domain.financing import AWAITING_BANK, FinancingState
+from gateway.domain.financing import AWAITING_BANK, COMMITTED, FinancingState
 from gateway.domain.merchant import DataScope
 from gateway.domain.partner import Partner, PartnerState
 from gateway.domain.referral import (
@@ -167,6 +167,8 @@ def case_from_row(row: FinancingCaseRow) -> FinancingCase:
         delivered_at=row.delivered_at,
         acknowledged_at=row.acknowledged_at,
         bank_reference=row.bank_reference,
+        decision=codec.load_decision(row.decision_json) if row.decision_json else None,
+        agreed_terms=codec.load_terms(row.agreed_terms_json) if row.agreed_terms_json else None,
     )
 
 
@@ -338,6 +340,17 @@ def list_cases(
         query = query.where(FinancingCaseRow.platform_merchant_id == merchant_id)
     rows = session.exec(query.order_by(col(FinancingCaseRow.seq)).limit(limit))
     return [case_from_row(r) for r in rows]
+
+
+def committed_exposure(session: Session, bank_id: str) -> int:
+    """The bank's share of principal on its approved, accepted and disbursed open cases."""
+    total = session.exec(
+        select(func.coalesce(func.sum(FinancingCaseRow.bank_exposure_fen), 0)).where(
+            FinancingCaseRow.bank_id == bank_id,
+            col(FinancingCaseRow.state).in_([s.value for s in COMMITTED]),
+        )
+    ).one()
+    return int(total)
 
 
 def due_for_expiry(

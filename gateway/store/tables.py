@@ -101,6 +101,10 @@ class FinancingCaseRow(SQLModel, table=True):
     delivered_at: datetime | None = _time(nullable=True)
     acknowledged_at: datetime | None = _time(nullable=True)
     bank_reference: str = Field(default="", max_length=128)
+    decision_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    agreed_terms_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The bank's share of the agreed principal while the case is open: summed for its cap.
+    bank_exposure_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 class CaseEventRow(SQLModel, table=True):

@@ -357,7 +357,6 @@ def test_list_financing_cases_bad_input(two_banks) -> None:
 @pytest.mark.parametrize(
     ("method", "request_message"),
     [
-        ("SubmitDecision", pb.SubmitDecisionRequest(request_id="r-1", case_id="c")),
         ("ReportLoanEvent", pb.ReportLoanEventRequest(request_id="r-1", case_id="c")),
     ],
 )

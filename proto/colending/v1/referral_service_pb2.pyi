@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from colending.v1 import consent_pb2 as _consent_pb2
+from colending.v1 import financing_pb2 as _financing_pb2
 from colending.v1 import merchant_pb2 as _merchant_pb2
 from colending.v1 import referral_pb2 as _referral_pb2
 from collections import abc as _abc
@@ -11,6 +12,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -21,6 +23,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _CounterOfferAnswer:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CounterOfferAnswerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CounterOfferAnswer.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COUNTER_OFFER_ANSWER_UNSPECIFIED: _CounterOfferAnswer.ValueType  # 0
+    """Not set; rejected on input."""
+    COUNTER_OFFER_ANSWER_ACCEPT: _CounterOfferAnswer.ValueType  # 1
+    """The counter-offer's terms become the agreed terms (checked again against the bank's
+    policy and exposure cap).
+    """
+    COUNTER_OFFER_ANSWER_REJECT: _CounterOfferAnswer.ValueType  # 2
+    """The case ends REJECTED."""
+
+class CounterOfferAnswer(_CounterOfferAnswer, metaclass=_CounterOfferAnswerEnumTypeWrapper):
+    """CounterOfferAnswer is the platform's answer to a counter-offer."""
+
+COUNTER_OFFER_ANSWER_UNSPECIFIED: CounterOfferAnswer.ValueType  # 0
+"""Not set; rejected on input."""
+COUNTER_OFFER_ANSWER_ACCEPT: CounterOfferAnswer.ValueType  # 1
+"""The counter-offer's terms become the agreed terms (checked again against the bank's
+policy and exposure cap).
+"""
+COUNTER_OFFER_ANSWER_REJECT: CounterOfferAnswer.ValueType  # 2
+"""The case ends REJECTED."""
+Global___CounterOfferAnswer: _TypeAlias = CounterOfferAnswer  # noqa: Y015
 
 @_typing.final
 class SubmitReferralRequest(_message.Message):
@@ -377,3 +407,61 @@ class RevokeConsentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeConsentResponse: _TypeAlias = RevokeConsentResponse  # noqa: Y015
+
+@_typing.final
+class RespondToCounterOfferRequest(_message.Message):
+    """RespondToCounterOfferRequest answers a counter-offer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen idempotency key."""
+    case_id: _builtins.str
+    """The case in COUNTER_OFFERED."""
+    answer: Global___CounterOfferAnswer.ValueType
+    """Accept or reject."""
+    reason: _builtins.str
+    """Why, up to 500 characters (optional)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        answer: Global___CounterOfferAnswer.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "case_id", b"case_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RespondToCounterOfferRequest: _TypeAlias = RespondToCounterOfferRequest  # noqa: Y015
+
+@_typing.final
+class RespondToCounterOfferResponse(_message.Message):
+    """RespondToCounterOfferResponse returns the case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINANCING_CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def financing_case(self) -> _financing_pb2.FinancingCase:
+        """The case after the answer."""
+
+    def __init__(
+        self,
+        *,
+        financing_case: _financing_pb2.FinancingCase | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["financing_case", b"financing_case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["financing_case", b"financing_case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RespondToCounterOfferResponse: _TypeAlias = RespondToCounterOfferResponse  # noqa: Y015

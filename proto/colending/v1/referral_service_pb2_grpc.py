@@ -66,6 +66,11 @@ class ReferralServiceStub:
                 request_serializer=colending_dot_v1_dot_referral__service__pb2.RevokeConsentRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_referral__service__pb2.RevokeConsentResponse.FromString,
                 _registered_method=True)
+        self.RespondToCounterOffer = channel.unary_unary(
+                '/colending.v1.ReferralService/RespondToCounterOffer',
+                request_serializer=colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferResponse.FromString,
+                _registered_method=True)
 
 
 class ReferralServiceServicer:
@@ -116,6 +121,13 @@ class ReferralServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RespondToCounterOffer(self, request, context):
+        """Accepts or rejects a bank's counter-offer on a case.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReferralServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +160,11 @@ def add_ReferralServiceServicer_to_server(servicer, server):
                     servicer.RevokeConsent,
                     request_deserializer=colending_dot_v1_dot_referral__service__pb2.RevokeConsentRequest.FromString,
                     response_serializer=colending_dot_v1_dot_referral__service__pb2.RevokeConsentResponse.SerializeToString,
+            ),
+            'RespondToCounterOffer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RespondToCounterOffer,
+                    request_deserializer=colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -314,6 +331,33 @@ class ReferralService:
             '/colending.v1.ReferralService/RevokeConsent',
             colending_dot_v1_dot_referral__service__pb2.RevokeConsentRequest.SerializeToString,
             colending_dot_v1_dot_referral__service__pb2.RevokeConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RespondToCounterOffer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.ReferralService/RespondToCounterOffer',
+            colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferRequest.SerializeToString,
+            colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,8 @@ class ReferralServiceStub:
     """Records a merchant's consent to share data with named banks."""
     RevokeConsent: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.RevokeConsentRequest, _referral_service_pb2.RevokeConsentResponse]
     """Revokes a consent; nothing more is delivered under it."""
+    RespondToCounterOffer: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.RespondToCounterOfferRequest, _referral_service_pb2.RespondToCounterOfferResponse]
+    """Accepts or rejects a bank's counter-offer on a case."""
 
 @_typing.type_check_only
 class ReferralServiceAsyncStub(ReferralServiceStub):
@@ -71,6 +73,8 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     """Records a merchant's consent to share data with named banks."""
     RevokeConsent: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.RevokeConsentRequest, _referral_service_pb2.RevokeConsentResponse]  # type: ignore[assignment]
     """Revokes a consent; nothing more is delivered under it."""
+    RespondToCounterOffer: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.RespondToCounterOfferRequest, _referral_service_pb2.RespondToCounterOfferResponse]  # type: ignore[assignment]
+    """Accepts or rejects a bank's counter-offer on a case."""
 
 class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
     """ReferralService is called by the platform: it submits merchants to partner banks and records
@@ -126,5 +130,13 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_referral_service_pb2.RevokeConsentResponse, _abc.Awaitable[_referral_service_pb2.RevokeConsentResponse]]:
         """Revokes a consent; nothing more is delivered under it."""
+
+    @_abc_1.abstractmethod
+    def RespondToCounterOffer(
+        self,
+        request: _referral_service_pb2.RespondToCounterOfferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_referral_service_pb2.RespondToCounterOfferResponse, _abc.Awaitable[_referral_service_pb2.RespondToCounterOfferResponse]]:
+        """Accepts or rejects a bank's counter-offer on a case."""
 
 def add_ReferralServiceServicer_to_server(servicer: ReferralServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
