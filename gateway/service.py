@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -42,7 +42,9 @@ from gateway.domain.financing import (
 )
 from gateway.domain.identifiers import normalize_uscc
 from gateway.domain.ids import new_id
+from gateway.domain.ledger import Ledger, LoanEvent, apply_event, event_problems
 from gateway.domain.merchant import DataScope, MerchantProfile
+from gateway.domain.money import split_by_bps
 from gateway.domain.partner import (
     Partner,
     PartnerState,
@@ -733,7 +735,7 @@ class Gateway:
             case = _load_bank_case(session, case_id, bank_id, for_update=True)
             _refuse_if_expired(case, now)
             transition(case_id, case.state, target)
-            values: dict[str, object] = {"decision_json": codec.dump_decision(decision)}
+            values: dict[str, Any] = {"decision_json": codec.dump_decision(decision)}
             if decision.terms is not None:
                 self._check_policy(session, partner, case, decision.terms)
                 if target is FinancingState.APPROVED:
@@ -781,7 +783,7 @@ class Gateway:
             case = _load_bank_case(session, case_id, found.bank_id, for_update=True)
             _refuse_if_expired(case, now)
             transition(case_id, case.state, target)
-            values: dict[str, object] = {}
+            values: dict[str, Any] = {}
             if target is FinancingState.ACCEPTED:
                 assert case.decision is not None
                 assert case.decision.terms is not None
@@ -796,6 +798,56 @@ class Gateway:
                 actor=idem.caller,
                 request_id=idem.request_id,
                 **values,
+            )
+            session.flush()
+            return case_id, _case_detail(session, case_id)
+
+        return self._idempotent(idem, replay=_case_detail, act=act)
+
+    def report_loan_event(
+        self,
+        *,
+        idem: Idempotency,
+        bank_id: str,
+        case_id: str,
+        event: LoanEvent,
+        shape_problems: Sequence[FieldViolation] = (),
+    ) -> CaseDetail:
+        problems = [] if case_id else [FieldViolation("case_id", "required")]
+        # The bank's business date may run ahead of UTC by up to a day (UTC+14 at most).
+        problems += event_problems(event, today=business_date(self._clock()) + timedelta(days=1))
+        _raise_all(shape_problems, problems)
+
+        def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
+            self._require_active_bank(session, bank_id)
+            case = _load_bank_case(session, case_id, bank_id, for_update=True)
+            if case.agreed_terms is None:
+                raise FailedPrecondition.single(
+                    "ILLEGAL_TRANSITION",
+                    f"financingCases/{case_id}",
+                    f"case is {case.state.name}; loan events follow an approval or an "
+                    "accepted counter-offer",
+                )
+            target, ledger = apply_event(
+                case_id=case_id,
+                state=case.state,
+                ledger=case.ledger or Ledger(),
+                terms=case.agreed_terms,
+                event=event,
+            )
+            repo.update_case(
+                session,
+                case,
+                to_state=target,
+                at=now,
+                actor=f"partner/{bank_id}",
+                request_id=idem.request_id,
+                loan_event=event,
+                ledger_json=codec.dump_ledger(ledger),
+                # What the bank has at stake now: its share of the principal still owed.
+                bank_exposure_fen=split_by_bps(
+                    ledger.principal_outstanding_fen, case.agreed_terms.bank_share_bps
+                )[0],
             )
             session.flush()
             return case_id, _case_detail(session, case_id)
@@ -977,7 +1029,7 @@ DECISION_STATES = {
 }
 
 
-def _agreed(terms: LoanTerms) -> dict[str, object]:
+def _agreed(terms: LoanTerms) -> dict[str, Any]:
     return {
         "agreed_terms_json": codec.dump_terms(terms),
         "bank_exposure_fen": terms.bank_amount_fen,

@@ -26,6 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway.domain.consent import Consent, ConsentPurpose, ConsentState
 from gateway.domain.decision import CounterOfferAnswer, Decision, DecisionOutcome, LoanTerms
 from gateway.domain.financing import FinancingState
+from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
 from gateway.domain.merchant import (
     DataScope,
     MembershipTier,
@@ -106,6 +107,9 @@ ANSWERS = {
     referral_service_pb2.COUNTER_OFFER_ANSWER_ACCEPT: CounterOfferAnswer.ACCEPT,
     referral_service_pb2.COUNTER_OFFER_ANSWER_REJECT: CounterOfferAnswer.REJECT,
 }
+LOAN_EVENT_TYPES = {
+    getattr(financing_pb2, f"LOAN_EVENT_TYPE_{kind.name}"): kind for kind in LoanEventType
+}
 FINANCING_STATES = {
     getattr(financing_pb2, f"FINANCING_STATE_{state.name}"): state for state in FinancingState
 }
@@ -123,6 +127,7 @@ PARTNER_STATE_NUMBERS = _inverse(PARTNER_STATES)
 REFERRAL_STATE_NUMBERS = _inverse(REFERRAL_STATES)
 FINANCING_STATE_NUMBERS = _inverse(FINANCING_STATES)
 OUTCOME_NUMBERS = _inverse(OUTCOMES)
+LOAN_EVENT_TYPE_NUMBERS = _inverse(LOAN_EVENT_TYPES)
 
 
 def enum_value(
@@ -455,12 +460,52 @@ def decision_to_proto(decision: Decision) -> financing_pb2.Decision:
     )
 
 
+def loan_event_from_proto(
+    message: financing_pb2.LoanEvent, field: str, problems: list[FieldViolation]
+) -> LoanEvent:
+    return LoanEvent(
+        type=enum_value(message.type, LOAN_EVENT_TYPES, f"{field}.type", problems),
+        event_date=date_from_proto(message.event_date, f"{field}.event_date", problems),
+        bank_loan_reference=message.bank_loan_reference,
+        disbursed_fen=_amount(message.disbursed_amount, f"{field}.disbursed_amount", problems),
+        principal_fen=_amount(message.principal, f"{field}.principal", problems),
+        interest_fen=_amount(message.interest, f"{field}.interest", problems),
+        days_overdue=message.days_overdue,
+    )
+
+
+def loan_event_to_proto(event: LoanEvent) -> financing_pb2.LoanEvent:
+    assert event.type is not None
+    return financing_pb2.LoanEvent(
+        type=LOAN_EVENT_TYPE_NUMBERS[event.type],
+        event_date=date_to_proto(event.event_date),
+        bank_loan_reference=event.bank_loan_reference,
+        disbursed_amount=money(event.disbursed_fen) if event.disbursed_fen else None,
+        principal=money(event.principal_fen) if event.principal_fen else None,
+        interest=money(event.interest_fen) if event.interest_fen else None,
+        days_overdue=event.days_overdue,
+    )
+
+
+def ledger_to_proto(ledger: Ledger) -> financing_pb2.Ledger:
+    return financing_pb2.Ledger(
+        principal_disbursed=money(ledger.principal_disbursed_fen),
+        principal_outstanding=money(ledger.principal_outstanding_fen),
+        interest_accrued=money(ledger.interest_accrued_fen),
+        principal_repaid=money(ledger.principal_repaid_fen),
+        interest_repaid=money(ledger.interest_repaid_fen),
+        bank_share_repaid=money(ledger.bank_share_repaid_fen),
+        platform_share_repaid=money(ledger.platform_share_repaid_fen),
+    )
+
+
 def financing_case_to_proto(
     case: FinancingCase, history: Iterable[CaseEvent]
 ) -> financing_pb2.FinancingCase:
     return financing_pb2.FinancingCase(
         decision=decision_to_proto(case.decision) if case.decision else None,
         agreed_terms=terms_to_proto(case.agreed_terms) if case.agreed_terms else None,
+        ledger=ledger_to_proto(case.ledger) if case.ledger else None,
         case_id=case.case_id,
         referral_id=case.referral_id,
         bank_id=case.bank_id,
@@ -476,6 +521,7 @@ def financing_case_to_proto(
                 recorded_at=timestamp(e.recorded_at),
                 actor=e.actor,
                 request_id=e.request_id,
+                loan_event=loan_event_to_proto(e.loan_event) if e.loan_event else None,
             )
             for e in history
         ],

@@ -225,11 +225,22 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
             financing_case=convert.financing_case_to_proto(detail.case, detail.history)
         )
 
+    @unary(BANK, pb.ReportLoanEventResponse)
     def ReportLoanEvent(
-        self, request: pb.ReportLoanEventRequest, context: grpc.ServicerContext
+        self, request: pb.ReportLoanEventRequest, context: grpc.ServicerContext, caller: Caller
     ) -> pb.ReportLoanEventResponse:
-        unimplemented(context, "ReportLoanEvent")
-        return pb.ReportLoanEventResponse()
+        problems: list[FieldViolation] = []
+        event = convert.loan_event_from_proto(request.event, "event", problems)
+        detail = self._gateway.report_loan_event(
+            idem=idempotency(request, caller, "ReportLoanEvent"),
+            bank_id=caller.partner_id,
+            case_id=request.case_id,
+            event=event,
+            shape_problems=problems,
+        )
+        return pb.ReportLoanEventResponse(
+            financing_case=convert.financing_case_to_proto(detail.case, detail.history)
+        )
 
     @unary(BANK, pb.ListFinancingCasesResponse)
     def ListFinancingCases(

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from gateway.domain.decision import Decision, LoanTerms
 from gateway.domain.financing import FinancingState
+from gateway.domain.ledger import Ledger, LoanEvent
 from gateway.domain.merchant import (
     DataScope,
     MerchantProfile,
@@ -88,6 +89,7 @@ class FinancingCase:
     bank_reference: str = ""
     decision: Decision | None = None  # the bank's latest decision
     agreed_terms: LoanTerms | None = None  # approved, or the accepted counter-offer
+    ledger: Ledger | None = None  # from the first disbursement on
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +100,7 @@ class CaseEvent:
     recorded_at: datetime
     actor: str
     request_id: str
+    loan_event: LoanEvent | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,9 +7,11 @@ field fails loudly in a test instead of silently reading a default.
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from gateway.domain.decision import Decision, DecisionOutcome, LoanTerms
+from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
 from gateway.domain.merchant import DataScope, MembershipTier
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType, Reason
@@ -163,4 +165,58 @@ def load_decision(text: str) -> Decision:
         terms=_terms_from(d["terms"]) if d["terms"] else None,
         decline_reason_codes=tuple(d["decline_reason_codes"]),
         note=d["note"],
+    )
+
+
+def dump_ledger(ledger: Ledger) -> str:
+    return json.dumps(
+        {
+            "principal_disbursed_fen": ledger.principal_disbursed_fen,
+            "fixed_outstanding_fen": ledger.fixed_outstanding_fen,
+            "revolving_outstanding_fen": ledger.revolving_outstanding_fen,
+            "interest_accrued_micro": ledger.interest_accrued_micro,
+            "principal_repaid_fen": ledger.principal_repaid_fen,
+            "interest_repaid_fen": ledger.interest_repaid_fen,
+            "bank_share_repaid_fen": ledger.bank_share_repaid_fen,
+            "platform_share_repaid_fen": ledger.platform_share_repaid_fen,
+            "accrued_through": ledger.accrued_through.isoformat()
+            if ledger.accrued_through
+            else None,
+            "bank_loan_reference": ledger.bank_loan_reference,
+        }
+    )
+
+
+def load_ledger(text: str) -> Ledger:
+    d: dict[str, Any] = json.loads(text)
+    through = d.pop("accrued_through")
+    return Ledger(accrued_through=date.fromisoformat(through) if through else None, **d)
+
+
+def dump_loan_event(event: LoanEvent) -> str:
+    assert event.type is not None
+    assert event.event_date is not None
+    return json.dumps(
+        {
+            "type": event.type.value,
+            "event_date": event.event_date.isoformat(),
+            "bank_loan_reference": event.bank_loan_reference,
+            "disbursed_fen": event.disbursed_fen,
+            "principal_fen": event.principal_fen,
+            "interest_fen": event.interest_fen,
+            "days_overdue": event.days_overdue,
+        }
+    )
+
+
+def load_loan_event(text: str) -> LoanEvent:
+    d: dict[str, Any] = json.loads(text)
+    return LoanEvent(
+        type=LoanEventType(d["type"]),
+        event_date=date.fromisoformat(d["event_date"]),
+        bank_loan_reference=d["bank_loan_reference"],
+        disbursed_fen=d["disbursed_fen"],
+        principal_fen=d["principal_fen"],
+        interest_fen=d["interest_fen"],
+        days_overdue=d["days_overdue"],
     )

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from gateway.domain.consent import Consent, ConsentPurpose
 from gateway.domain.financing import AWAITING_BANK, COMMITTED, FinancingState
+from gateway.domain.ledger import LoanEvent
 from gateway.domain.merchant import DataScope
 from gateway.domain.partner import Partner, PartnerState
 from gateway.domain.referral import (
@@ -169,6 +170,7 @@ def case_from_row(row: FinancingCaseRow) -> FinancingCase:
         bank_reference=row.bank_reference,
         decision=codec.load_decision(row.decision_json) if row.decision_json else None,
         agreed_terms=codec.load_terms(row.agreed_terms_json) if row.agreed_terms_json else None,
+        ledger=codec.load_ledger(row.ledger_json) if row.ledger_json else None,
     )
 
 
@@ -376,6 +378,7 @@ def update_case(
     at: datetime,
     actor: str,
     request_id: str,
+    loan_event: LoanEvent | None = None,
     **values: object,
 ) -> None:
     """Move one case, guarded on its current state so a concurrent move cannot be lost."""
@@ -398,6 +401,7 @@ def update_case(
         at=at,
         actor=actor,
         request_id=request_id,
+        loan_event=loan_event,
     )
 
 
@@ -425,6 +429,7 @@ def add_case_event(
     at: datetime,
     actor: str,
     request_id: str,
+    loan_event: LoanEvent | None = None,
 ) -> None:
     session.add(
         CaseEventRow(
@@ -435,6 +440,7 @@ def add_case_event(
             recorded_at=at,
             actor=actor,
             request_id=request_id,
+            loan_event_json=codec.dump_loan_event(loan_event) if loan_event else None,
         )
     )
 
@@ -453,6 +459,7 @@ def case_history(session: Session, case_id: str) -> list[CaseEvent]:
             recorded_at=r.recorded_at,
             actor=r.actor,
             request_id=r.request_id,
+            loan_event=codec.load_loan_event(r.loan_event_json) if r.loan_event_json else None,
         )
         for r in rows
     ]

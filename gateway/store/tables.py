@@ -105,6 +105,7 @@ class FinancingCaseRow(SQLModel, table=True):
     agreed_terms_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # The bank's share of the agreed principal while the case is open: summed for its cap.
     bank_exposure_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    ledger_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class CaseEventRow(SQLModel, table=True):
@@ -118,6 +119,7 @@ class CaseEventRow(SQLModel, table=True):
     recorded_at: datetime = _time()
     actor: str = Field(max_length=80)
     request_id: str = Field(default="", max_length=128)
+    loan_event_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class IdempotencyRow(SQLModel, table=True):

@@ -354,18 +354,6 @@ def test_list_financing_cases_bad_input(two_banks) -> None:
 # --- contract RPCs not built yet ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("method", "request_message"),
-    [
-        ("ReportLoanEvent", pb.ReportLoanEventRequest(request_id="r-1", case_id="c")),
-    ],
-)
-def test_unbuilt_unary_rpcs_are_unimplemented(two_banks, method, request_message) -> None:
-    result = two_banks.call("bank", method, request_message, bank("bank-a"))
-    assert result.code is grpc.StatusCode.UNIMPLEMENTED, result.describe()
-    assert method in result.details
-
-
 def test_stream_referrals_is_unimplemented(two_banks) -> None:
     two_banks.referral_for()
     result = two_banks.stream(

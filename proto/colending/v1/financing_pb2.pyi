@@ -422,6 +422,7 @@ class CaseEvent(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
+    LOAN_EVENT_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the case's history, from 1."""
     from_state: Global___FinancingState.ValueType
@@ -440,6 +441,10 @@ class CaseEvent(_message.Message):
     def evidence(self) -> _common_pb2.Envelope:
         """The signed decision or loan event, as received."""
 
+    @_builtins.property
+    def loan_event(self) -> Global___LoanEvent:
+        """The loan event that caused this step, if one did."""
+
     def __init__(
         self,
         *,
@@ -450,10 +455,11 @@ class CaseEvent(_message.Message):
         actor: _builtins.str = ...,
         request_id: _builtins.str = ...,
         evidence: _common_pb2.Envelope | None = ...,
+        loan_event: Global___LoanEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "recorded_at", b"recorded_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "loan_event", b"loan_event", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "evidence", b"evidence", "from_state", b"from_state", "recorded_at", b"recorded_at", "request_id", b"request_id", "sequence", b"sequence", "to_state", b"to_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "evidence", b"evidence", "from_state", b"from_state", "loan_event", b"loan_event", "recorded_at", b"recorded_at", "request_id", b"request_id", "sequence", b"sequence", "to_state", b"to_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,248 @@
+"""Loan events and each case's ledger: pure, integer arithmetic, replayable from the events.
+
+The drawn principal sits in two buckets, as in the B2B credit line: the fixed part (paid out
+first, up to the agreed fixed amount) and the revolving part (the rest). Interest accrues by
+the day as simple interest on what is drawn: each day adds ``outstanding x daily rate (ppm)``
+in millionths of a fen, rounded to fen only when shown, so no rounding drifts over a year.
+Principal repayments reduce the revolving bucket first (repay any time) and then the fixed
+one. Every repayment is split between the lenders by the agreed split (the bank's share
+rounded down, the platform taking the remainder), so the two shares always sum to it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import date
+
+from gateway.domain.decision import LoanTerms
+from gateway.domain.financing import FinancingState
+from gateway.domain.money import PPM_WHOLE, split_by_bps
+from gateway.errors import FailedPrecondition, FieldViolation
+
+S = FinancingState
+MAX_AMOUNT_FEN = 10**14
+MAX_DAYS_OVERDUE = 10_000
+
+
+class LoanEventType(enum.Enum):
+    DISBURSED = "disbursed"
+    REPAYMENT = "repayment"
+    OVERDUE = "overdue"
+    DEFAULT = "default"
+    RECOVERED = "recovered"
+    WRITTEN_OFF = "written_off"
+    SETTLED = "settled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoanEvent:
+    type: LoanEventType | None
+    event_date: date | None
+    bank_loan_reference: str = ""
+    disbursed_fen: int = 0
+    principal_fen: int = 0
+    interest_fen: int = 0
+    days_overdue: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ledger:
+    principal_disbursed_fen: int = 0
+    fixed_outstanding_fen: int = 0
+    revolving_outstanding_fen: int = 0
+    interest_accrued_micro: int = 0  # millionths of a fen
+    principal_repaid_fen: int = 0
+    interest_repaid_fen: int = 0
+    bank_share_repaid_fen: int = 0
+    platform_share_repaid_fen: int = 0
+    accrued_through: date | None = None  # interest counted up to (not including) this day
+    bank_loan_reference: str = ""
+
+    @property
+    def principal_outstanding_fen(self) -> int:
+        return self.fixed_outstanding_fen + self.revolving_outstanding_fen
+
+    @property
+    def interest_accrued_fen(self) -> int:
+        return (self.interest_accrued_micro + PPM_WHOLE // 2) // PPM_WHOLE  # half up
+
+    @property
+    def interest_outstanding_fen(self) -> int:
+        return max(0, self.interest_accrued_fen - self.interest_repaid_fen)
+
+
+# Which event may follow which state, and where it leads.
+EVENT_TRANSITIONS: dict[LoanEventType, tuple[frozenset[FinancingState], FinancingState]] = {
+    LoanEventType.DISBURSED: (frozenset({S.APPROVED, S.ACCEPTED}), S.DISBURSED),
+    LoanEventType.REPAYMENT: (frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE}), S.REPAYING),
+    LoanEventType.OVERDUE: (frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE}), S.OVERDUE),
+    LoanEventType.DEFAULT: (frozenset({S.OVERDUE}), S.DEFAULTED),
+    LoanEventType.RECOVERED: (frozenset({S.DEFAULTED}), S.RECOVERED),
+    LoanEventType.WRITTEN_OFF: (frozenset({S.DEFAULTED}), S.WRITTEN_OFF),
+    LoanEventType.SETTLED: (frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE}), S.SETTLED),
+}
+
+
+def event_problems(event: LoanEvent, *, today: date, prefix: str = "event") -> list[FieldViolation]:
+    """Shape rules of one event, by request path."""
+    p = f"{prefix}."
+    problems = []
+    if event.type is None:
+        problems.append(FieldViolation(f"{p}type", "required"))
+    if event.event_date is None:
+        problems.append(FieldViolation(f"{p}event_date", "required"))
+    elif event.event_date > today:
+        problems.append(
+            FieldViolation(f"{p}event_date", f"must not be after today ({today.isoformat()})")
+        )
+    amounts = {
+        "disbursed_amount": (event.disbursed_fen, event.type is LoanEventType.DISBURSED),
+        "principal": (
+            event.principal_fen,
+            event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED),
+        ),
+        "interest": (
+            event.interest_fen,
+            event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED),
+        ),
+    }
+    for name, (value, allowed) in amounts.items():
+        field = f"{p}{name}.amount_minor"
+        if not allowed and value:
+            problems.append(FieldViolation(field, f"must be empty for a {_name(event)} event"))
+        elif not 0 <= value <= MAX_AMOUNT_FEN:
+            problems.append(FieldViolation(field, "must be between 0 and 10^14 fen"))
+    if event.type is LoanEventType.DISBURSED:
+        if event.disbursed_fen <= 0:
+            problems.append(FieldViolation(f"{p}disbursed_amount.amount_minor", "must be positive"))
+        if not event.bank_loan_reference.strip():
+            problems.append(FieldViolation(f"{p}bank_loan_reference", "required to disburse"))
+        elif len(event.bank_loan_reference) > 128:
+            problems.append(
+                FieldViolation(f"{p}bank_loan_reference", "must be at most 128 characters")
+            )
+    elif event.bank_loan_reference:
+        problems.append(
+            FieldViolation(f"{p}bank_loan_reference", "only a disbursement carries one")
+        )
+    if event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED) and not (
+        event.principal_fen or event.interest_fen
+    ):
+        problems.append(FieldViolation(f"{p}principal", "principal or interest must be positive"))
+    if event.type is LoanEventType.OVERDUE:
+        if not 1 <= event.days_overdue <= MAX_DAYS_OVERDUE:
+            problems.append(
+                FieldViolation(f"{p}days_overdue", f"must be between 1 and {MAX_DAYS_OVERDUE}")
+            )
+    elif event.days_overdue:
+        problems.append(FieldViolation(f"{p}days_overdue", "only an OVERDUE event has days"))
+    return problems
+
+
+def _name(event: LoanEvent) -> str:
+    return event.type.name if event.type else "typeless"
+
+
+def accrue(ledger: Ledger, terms: LoanTerms, through: date) -> Ledger:
+    """Interest for each day from ``accrued_through`` up to (not including) ``through``."""
+    if ledger.accrued_through is None or through <= ledger.accrued_through:
+        return ledger
+    days = (through - ledger.accrued_through).days
+    daily_micro = (
+        ledger.fixed_outstanding_fen * terms.fixed_daily_rate_ppm
+        + ledger.revolving_outstanding_fen * terms.revolving_daily_rate_ppm
+    )
+    return replace(
+        ledger,
+        interest_accrued_micro=ledger.interest_accrued_micro + daily_micro * days,
+        accrued_through=through,
+    )
+
+
+def apply_event(
+    *,
+    case_id: str,
+    state: FinancingState,
+    ledger: Ledger,
+    terms: LoanTerms,
+    event: LoanEvent,
+) -> tuple[FinancingState, Ledger]:
+    """The case's next state and ledger after ``event`` (already shape-checked)."""
+    assert event.type is not None
+    assert event.event_date is not None
+    subject = f"financingCases/{case_id}"
+    allowed, target = EVENT_TRANSITIONS[event.type]
+    if state not in allowed:
+        raise FailedPrecondition.single(
+            "ILLEGAL_TRANSITION",
+            subject,
+            f"case is {state.name}; a {event.type.name} event needs one of "
+            f"{', '.join(sorted(s.name for s in allowed))}",
+        )
+    if ledger.accrued_through is not None and event.event_date < ledger.accrued_through:
+        raise FailedPrecondition.single(
+            "EVENT_OUT_OF_ORDER",
+            subject,
+            f"event date {event.event_date.isoformat()} is before the case's last event "
+            f"({ledger.accrued_through.isoformat()}); events are ordered per case",
+        )
+    ledger = accrue(ledger, terms, event.event_date)
+
+    if event.type is LoanEventType.DISBURSED:
+        if event.disbursed_fen > terms.amount_fen:
+            raise FailedPrecondition.single(
+                "DISBURSEMENT_ABOVE_TERMS",
+                subject,
+                f"disbursed {event.disbursed_fen} fen, the agreed amount is {terms.amount_fen}",
+            )
+        fixed = min(event.disbursed_fen, terms.fixed_amount_fen)
+        ledger = replace(
+            ledger,
+            principal_disbursed_fen=event.disbursed_fen,
+            fixed_outstanding_fen=fixed,
+            revolving_outstanding_fen=event.disbursed_fen - fixed,
+            accrued_through=event.event_date,
+            bank_loan_reference=event.bank_loan_reference.strip(),
+        )
+    elif event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED):
+        ledger = _repay(ledger, terms, event, subject)
+    elif event.type is LoanEventType.SETTLED and (
+        ledger.principal_outstanding_fen or ledger.interest_outstanding_fen
+    ):
+        raise FailedPrecondition.single(
+            "NOT_REPAID",
+            subject,
+            f"cannot settle: {ledger.principal_outstanding_fen} fen principal and "
+            f"{ledger.interest_outstanding_fen} fen interest are still outstanding",
+        )
+    return target, ledger
+
+
+def _repay(ledger: Ledger, terms: LoanTerms, event: LoanEvent, subject: str) -> Ledger:
+    if event.principal_fen > ledger.principal_outstanding_fen:
+        raise FailedPrecondition.single(
+            "REPAYMENT_ABOVE_OUTSTANDING",
+            subject,
+            f"principal {event.principal_fen} fen is more than the "
+            f"{ledger.principal_outstanding_fen} fen outstanding",
+        )
+    if event.interest_fen > ledger.interest_outstanding_fen:
+        raise FailedPrecondition.single(
+            "REPAYMENT_ABOVE_OUTSTANDING",
+            subject,
+            f"interest {event.interest_fen} fen is more than the "
+            f"{ledger.interest_outstanding_fen} fen accrued and unpaid",
+        )
+    from_revolving = min(event.principal_fen, ledger.revolving_outstanding_fen)
+    total = event.principal_fen + event.interest_fen
+    bank_share, platform_share = split_by_bps(total, terms.bank_share_bps)
+    return replace(
+        ledger,
+        revolving_outstanding_fen=ledger.revolving_outstanding_fen - from_revolving,
+        fixed_outstanding_fen=ledger.fixed_outstanding_fen - (event.principal_fen - from_revolving),
+        principal_repaid_fen=ledger.principal_repaid_fen + event.principal_fen,
+        interest_repaid_fen=ledger.interest_repaid_fen + event.interest_fen,
+        bank_share_repaid_fen=ledger.bank_share_repaid_fen + bank_share,
+        platform_share_repaid_fen=ledger.platform_share_repaid_fen + platform_share,
+    )
