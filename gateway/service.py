@@ -52,6 +52,7 @@ from gateway.domain.partner import (
     validate_partner_fields,
 )
 from gateway.domain.policy import EligibilityPolicy, validate_policy
+from gateway.domain.portfolio import CaseFigures, PortfolioStats, tally
 from gateway.domain.referral import (
     NONCE_BYTES,
     CaseEvent,
@@ -853,6 +854,20 @@ class Gateway:
             return case_id, _case_detail(session, case_id)
 
         return self._idempotent(idem, replay=_case_detail, act=act)
+
+    def portfolio_stats(self, *, bank_id: str) -> tuple[list[PortfolioStats], PortfolioStats]:
+        """Per bank (only ``bank_id`` if given) and overall."""
+        if bank_id and (problem := partner_id_problem(bank_id)) is not None:
+            raise InvalidArgument.single("bank_id", problem)
+        with self._db.reading() as session:
+            if bank_id:
+                _require_partner(session, bank_id)
+            figures = repo.case_figures(session, bank_id=bank_id)
+        by_bank: dict[str, list[CaseFigures]] = {}
+        for case in figures:
+            by_bank.setdefault(case.bank_id, []).append(case)
+        banks = [tally(bank, cases) for bank, cases in sorted(by_bank.items())]
+        return banks, tally("", figures)
 
     def _check_policy(
         self, session: Session, partner: Partner, case: FinancingCase, terms: LoanTerms

@@ -39,6 +39,7 @@ from gateway.domain.merchant import (
 from gateway.domain.money import CURRENCY
 from gateway.domain.partner import Partner, PartnerState
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
+from gateway.domain.portfolio import PortfolioStats
 from gateway.domain.referral import (
     CaseEvent,
     FinancingCase,
@@ -496,6 +497,21 @@ def ledger_to_proto(ledger: Ledger) -> financing_pb2.Ledger:
         interest_repaid=money(ledger.interest_repaid_fen),
         bank_share_repaid=money(ledger.bank_share_repaid_fen),
         platform_share_repaid=money(ledger.platform_share_repaid_fen),
+    )
+
+
+def portfolio_stats_to_proto(stats: PortfolioStats) -> financing_pb2.PortfolioStats:
+    return financing_pb2.PortfolioStats(
+        bank_id=stats.bank_id,
+        referred_count=stats.referred_count,
+        approved_count=stats.approved_count,
+        declined_count=stats.declined_count,
+        disbursed=money(stats.disbursed_fen),
+        outstanding=money(stats.outstanding_fen),
+        overdue=money(stats.overdue_fen),
+        defaulted_count=stats.defaulted_count,
+        approval_rate_bps=stats.approval_rate_bps,
+        non_performing_ratio_bps=stats.non_performing_ratio_bps,
     )
 
 

@@ -368,11 +368,16 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             ],
         )
 
+    @unary(ADMIN, ad.GetPortfolioStatsResponse)
     def GetPortfolioStats(
-        self, request: ad.GetPortfolioStatsRequest, context: grpc.ServicerContext
+        self, request: ad.GetPortfolioStatsRequest, context: grpc.ServicerContext, caller: Caller
     ) -> ad.GetPortfolioStatsResponse:
-        unimplemented(context, "GetPortfolioStats")
-        return ad.GetPortfolioStatsResponse()
+        banks, overall = self._gateway.portfolio_stats(bank_id=request.bank_id)
+        return ad.GetPortfolioStatsResponse(
+            banks=[convert.portfolio_stats_to_proto(s) for s in banks],
+            overall=convert.portfolio_stats_to_proto(overall),
+            computed_at=convert.timestamp(utc_now()),
+        )
 
 
 bl = blacklist_service_pb2

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, text, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from gateway.domain.consent import Consent, ConsentPurpose
@@ -16,6 +17,7 @@ from gateway.domain.financing import AWAITING_BANK, COMMITTED, FinancingState
 from gateway.domain.ledger import LoanEvent
 from gateway.domain.merchant import DataScope
 from gateway.domain.partner import Partner, PartnerState
+from gateway.domain.portfolio import CaseFigures
 from gateway.domain.referral import (
     CaseEvent,
     FinancingCase,
@@ -353,6 +355,30 @@ def committed_exposure(session: Session, bank_id: str) -> int:
         )
     ).one()
     return int(total)
+
+
+def case_figures(session: Session, *, bank_id: str) -> list[CaseFigures]:
+    """The columns portfolio statistics need, for one bank or (empty id) every bank."""
+    # Plain SQLAlchemy: SQLModel's typed select() stops at four columns.
+    query = sa_select(
+        col(FinancingCaseRow.bank_id),
+        col(FinancingCaseRow.state),
+        col(FinancingCaseRow.decision_json),
+        col(FinancingCaseRow.agreed_terms_json),
+        col(FinancingCaseRow.ledger_json),
+    )
+    if bank_id:
+        query = query.where(col(FinancingCaseRow.bank_id) == bank_id)
+    return [
+        CaseFigures(
+            bank_id=bank,
+            state=FinancingState(state),
+            decided=decision is not None,
+            agreed=agreed is not None,
+            ledger=codec.load_ledger(ledger) if ledger else None,
+        )
+        for bank, state, decision, agreed, ledger in session.execute(query)
+    ]
 
 
 def due_for_expiry(

@@ -503,9 +503,3 @@ def test_rotate_without_request_id_is_invalid(api) -> None:
     api.register("bank-a")
     api.admin("RotateSigningKey", ad.RotateSigningKeyRequest()).expect_invalid("request_id")
     assert len(api.signing_keys()) == 1
-
-
-def test_get_portfolio_stats_is_unimplemented(api) -> None:
-    result = api.admin("GetPortfolioStats", ad.GetPortfolioStatsRequest(bank_id="bank-a"))
-    assert result.code is grpc.StatusCode.UNIMPLEMENTED
-    assert "GetPortfolioStats" in result.details

@@ -566,10 +566,10 @@ class PortfolioStats(_message.Message):
     defaulted_count: _builtins.int
     """Cases defaulted."""
     approval_rate_bps: _builtins.int
-    """approved / decided, basis points."""
+    """Approved (including accepted counter-offers) / decided, basis points rounded down."""
     non_performing_ratio_bps: _builtins.int
-    """Non-performing (overdue past policy plus defaulted) principal / outstanding, basis points
-    (72 = 0.72 %).
+    """Principal outstanding on DEFAULTED cases / all principal outstanding, basis points rounded
+    down (72 = 0.72 %).
     """
     @_builtins.property
     def disbursed(self) -> _common_pb2.Money:
