@@ -16,6 +16,7 @@ from gateway.domain.partner import PartnerState
 from gateway.errors import GatewayError
 from gateway.server import InsecureBindRefused, ServerConfig, build_server, open_gateway
 from gateway.service import Gateway, Idempotency
+from gateway.store.db import StaleSchema
 
 log = logging.getLogger("colending")
 
@@ -213,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args)
     except GatewayError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except StaleSchema as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel
 
@@ -42,6 +42,10 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+class StaleSchema(Exception):
+    pass
+
+
 class Database:
     """Owns the engine; hands out read and write transactions."""
 
@@ -61,6 +65,19 @@ class Database:
 
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.engine)
+        self._refuse_stale_schema()
+
+    def _refuse_stale_schema(self) -> None:
+        """create_all adds missing tables but never columns: say so instead of failing later
+        with a confusing SQL error. (Versioned migrations are planned work.)"""
+        inspector = inspect(self.engine)
+        for name, table in SQLModel.metadata.tables.items():
+            present = {c["name"] for c in inspector.get_columns(name)}
+            if missing := sorted(c.name for c in table.columns if c.name not in present):
+                raise StaleSchema(
+                    f"database table {name!r} lacks columns {', '.join(missing)}: it was made "
+                    "by an older gateway. Start with a fresh data directory (or database)."
+                )
 
     def drop_schema(self) -> None:
         SQLModel.metadata.drop_all(self.engine)

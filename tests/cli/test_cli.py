@@ -126,3 +126,19 @@ def test_sweep_runs_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     code, out, _ = run(capsys, "sweep", "--data-dir", str(tmp_path / "data"))
     assert code == 0
     assert out.strip() == "expired 0 case(s)"
+
+
+def test_an_older_database_is_refused_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    data = tmp_path / "data"
+    assert run(capsys, "keys", "--data-dir", str(data), "show")[0] == 0
+    with sqlite3.connect(data / "gateway.db") as db:
+        db.execute("ALTER TABLE financing_cases DROP COLUMN ledger_json")
+    code, _, err = run(capsys, "keys", "--data-dir", str(data), "show")
+    assert code == 1
+    assert "financing_cases" in err
+    assert "ledger_json" in err
+    assert "fresh data directory" in err
