@@ -698,19 +698,17 @@ class Gateway:
                     subject,
                     "the merchant's consent is no longer ACTIVE; the referral must not be used",
                 )
-            repo.update_case(
+            return _move(
                 session,
                 case,
                 to_state=target,
-                at=now,
+                now=now,
                 actor=f"partner/{bank_id}",
                 request_id=idem.request_id,
                 acknowledged_at=now,
                 delivered_at=case.delivered_at or now,
                 bank_reference=bank_reference.strip(),
             )
-            session.flush()
-            return case_id, _case_detail(session, case_id)
 
         return self._idempotent(idem, replay=_case_detail, act=act)
 
@@ -741,17 +739,15 @@ class Gateway:
                 self._check_policy(session, partner, case, decision.terms)
                 if target is FinancingState.APPROVED:
                     values.update(_agreed(decision.terms))
-            repo.update_case(
+            return _move(
                 session,
                 case,
                 to_state=target,
-                at=now,
+                now=now,
                 actor=f"partner/{bank_id}",
                 request_id=idem.request_id,
                 **values,
             )
-            session.flush()
-            return case_id, _case_detail(session, case_id)
 
         return self._idempotent(idem, replay=_case_detail, act=act)
 
@@ -791,17 +787,15 @@ class Gateway:
                 # The bank's book may have filled up since it countered.
                 self._check_policy(session, partner, case, case.decision.terms)
                 values.update(_agreed(case.decision.terms))
-            repo.update_case(
+            return _move(
                 session,
                 case,
                 to_state=target,
-                at=now,
+                now=now,
                 actor=idem.caller,
                 request_id=idem.request_id,
                 **values,
             )
-            session.flush()
-            return case_id, _case_detail(session, case_id)
 
         return self._idempotent(idem, replay=_case_detail, act=act)
 
@@ -836,11 +830,11 @@ class Gateway:
                 terms=case.agreed_terms,
                 event=event,
             )
-            repo.update_case(
+            return _move(
                 session,
                 case,
                 to_state=target,
-                at=now,
+                now=now,
                 actor=f"partner/{bank_id}",
                 request_id=idem.request_id,
                 loan_event=event,
@@ -850,8 +844,6 @@ class Gateway:
                     ledger.principal_outstanding_fen, case.agreed_terms.bank_share_bps
                 )[0],
             )
-            session.flush()
-            return case_id, _case_detail(session, case_id)
 
         return self._idempotent(idem, replay=_case_detail, act=act)
 
@@ -1035,6 +1027,24 @@ def _bank_list_problems(field: str, bank_ids: Sequence[str]) -> list[FieldViolat
         if (problem := partner_id_problem(bank_id)) is not None:
             problems.append(FieldViolation(f"{field}[{i}]", problem))
     return problems
+
+
+def _move(
+    session: Session,
+    case: FinancingCase,
+    *,
+    to_state: FinancingState,
+    now: datetime,
+    actor: str,
+    request_id: str,
+    **values: Any,
+) -> tuple[str, CaseDetail]:
+    """Record one step of a case and answer with the case as it now stands."""
+    repo.update_case(
+        session, case, to_state=to_state, at=now, actor=actor, request_id=request_id, **values
+    )
+    session.flush()
+    return case.case_id, _case_detail(session, case.case_id)
 
 
 DECISION_STATES = {
