@@ -134,3 +134,13 @@ class IdempotencyRow(SQLModel, table=True):
     fingerprint: str = Field(max_length=64)
     resource_id: str = Field(max_length=64)
     created_at: datetime = _time()
+
+
+class LogNodeRow(SQLModel, table=True):
+    """One complete-subtree hash of the blacklist log's Merkle tree (level 0: leaf hashes)."""
+
+    __tablename__ = "log_nodes"
+
+    level: int = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
