@@ -16,6 +16,7 @@ from colending.v1 import (
     referral_service_pb2,
     referral_service_pb2_grpc,
 )
+from google.protobuf.message import Message
 
 from gateway.api import convert
 from gateway.api._handler import idempotency, unary, unimplemented
@@ -30,6 +31,14 @@ ADMIN = "colending.v1.AdminService"
 rs = referral_service_pb2
 pb = partner_bank_service_pb2
 ad = admin_service_pb2
+
+
+def _unverified_evidence(request: Message, field: str) -> list[FieldViolation]:
+    """Signed evidence needs the banks' registered keys (planned work). Until the gateway can
+    verify and keep it, refuse it rather than accept and silently drop it."""
+    if request.HasField(field):
+        return [FieldViolation(field, "signed evidence is not accepted yet; omit it")]
+    return []
 
 
 def _raise_if(problems: list[FieldViolation]) -> None:
@@ -212,7 +221,7 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
     def SubmitDecision(
         self, request: pb.SubmitDecisionRequest, context: grpc.ServicerContext, caller: Caller
     ) -> pb.SubmitDecisionResponse:
-        problems: list[FieldViolation] = []
+        problems = _unverified_evidence(request, "signed_decision")
         decision = convert.decision_from_proto(request.decision, "decision", problems)
         detail = self._gateway.submit_decision(
             idem=idempotency(request, caller, "SubmitDecision"),
@@ -229,7 +238,7 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
     def ReportLoanEvent(
         self, request: pb.ReportLoanEventRequest, context: grpc.ServicerContext, caller: Caller
     ) -> pb.ReportLoanEventResponse:
-        problems: list[FieldViolation] = []
+        problems = _unverified_evidence(request, "signed_event")
         event = convert.loan_event_from_proto(request.event, "event", problems)
         detail = self._gateway.report_loan_event(
             idem=idempotency(request, caller, "ReportLoanEvent"),

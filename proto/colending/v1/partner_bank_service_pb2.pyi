@@ -258,6 +258,7 @@ class SubmitDecisionRequest(_message.Message):
     def signed_decision(self) -> _common_pb2.Envelope:
         """The same decision signed by the bank (payload type
         "application/vnd.colending.decision.v1+protobuf"), kept as evidence.
+        Not accepted yet: the gateway answers INVALID_ARGUMENT until it verifies them.
         """
 
     def __init__(
@@ -322,6 +323,7 @@ class ReportLoanEventRequest(_message.Message):
     def signed_event(self) -> _common_pb2.Envelope:
         """The same event signed by the bank (payload type
         "application/vnd.colending.loan-event.v1+protobuf"), kept as evidence.
+        Not accepted yet: the gateway answers INVALID_ARGUMENT until it verifies them.
         """
 
     def __init__(
