@@ -50,6 +50,7 @@ from gateway.domain.referral import (
 )
 from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType
 from gateway.errors import FieldViolation
+from gateway.service import CaseDetail
 from gateway.signing.keyring import PublishedKey
 
 K = TypeVar("K")
@@ -513,6 +514,10 @@ def portfolio_stats_to_proto(stats: PortfolioStats) -> financing_pb2.PortfolioSt
         approval_rate_bps=stats.approval_rate_bps,
         non_performing_ratio_bps=stats.non_performing_ratio_bps,
     )
+
+
+def case_detail_to_proto(detail: CaseDetail) -> financing_pb2.FinancingCase:
+    return financing_case_to_proto(detail.case, detail.history)
 
 
 def financing_case_to_proto(

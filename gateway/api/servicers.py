@@ -160,9 +160,7 @@ class ReferralServicer(referral_service_pb2_grpc.ReferralServiceServicer):
             reason=request.reason,
             shape_problems=problems,
         )
-        return rs.RespondToCounterOfferResponse(
-            financing_case=convert.financing_case_to_proto(detail.case, detail.history)
-        )
+        return rs.RespondToCounterOfferResponse(financing_case=convert.case_detail_to_proto(detail))
 
 
 class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServicer):
@@ -196,9 +194,7 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
             case_id=request.case_id,
             bank_reference=request.bank_reference,
         )
-        return pb.AcknowledgeReferralResponse(
-            financing_case=convert.financing_case_to_proto(detail.case, detail.history)
-        )
+        return pb.AcknowledgeReferralResponse(financing_case=convert.case_detail_to_proto(detail))
 
     @unary(BANK, pb.GetFinancingCaseResponse)
     def GetFinancingCase(
@@ -207,9 +203,7 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
         detail = self._gateway.get_financing_case(
             bank_id=caller.partner_id, case_id=request.case_id
         )
-        return pb.GetFinancingCaseResponse(
-            financing_case=convert.financing_case_to_proto(detail.case, detail.history)
-        )
+        return pb.GetFinancingCaseResponse(financing_case=convert.case_detail_to_proto(detail))
 
     def StreamReferrals(
         self, request: pb.StreamReferralsRequest, context: grpc.ServicerContext
@@ -230,9 +224,7 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
             decision=decision,
             shape_problems=problems,
         )
-        return pb.SubmitDecisionResponse(
-            financing_case=convert.financing_case_to_proto(detail.case, detail.history)
-        )
+        return pb.SubmitDecisionResponse(financing_case=convert.case_detail_to_proto(detail))
 
     @unary(BANK, pb.ReportLoanEventResponse)
     def ReportLoanEvent(
@@ -247,9 +239,7 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
             event=event,
             shape_problems=problems,
         )
-        return pb.ReportLoanEventResponse(
-            financing_case=convert.financing_case_to_proto(detail.case, detail.history)
-        )
+        return pb.ReportLoanEventResponse(financing_case=convert.case_detail_to_proto(detail))
 
     @unary(BANK, pb.ListFinancingCasesResponse)
     def ListFinancingCases(
