@@ -26,7 +26,7 @@ from partners.sdk._errors import (
 REFERRAL_PAYLOAD_TYPE = "application/vnd.colending.referral.v1+protobuf"
 DECISION_PAYLOAD_TYPE = "application/vnd.colending.decision.v1+protobuf"
 LOAN_EVENT_PAYLOAD_TYPE = "application/vnd.colending.loan-event.v1+protobuf"
-CHECKPOINT_PAYLOAD_TYPE = "application/vnd.colending.checkpoint.v1+protobuf"
+CHECKPOINT_PAYLOAD_TYPE = "application/vnd.colending.checkpoint.v1+text"
 
 ED25519_PUBLIC_KEY_LENGTH = 32
 

@@ -363,7 +363,10 @@ Global___BlacklistEntry: _TypeAlias = BlacklistEntry  # noqa: Y015
 
 @_typing.final
 class BlacklistChange(_message.Message):
-    """BlacklistChange is one leaf of the append-only log."""
+    """BlacklistChange is one leaf of the append-only log. The leaf bytes are canonical JSON (UTF-8,
+    keys sorted, no whitespace) of the entry after the change; docs/blacklist-log.md lists the
+    keys. Trust the leaf, not the parsed entry: only the leaf is hashed into the tree.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -441,8 +444,14 @@ Global___Checkpoint: _TypeAlias = Checkpoint  # noqa: Y015
 
 @_typing.final
 class SignedCheckpoint(_message.Message):
-    """SignedCheckpoint is a checkpoint as a DSSE envelope (payload type
-    "application/vnd.colending.checkpoint.v1+protobuf") plus its parsed form for convenience.
+    """SignedCheckpoint is a checkpoint as a DSSE envelope signed by the gateway's log key, plus its
+    parsed form for convenience. The payload type is "application/vnd.colending.checkpoint.v1+text"
+    and the payload is a C2SP tlog-checkpoint body, UTF-8, every line ending in "\\n":
+
+      colending.v1/blacklist          (origin)
+      42                              (tree size, decimal)
+      <base64 of the 32-byte root>    (standard alphabet, padded)
+      time 2026-11-28T11:25:12.123456Z (extension line: when it was made, RFC 3339 UTC)
     """
 
     DESCRIPTOR: _descriptor.Descriptor

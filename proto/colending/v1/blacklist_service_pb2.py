@@ -26,7 +26,7 @@ from colending.v1 import blacklist_pb2 as colending_dot_v1_dot_blacklist__pb2
 from colending.v1 import common_pb2 as colending_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$colending/v1/blacklist_service.proto\x12\x0c\x63olending.v1\x1a\x1c\x63olending/v1/blacklist.proto\x1a\x19\x63olending/v1/common.proto\"\xf6\x01\n\x14ReportDefaultRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x08\x62orrower\x18\x02 \x01(\x0b\x32\x1b.colending.v1.RawIdentifier\x12-\n\x06reason\x18\x03 \x01(\x0e\x32\x1d.colending.v1.BlacklistReason\x12(\n\x0boutstanding\x18\x04 \x01(\x0b\x32\x13.colending.v1.Money\x12(\n\x0c\x64\x65\x66\x61ult_date\x18\x05 \x01(\x0b\x32\x12.colending.v1.Date\x12\x18\n\x10\x65vidence_case_id\x18\x06 \x01(\t\"W\n\x15ReportDefaultResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.colending.v1.BlacklistEntry\x12\x11\n\tlog_index\x18\x02 \x01(\x03\"L\n\x15\x43heckBorrowersRequest\x12\x33\n\tborrowers\x18\x01 \x03(\x0b\x32 .colending.v1.BorrowerIdentifier\"u\n\x13\x42orrowerCheckResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tpseudonym\x18\x02 \x01(\x0c\x12\r\n\x05\x63lear\x18\x03 \x01(\x08\x12-\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x1c.colending.v1.BlacklistEntry\"_\n\x16\x43heckBorrowersResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.colending.v1.BorrowerCheckResult\x12\x11\n\ttree_size\x18\x02 \x01(\x03\".\n\x14SyncBlacklistRequest\x12\x16\n\x0e\x66rom_log_index\x18\x01 \x01(\x03\"F\n\x15SyncBlacklistResponse\x12-\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x1d.colending.v1.BlacklistChange\"J\n\x11\x46ileAppealRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t\x12\x0f\n\x07grounds\x18\x03 \x01(\t\"A\n\x12\x46ileAppealResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.colending.v1.BlacklistEntry\"z\n\x14ResolveAppealRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t\x12,\n\x07outcome\x18\x03 \x01(\x0e\x32\x1b.colending.v1.AppealOutcome\x12\x0e\n\x06reason\x18\x04 \x01(\t\"D\n\x15ResolveAppealResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.colending.v1.BlacklistEntry\"\x16\n\x14GetCheckpointRequest\"K\n\x15GetCheckpointResponse\x12\x32\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1e.colending.v1.SignedCheckpoint\"@\n\x18GetInclusionProofRequest\x12\x11\n\tlog_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\"_\n\x19GetInclusionProofResponse\x12\x11\n\tlog_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x0c\n\x04leaf\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"O\n\x1aGetConsistencyProofRequest\x12\x17\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x12\x18\n\x10second_tree_size\x18\x02 \x01(\x03\"`\n\x1bGetConsistencyProofResponse\x12\x17\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x12\x18\n\x10second_tree_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x32\xfc\x05\n\x10\x42lacklistService\x12X\n\rReportDefault\x12\".colending.v1.ReportDefaultRequest\x1a#.colending.v1.ReportDefaultResponse\x12[\n\x0e\x43heckBorrowers\x12#.colending.v1.CheckBorrowersRequest\x1a$.colending.v1.CheckBorrowersResponse\x12Z\n\rSyncBlacklist\x12\".colending.v1.SyncBlacklistRequest\x1a#.colending.v1.SyncBlacklistResponse0\x01\x12O\n\nFileAppeal\x12\x1f.colending.v1.FileAppealRequest\x1a .colending.v1.FileAppealResponse\x12X\n\rResolveAppeal\x12\".colending.v1.ResolveAppealRequest\x1a#.colending.v1.ResolveAppealResponse\x12X\n\rGetCheckpoint\x12\".colending.v1.GetCheckpointRequest\x1a#.colending.v1.GetCheckpointResponse\x12\x64\n\x11GetInclusionProof\x12&.colending.v1.GetInclusionProofRequest\x1a\'.colending.v1.GetInclusionProofResponse\x12j\n\x13GetConsistencyProof\x12(.colending.v1.GetConsistencyProofRequest\x1a).colending.v1.GetConsistencyProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$colending/v1/blacklist_service.proto\x12\x0c\x63olending.v1\x1a\x1c\x63olending/v1/blacklist.proto\x1a\x19\x63olending/v1/common.proto\"\xf6\x01\n\x14ReportDefaultRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x08\x62orrower\x18\x02 \x01(\x0b\x32\x1b.colending.v1.RawIdentifier\x12-\n\x06reason\x18\x03 \x01(\x0e\x32\x1d.colending.v1.BlacklistReason\x12(\n\x0boutstanding\x18\x04 \x01(\x0b\x32\x13.colending.v1.Money\x12(\n\x0c\x64\x65\x66\x61ult_date\x18\x05 \x01(\x0b\x32\x12.colending.v1.Date\x12\x18\n\x10\x65vidence_case_id\x18\x06 \x01(\t\"W\n\x15ReportDefaultResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.colending.v1.BlacklistEntry\x12\x11\n\tlog_index\x18\x02 \x01(\x03\"L\n\x15\x43heckBorrowersRequest\x12\x33\n\tborrowers\x18\x01 \x03(\x0b\x32 .colending.v1.BorrowerIdentifier\"u\n\x13\x42orrowerCheckResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tpseudonym\x18\x02 \x01(\x0c\x12\r\n\x05\x63lear\x18\x03 \x01(\x08\x12-\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x1c.colending.v1.BlacklistEntry\"_\n\x16\x43heckBorrowersResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.colending.v1.BorrowerCheckResult\x12\x11\n\ttree_size\x18\x02 \x01(\x03\".\n\x14SyncBlacklistRequest\x12\x16\n\x0e\x66rom_log_index\x18\x01 \x01(\x03\"\x86\x01\n\x15SyncBlacklistResponse\x12/\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x1d.colending.v1.BlacklistChangeH\x00\x12\x34\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x1e.colending.v1.SignedCheckpointH\x00\x42\x06\n\x04item\"J\n\x11\x46ileAppealRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t\x12\x0f\n\x07grounds\x18\x03 \x01(\t\"A\n\x12\x46ileAppealResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.colending.v1.BlacklistEntry\"z\n\x14ResolveAppealRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t\x12,\n\x07outcome\x18\x03 \x01(\x0e\x32\x1b.colending.v1.AppealOutcome\x12\x0e\n\x06reason\x18\x04 \x01(\t\"D\n\x15ResolveAppealResponse\x12+\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1c.colending.v1.BlacklistEntry\"\x16\n\x14GetCheckpointRequest\"K\n\x15GetCheckpointResponse\x12\x32\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1e.colending.v1.SignedCheckpoint\"@\n\x18GetInclusionProofRequest\x12\x11\n\tlog_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\"_\n\x19GetInclusionProofResponse\x12\x11\n\tlog_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x0c\n\x04leaf\x18\x03 \x01(\x0c\x12\x0e\n\x06hashes\x18\x04 \x03(\x0c\"O\n\x1aGetConsistencyProofRequest\x12\x17\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x12\x18\n\x10second_tree_size\x18\x02 \x01(\x03\"`\n\x1bGetConsistencyProofResponse\x12\x17\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x12\x18\n\x10second_tree_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x32\xfc\x05\n\x10\x42lacklistService\x12X\n\rReportDefault\x12\".colending.v1.ReportDefaultRequest\x1a#.colending.v1.ReportDefaultResponse\x12[\n\x0e\x43heckBorrowers\x12#.colending.v1.CheckBorrowersRequest\x1a$.colending.v1.CheckBorrowersResponse\x12Z\n\rSyncBlacklist\x12\".colending.v1.SyncBlacklistRequest\x1a#.colending.v1.SyncBlacklistResponse0\x01\x12O\n\nFileAppeal\x12\x1f.colending.v1.FileAppealRequest\x1a .colending.v1.FileAppealResponse\x12X\n\rResolveAppeal\x12\".colending.v1.ResolveAppealRequest\x1a#.colending.v1.ResolveAppealResponse\x12X\n\rGetCheckpoint\x12\".colending.v1.GetCheckpointRequest\x1a#.colending.v1.GetCheckpointResponse\x12\x64\n\x11GetInclusionProof\x12&.colending.v1.GetInclusionProofRequest\x1a\'.colending.v1.GetInclusionProofResponse\x12j\n\x13GetConsistencyProof\x12(.colending.v1.GetConsistencyProofRequest\x1a).colending.v1.GetConsistencyProofResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,28 +45,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKBORROWERSRESPONSE']._serialized_end=741
   _globals['_SYNCBLACKLISTREQUEST']._serialized_start=743
   _globals['_SYNCBLACKLISTREQUEST']._serialized_end=789
-  _globals['_SYNCBLACKLISTRESPONSE']._serialized_start=791
-  _globals['_SYNCBLACKLISTRESPONSE']._serialized_end=861
-  _globals['_FILEAPPEALREQUEST']._serialized_start=863
-  _globals['_FILEAPPEALREQUEST']._serialized_end=937
-  _globals['_FILEAPPEALRESPONSE']._serialized_start=939
-  _globals['_FILEAPPEALRESPONSE']._serialized_end=1004
-  _globals['_RESOLVEAPPEALREQUEST']._serialized_start=1006
-  _globals['_RESOLVEAPPEALREQUEST']._serialized_end=1128
-  _globals['_RESOLVEAPPEALRESPONSE']._serialized_start=1130
-  _globals['_RESOLVEAPPEALRESPONSE']._serialized_end=1198
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1200
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1222
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=1224
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1299
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1301
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1365
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1367
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1462
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1464
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1543
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1545
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1641
-  _globals['_BLACKLISTSERVICE']._serialized_start=1644
-  _globals['_BLACKLISTSERVICE']._serialized_end=2408
+  _globals['_SYNCBLACKLISTRESPONSE']._serialized_start=792
+  _globals['_SYNCBLACKLISTRESPONSE']._serialized_end=926
+  _globals['_FILEAPPEALREQUEST']._serialized_start=928
+  _globals['_FILEAPPEALREQUEST']._serialized_end=1002
+  _globals['_FILEAPPEALRESPONSE']._serialized_start=1004
+  _globals['_FILEAPPEALRESPONSE']._serialized_end=1069
+  _globals['_RESOLVEAPPEALREQUEST']._serialized_start=1071
+  _globals['_RESOLVEAPPEALREQUEST']._serialized_end=1193
+  _globals['_RESOLVEAPPEALRESPONSE']._serialized_start=1195
+  _globals['_RESOLVEAPPEALRESPONSE']._serialized_end=1263
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1265
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1287
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=1289
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1364
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1366
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1430
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1432
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1527
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1529
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1608
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1610
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1706
+  _globals['_BLACKLISTSERVICE']._serialized_start=1709
+  _globals['_BLACKLISTSERVICE']._serialized_end=2473
 # @@protoc_insertion_point(module_scope)

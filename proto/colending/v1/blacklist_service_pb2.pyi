@@ -22,7 +22,9 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class ReportDefaultRequest(_message.Message):
-    """ReportDefaultRequest reports a borrower."""
+    """ReportDefaultRequest reports a borrower. With an evidence case, the borrower must be that
+    case's merchant and the case must have been disbursed; a case has at most one entry in force.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -208,25 +210,35 @@ Global___SyncBlacklistRequest: _TypeAlias = SyncBlacklistRequest  # noqa: Y015
 
 @_typing.final
 class SyncBlacklistResponse(_message.Message):
-    """SyncBlacklistResponse is one change, in log order."""
+    """SyncBlacklistResponse is one change, in log order, or a checkpoint of the log so far."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CHANGE_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def change(self) -> _blacklist_pb2.BlacklistChange:
-        """The change."""
+        """The next change: its log_index is one more than the previous change's."""
+
+    @_builtins.property
+    def checkpoint(self) -> _blacklist_pb2.SignedCheckpoint:
+        """A signed checkpoint whose tree_size is the number of leaves sent so far (counting from
+        index 0), sent whenever the stream has caught up with the log.
+        """
 
     def __init__(
         self,
         *,
         change: _blacklist_pb2.BlacklistChange | None = ...,
+        checkpoint: _blacklist_pb2.SignedCheckpoint | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "checkpoint", b"checkpoint", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "checkpoint", b"checkpoint", "item", b"item"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["change", "checkpoint"]  # noqa: Y015
+    _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
 
 Global___SyncBlacklistResponse: _TypeAlias = SyncBlacklistResponse  # noqa: Y015
 

@@ -98,7 +98,9 @@ class BlacklistServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SyncBlacklist(self, request, context):
-        """Streams every change from a log index, then follows live.
+        """Streams every change from a log index, then follows live. Each time the stream catches up
+        with the log it sends a signed checkpoint of the size reached, so the client can check the
+        copy it built against the signed root.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

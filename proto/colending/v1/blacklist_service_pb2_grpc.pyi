@@ -40,7 +40,10 @@ class BlacklistServiceStub:
     CheckBorrowers: _grpc.UnaryUnaryMultiCallable[_blacklist_service_pb2.CheckBorrowersRequest, _blacklist_service_pb2.CheckBorrowersResponse]
     """Checks up to 1,000 borrowers at once."""
     SyncBlacklist: _grpc.UnaryStreamMultiCallable[_blacklist_service_pb2.SyncBlacklistRequest, _blacklist_service_pb2.SyncBlacklistResponse]
-    """Streams every change from a log index, then follows live."""
+    """Streams every change from a log index, then follows live. Each time the stream catches up
+    with the log it sends a signed checkpoint of the size reached, so the client can check the
+    copy it built against the signed root.
+    """
     FileAppeal: _grpc.UnaryUnaryMultiCallable[_blacklist_service_pb2.FileAppealRequest, _blacklist_service_pb2.FileAppealResponse]
     """Files an appeal for a borrower (platform or operator)."""
     ResolveAppeal: _grpc.UnaryUnaryMultiCallable[_blacklist_service_pb2.ResolveAppealRequest, _blacklist_service_pb2.ResolveAppealResponse]
@@ -64,7 +67,10 @@ class BlacklistServiceAsyncStub(BlacklistServiceStub):
     CheckBorrowers: _aio.UnaryUnaryMultiCallable[_blacklist_service_pb2.CheckBorrowersRequest, _blacklist_service_pb2.CheckBorrowersResponse]  # type: ignore[assignment]
     """Checks up to 1,000 borrowers at once."""
     SyncBlacklist: _aio.UnaryStreamMultiCallable[_blacklist_service_pb2.SyncBlacklistRequest, _blacklist_service_pb2.SyncBlacklistResponse]  # type: ignore[assignment]
-    """Streams every change from a log index, then follows live."""
+    """Streams every change from a log index, then follows live. Each time the stream catches up
+    with the log it sends a signed checkpoint of the size reached, so the client can check the
+    copy it built against the signed root.
+    """
     FileAppeal: _aio.UnaryUnaryMultiCallable[_blacklist_service_pb2.FileAppealRequest, _blacklist_service_pb2.FileAppealResponse]  # type: ignore[assignment]
     """Files an appeal for a borrower (platform or operator)."""
     ResolveAppeal: _aio.UnaryUnaryMultiCallable[_blacklist_service_pb2.ResolveAppealRequest, _blacklist_service_pb2.ResolveAppealResponse]  # type: ignore[assignment]
@@ -103,7 +109,10 @@ class BlacklistServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _blacklist_service_pb2.SyncBlacklistRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_blacklist_service_pb2.SyncBlacklistResponse], _abc.AsyncIterator[_blacklist_service_pb2.SyncBlacklistResponse]]:
-        """Streams every change from a log index, then follows live."""
+        """Streams every change from a log index, then follows live. Each time the stream catches up
+        with the log it sends a signed checkpoint of the size reached, so the client can check the
+        copy it built against the signed root.
+        """
 
     @_abc_1.abstractmethod
     def FileAppeal(

@@ -544,18 +544,26 @@ class GetSigningKeysResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     KEYS_FIELD_NUMBER: _builtins.int
+    LOG_KEYS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___SigningKey]:
         """Published keys, the active one first."""
+
+    @_builtins.property
+    def log_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___SigningKey]:
+        """The blacklist log's checkpoint keys, the active one first. Pin them out of band: a
+        checkpoint verified with a key fetched from the same server proves less.
+        """
 
     def __init__(
         self,
         *,
         keys: _abc.Iterable[Global___SigningKey] | None = ...,
+        log_keys: _abc.Iterable[Global___SigningKey] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys", "log_keys", b"log_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

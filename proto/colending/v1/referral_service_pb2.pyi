@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from colending.v1 import consent_pb2 as _consent_pb2
+from colending.v1 import enforcement_pb2 as _enforcement_pb2
 from colending.v1 import financing_pb2 as _financing_pb2
 from colending.v1 import merchant_pb2 as _merchant_pb2
 from colending.v1 import referral_pb2 as _referral_pb2
@@ -465,3 +466,63 @@ class RespondToCounterOfferResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RespondToCounterOfferResponse: _TypeAlias = RespondToCounterOfferResponse  # noqa: Y015
+
+@_typing.final
+class ListEnforcementEventsRequest(_message.Message):
+    """ListEnforcementEventsRequest reads the enforcement feed from a cursor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PLATFORM_MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Page size, 1..500 (0 means 50)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page, or empty for the first event."""
+    platform_merchant_id: _builtins.str
+    """Only this merchant's events, if set."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        platform_merchant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "platform_merchant_id", b"platform_merchant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEnforcementEventsRequest: _TypeAlias = ListEnforcementEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListEnforcementEventsResponse(_message.Message):
+    """ListEnforcementEventsResponse is one page of the feed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Cursor after the last event returned (or the request's token when there are none): it is
+    never empty once an event has been seen, so it can be polled to follow the feed.
+    """
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_enforcement_pb2.EnforcementEvent]:
+        """The events, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_enforcement_pb2.EnforcementEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEnforcementEventsResponse: _TypeAlias = ListEnforcementEventsResponse  # noqa: Y015

@@ -71,6 +71,11 @@ class ReferralServiceStub:
                 request_serializer=colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferResponse.FromString,
                 _registered_method=True)
+        self.ListEnforcementEvents = channel.unary_unary(
+                '/colending.v1.ReferralService/ListEnforcementEvents',
+                request_serializer=colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsResponse.FromString,
+                _registered_method=True)
 
 
 class ReferralServiceServicer:
@@ -128,6 +133,14 @@ class ReferralServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEnforcementEvents(self, request, context):
+        """Pages through the enforcement events the platform must act on (restrict or restore a
+        merchant's store), oldest first; poll with the last next_page_token to follow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReferralServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +178,11 @@ def add_ReferralServiceServicer_to_server(servicer, server):
                     servicer.RespondToCounterOffer,
                     request_deserializer=colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferRequest.FromString,
                     response_serializer=colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferResponse.SerializeToString,
+            ),
+            'ListEnforcementEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEnforcementEvents,
+                    request_deserializer=colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,6 +376,33 @@ class ReferralService:
             '/colending.v1.ReferralService/RespondToCounterOffer',
             colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferRequest.SerializeToString,
             colending_dot_v1_dot_referral__service__pb2.RespondToCounterOfferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEnforcementEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.ReferralService/ListEnforcementEvents',
+            colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsRequest.SerializeToString,
+            colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

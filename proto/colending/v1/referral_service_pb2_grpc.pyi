@@ -51,6 +51,10 @@ class ReferralServiceStub:
     """Revokes a consent; nothing more is delivered under it."""
     RespondToCounterOffer: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.RespondToCounterOfferRequest, _referral_service_pb2.RespondToCounterOfferResponse]
     """Accepts or rejects a bank's counter-offer on a case."""
+    ListEnforcementEvents: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.ListEnforcementEventsRequest, _referral_service_pb2.ListEnforcementEventsResponse]
+    """Pages through the enforcement events the platform must act on (restrict or restore a
+    merchant's store), oldest first; poll with the last next_page_token to follow.
+    """
 
 @_typing.type_check_only
 class ReferralServiceAsyncStub(ReferralServiceStub):
@@ -75,6 +79,10 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     """Revokes a consent; nothing more is delivered under it."""
     RespondToCounterOffer: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.RespondToCounterOfferRequest, _referral_service_pb2.RespondToCounterOfferResponse]  # type: ignore[assignment]
     """Accepts or rejects a bank's counter-offer on a case."""
+    ListEnforcementEvents: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.ListEnforcementEventsRequest, _referral_service_pb2.ListEnforcementEventsResponse]  # type: ignore[assignment]
+    """Pages through the enforcement events the platform must act on (restrict or restore a
+    merchant's store), oldest first; poll with the last next_page_token to follow.
+    """
 
 class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
     """ReferralService is called by the platform: it submits merchants to partner banks and records
@@ -138,5 +146,15 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_referral_service_pb2.RespondToCounterOfferResponse, _abc.Awaitable[_referral_service_pb2.RespondToCounterOfferResponse]]:
         """Accepts or rejects a bank's counter-offer on a case."""
+
+    @_abc_1.abstractmethod
+    def ListEnforcementEvents(
+        self,
+        request: _referral_service_pb2.ListEnforcementEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_referral_service_pb2.ListEnforcementEventsResponse, _abc.Awaitable[_referral_service_pb2.ListEnforcementEventsResponse]]:
+        """Pages through the enforcement events the platform must act on (restrict or restore a
+        merchant's store), oldest first; poll with the last next_page_token to follow.
+        """
 
 def add_ReferralServiceServicer_to_server(servicer: ReferralServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
