@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway._transactions import Idempotency
 from gateway.domain.partner import PartnerState
 from gateway.errors import GatewayError
 from gateway.server import InsecureBindRefused, ServerConfig, build_server, open_gateway
-from gateway.service import Gateway, Idempotency
+from gateway.service import Gateway
+from gateway.signing.network_key import open_network_key
 from gateway.store.db import StaleSchema
 
 log = logging.getLogger("colending")
@@ -70,14 +72,23 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between expiry sweeps (default: %(default)s)",
     )
 
-    sweep = commands.add_parser("sweep", help="expire referrals past their validity, once")
+    sweep = commands.add_parser(
+        "sweep",
+        help="once: expire referrals past their validity and blacklist entries past retention, "
+        "and decide appeals past their deadline",
+    )
     _common(sweep)
 
-    keys = commands.add_parser("keys", help="referral-signing keys")
+    keys = commands.add_parser("keys", help="referral-signing, log and network keys")
     _common(keys)
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
-    keys_commands.add_parser("show", help="list the published keys")
+    keys_commands.add_parser("show", help="list the published referral and log keys")
     keys_commands.add_parser("rotate", help="make a new active key; old keys stay published")
+    export = keys_commands.add_parser(
+        "export-network-key",
+        help="write the network key (the pseudonym HMAC secret) for a partner bank, mode 0600",
+    )
+    export.add_argument("path", type=Path, help="file to create (must not exist)")
 
     partners = commands.add_parser("partners", help="partner banks")
     _common(partners)
@@ -148,13 +159,17 @@ def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> No
         try:
             if moved := gateway.expire_due():
                 log.info("expired %d referral case(s) past their validity", moved)
+            if changed := gateway.blacklist.sweep():
+                log.info("expired or decided %d blacklist entr(ies)", changed)
         except GatewayError as exc:  # a database outage: try again next round
             log.warning("expiry sweep skipped: %s", exc.message)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    moved = _gateway(args).expire_due()
-    print(f"expired {moved} case(s)")
+    gateway = _gateway(args)
+    moved = gateway.expire_due()
+    changed = gateway.blacklist.sweep()
+    print(f"expired {moved} case(s); expired or decided {changed} blacklist entr(ies)")
     return 0
 
 
@@ -164,12 +179,31 @@ def _gateway(args: argparse.Namespace) -> Gateway:
 
 def _keys(args: argparse.Namespace) -> int:
     gateway = _gateway(args)
+    if args.keys_command == "export-network-key":
+        secret = open_network_key(args.data_dir / "network-key", create=False)
+        try:
+            fd = os.open(args.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            print(f"error: {args.path} exists; choose a new file", file=sys.stderr)
+            return 1
+        with os.fdopen(fd, "w") as f:
+            f.write(secret.hex() + "\n")
+        print(f"wrote the network key to {args.path} (mode 0600); send it to the bank securely")
+        return 0
     if args.keys_command == "rotate":
         key = gateway.rotate_signing_key(idem=_idem("RotateSigningKey"))
         print(f"new active key {key.keyid}")
-    for key in gateway.published_keys():
-        state = "active" if key.active else f"retired {key.retired_at:%Y-%m-%d %H:%M}Z"
-        print(f"{key.keyid}  ed25519  created {key.created_at:%Y-%m-%d %H:%M}Z  {state}")
+    for title, keys in (
+        ("referral signing keys", gateway.published_keys()),
+        ("blacklist log keys", gateway.blacklist.published_log_keys()),
+    ):
+        print(f"{title}:")
+        for k in keys:
+            state = "active" if k.active else f"retired {k.retired_at:%Y-%m-%d %H:%M}Z"
+            print(
+                f"  {k.keyid}  ed25519  {k.public_key.hex()}  "
+                f"created {k.created_at:%Y-%m-%d %H:%M}Z  {state}"
+            )
     return 0
 
 

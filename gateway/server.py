@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -29,8 +29,11 @@ from gateway.api.servicers import (
     PartnerBankServicer,
     ReferralServicer,
 )
+from gateway.blacklist import BlacklistNetwork
+from gateway.domain.blacklist import BlacklistRules
 from gateway.service import Gateway
 from gateway.signing.keyring import KeyRing
+from gateway.signing.network_key import open_network_key
 from gateway.store.db import Database, sqlite_url
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051  # 0 picks a free port
     max_workers: int = 16
+    max_sync_streams: int = 8  # live SyncBlacklist streams, each holding a worker thread
+    blacklist_rules: BlacklistRules = field(default_factory=BlacklistRules)
     allow_insecure_remote: bool = False
 
 
@@ -63,8 +68,18 @@ def open_gateway(config: ServerConfig) -> Gateway:
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     database = Database(url=config.database_url or sqlite_url(config.data_dir))
     database.create_schema()
-    keyring = KeyRing.open(config.data_dir / "keys")
-    return Gateway(database=database, keyring=keyring, encode_referral=encode_referral_payload)
+    blacklist = BlacklistNetwork(
+        database=database,
+        log_keyring=KeyRing.open(config.data_dir / "log-keys"),
+        network_key=open_network_key(config.data_dir / "network-key"),
+        rules=config.blacklist_rules,
+    )
+    return Gateway(
+        database=database,
+        keyring=KeyRing.open(config.data_dir / "keys"),
+        encode_referral=encode_referral_payload,
+        blacklist=blacklist,
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -103,7 +118,10 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(gateway=gateway), server
     )
-    blacklist_service_pb2_grpc.add_BlacklistServiceServicer_to_server(BlacklistServicer(), server)
+    blacklist_service_pb2_grpc.add_BlacklistServiceServicer_to_server(
+        BlacklistServicer(network=gateway.blacklist, max_sync_streams=config.max_sync_streams),
+        server,
+    )
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -12,12 +12,19 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from gateway._transactions import (
+    Idempotency,
+    Transactions,
+    business_date,
+    raise_all,
+    utc_now,
+)
+from gateway.blacklist import BlacklistNetwork
 from gateway.domain import paging
 from gateway.domain.consent import (
     MAX_CONSENT_DURATION,
@@ -51,7 +58,7 @@ from gateway.domain.partner import (
     partner_id_problem,
     validate_partner_fields,
 )
-from gateway.domain.policy import EligibilityPolicy, validate_policy
+from gateway.domain.policy import BlacklistAction, EligibilityPolicy, validate_policy
 from gateway.domain.portfolio import CaseFigures, PortfolioStats, tally
 from gateway.domain.referral import (
     NONCE_BYTES,
@@ -73,46 +80,24 @@ from gateway.errors import (
     NotFound,
     PermissionDenied,
     PreconditionViolation,
-    Unavailable,
 )
 from gateway.signing.keyring import KeyRing, PublishedKey
 from gateway.store import codec
 from gateway.store import repository as repo
 from gateway.store.db import Database
 from partners.sdk._dsse import REFERRAL_PAYLOAD_TYPE
+from partners.sdk._pseudonym import IdentifierKind
 
 T = TypeVar("T")
 
-# China has had no daylight saving since 1991, so a fixed UTC+8 is exact for business dates.
-BUSINESS_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 # Retired signing keys stay published this long: the longest referral TTL a policy allows.
 KEY_RETENTION = timedelta(days=365)
 MAX_BANKS_PER_REFERRAL = 20
-RACE_RETRIES = 3
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MERCHANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def business_date(moment: datetime) -> date:
-    return moment.astimezone(BUSINESS_TZ).date()
 
 
 class ReferralEncoder(Protocol):
     def __call__(self, payload: ReferralPayload, /) -> bytes: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Idempotency:
-    """What every mutating call carries: who asks, for what, under which key, with what content."""
-
-    caller: str
-    method: str
-    request_id: str
-    fingerprint: str  # hex SHA-256 of the request's deterministic bytes without request_id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,73 +127,19 @@ class Gateway:
         database: Database,
         keyring: KeyRing,
         encode_referral: ReferralEncoder,
+        blacklist: BlacklistNetwork,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._db = database
         self._keyring = keyring
+        self._blacklist = blacklist
         self._encode_referral = encode_referral
         self._clock = clock
+        self._tx = Transactions(database=database, clock=clock)
 
-    # --- idempotency ---------------------------------------------------------------------
-
-    def _idempotent(
-        self,
-        idem: Idempotency,
-        *,
-        replay: Callable[[Session, str], T],
-        act: Callable[[Session, datetime], tuple[str, T]],
-    ) -> T:
-        """Run ``act`` once per request id, in one transaction with the idempotency record.
-
-        A repeat with the same content gets ``replay`` of the resource the first produced; a
-        repeat with other content is ALREADY_EXISTS. The key is claimed before ``act`` runs, so
-        a concurrent twin waits on it and then replays, and no side effect of ``act`` (such as
-        a key rotation) happens twice.
-        """
-        _check_request_id(idem.request_id)
-
-        def attempt(session: Session) -> T:
-            prior = repo.find_idempotency(
-                session, caller=idem.caller, method=idem.method, request_id=idem.request_id
-            )
-            if prior is not None:
-                _same_request_or_raise(idem, prior.fingerprint)
-                return replay(session, prior.resource_id)
-            now = self._clock()
-            claim = repo.claim_idempotency(
-                session,
-                caller=idem.caller,
-                method=idem.method,
-                request_id=idem.request_id,
-                fingerprint=idem.fingerprint,
-                at=now,
-            )
-            claim.resource_id, result = act(session, now)
-            return result
-
-        return self._retrying(attempt)
-
-    def _retrying(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in a write transaction, again from a fresh read if it lost a race."""
-        for _ in range(RACE_RETRIES):
-            try:
-                with self._db.writing() as session:
-                    return work(session)
-            except (IntegrityError, repo.ConcurrentUpdate):
-                continue
-        raise Unavailable("the resource kept changing under concurrent requests; retry")
-
-    def _replayed(self, idem: Idempotency, replay: Callable[[Session, str], T]) -> T | None:
-        """The earlier answer to this request id, if there is one (a cheap read-only check)."""
-        _check_request_id(idem.request_id)
-        with self._db.reading() as session:
-            prior = repo.find_idempotency(
-                session, caller=idem.caller, method=idem.method, request_id=idem.request_id
-            )
-            if prior is None:
-                return None
-            _same_request_or_raise(idem, prior.fingerprint)
-            return replay(session, prior.resource_id)
+    @property
+    def blacklist(self) -> BlacklistNetwork:
+        return self._blacklist
 
     # --- partners ------------------------------------------------------------------------
 
@@ -233,7 +164,7 @@ class Gateway:
         )
         policy = policy or EligibilityPolicy()
         problems += validate_policy(policy, field_prefix="policy")
-        _raise_all(shape_problems, problems)
+        raise_all(shape_problems, problems)
 
         def act(session: Session, now: datetime) -> tuple[str, Partner]:
             if repo.get_partner(session, partner_id) is not None:
@@ -253,7 +184,7 @@ class Gateway:
             repo.save_partner(session, partner)
             return partner_id, partner
 
-        return self._idempotent(idem, replay=_load_partner, act=act)
+        return self._tx.idempotent(idem, replay=_load_partner, act=act)
 
     def update_partner(
         self,
@@ -279,7 +210,7 @@ class Gateway:
         ]
         if changes.policy is not None:
             problems += validate_policy(changes.policy, field_prefix="partner.policy")
-        _raise_all(shape_problems, problems)
+        raise_all(shape_problems, problems)
 
         def act(session: Session, now: datetime) -> tuple[str, Partner]:
             current = _require_partner(session, partner_id, for_update=True)
@@ -298,7 +229,7 @@ class Gateway:
             repo.save_partner(session, updated)
             return partner_id, updated
 
-        return self._idempotent(idem, replay=_load_partner, act=act)
+        return self._tx.idempotent(idem, replay=_load_partner, act=act)
 
     def suspend_partner(self, *, idem: Idempotency, partner_id: str, reason: str) -> Partner:
         problems = []
@@ -321,7 +252,7 @@ class Gateway:
             repo.save_partner(session, updated)
             return partner_id, updated
 
-        return self._idempotent(idem, replay=_load_partner, act=act)
+        return self._tx.idempotent(idem, replay=_load_partner, act=act)
 
     def list_partners(
         self, *, page_size: int, page_token: str, state: PartnerState | None
@@ -349,7 +280,7 @@ class Gateway:
         shape_problems: Sequence[FieldViolation] = (),
     ) -> Consent:
         # A retry of an accepted request gets its answer even after "now" has moved on.
-        if (earlier := self._replayed(idem, _load_consent)) is not None:
+        if (earlier := self._tx.replayed(idem, _load_consent)) is not None:
             return earlier
         now = self._clock()
         problems = _merchant_id_problems("platform_merchant_id", platform_merchant_id)
@@ -375,7 +306,7 @@ class Gateway:
         elif expires_at > now + MAX_CONSENT_DURATION:
             problems.append(FieldViolation("expires_at", "must be at most 3 years ahead"))
         problems += _text_problems("evidence_reference", evidence_reference, max_length=256)
-        _raise_all(shape_problems, problems)
+        raise_all(shape_problems, problems)
         assert purpose is not None
         assert expires_at is not None
 
@@ -397,7 +328,7 @@ class Gateway:
             repo.save_consent(session, consent)
             return consent.consent_id, consent
 
-        return self._idempotent(idem, replay=_load_consent, act=act)
+        return self._tx.idempotent(idem, replay=_load_consent, act=act)
 
     def revoke_consent(self, *, idem: Idempotency, consent_id: str, reason: str) -> Consent:
         problems = [] if consent_id else [FieldViolation("consent_id", "required")]
@@ -417,7 +348,7 @@ class Gateway:
             repo.save_consent(session, revoked)
             return consent_id, revoked
 
-        return self._idempotent(idem, replay=_load_consent, act=act)
+        return self._tx.idempotent(idem, replay=_load_consent, act=act)
 
     def consent_state(self, consent: Consent) -> ConsentState:
         return consent.state(self._clock())
@@ -433,7 +364,7 @@ class Gateway:
         bank_ids: Sequence[str],
         shape_problems: Sequence[FieldViolation] = (),
     ) -> Referral:
-        if (earlier := self._replayed(idem, _load_referral)) is not None:
+        if (earlier := self._tx.replayed(idem, _load_referral)) is not None:
             return earlier
         now = self._clock()
         as_of = business_date(now)
@@ -441,7 +372,7 @@ class Gateway:
         if not consent_id:
             problems.append(FieldViolation("consent_id", "required"))
         problems += _bank_list_problems("bank_ids", bank_ids)
-        _raise_all(shape_problems, problems)
+        raise_all(shape_problems, problems)
         # Banks receive the canonical form (upper case, no stray spaces), whatever was typed.
         identity = merchant.identity
         merchant = replace(
@@ -452,9 +383,13 @@ class Gateway:
             ),
         )
 
+        merchant_pseudonym = self._blacklist.pseudonym_of(
+            IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE, merchant.identity.unified_social_credit_code
+        )
         with self._db.reading() as session:
             consent = repo.get_consent(session, consent_id)
             partners = repo.get_partners(session, bank_ids)
+            listed = self._blacklist.in_force_in(session, merchant_pseudonym)
         if consent is None:
             raise NotFound("consent", consent_id)
         for bank_id in bank_ids:
@@ -481,6 +416,16 @@ class Gateway:
                 bank_id=bank_id,
                 now=now,
             )
+            if listed and partner.policy.blacklist_action is BlacklistAction.REFUSE:
+                refusals.append(
+                    PreconditionViolation(
+                        "BLACKLISTED",
+                        f"{subject}/policy.blacklist_action",
+                        f"the merchant has {len(listed)} blacklist entr"
+                        f"{'y' if len(listed) == 1 else 'ies'} in force and this bank refuses "
+                        "listed merchants",
+                    )
+                )
             for v in check_eligibility(merchant, assessment, partner.policy, as_of=as_of):
                 refusals.append(
                     PreconditionViolation(v.type, f"{subject}/{v.subject}", v.description)
@@ -519,6 +464,7 @@ class Gateway:
                 merchant=redacted,
                 assessment=disclosed(assessment, shared),
                 offer=offers[bank_id],
+                blacklist_flagged=bool(listed),
             )
             envelope = self._keyring.sign(
                 self._encode_referral(payload), payload_type=REFERRAL_PAYLOAD_TYPE
@@ -539,6 +485,7 @@ class Gateway:
                     ),
                     offer=offers[bank_id],
                     expires_at=payload.expires_at,
+                    merchant_pseudonym=merchant_pseudonym,
                     created_at=now,
                     updated_at=now,
                 )
@@ -575,7 +522,7 @@ class Gateway:
             session.flush()
             return referral_id, _load_referral(session, referral_id)
 
-        return self._idempotent(idem, replay=_load_referral, act=act)
+        return self._tx.idempotent(idem, replay=_load_referral, act=act)
 
     def get_referral(self, referral_id: str) -> Referral:
         if not referral_id:
@@ -637,7 +584,7 @@ class Gateway:
             session.flush()
             return referral_id, _load_referral(session, referral_id)
 
-        return self._idempotent(idem, replay=_load_referral, act=act)
+        return self._tx.idempotent(idem, replay=_load_referral, act=act)
 
     # --- the bank side -------------------------------------------------------------------
 
@@ -669,7 +616,7 @@ class Gateway:
                 delivered.append(case)
             return delivered
 
-        delivered = self._retrying(pull)
+        delivered = self._tx.retrying(pull)
         next_cursor = self.cursor_after(delivered[-1]) if delivered else cursor
         return delivered, next_cursor
 
@@ -710,7 +657,7 @@ class Gateway:
                 bank_reference=bank_reference.strip(),
             )
 
-        return self._idempotent(idem, replay=_case_detail, act=act)
+        return self._tx.idempotent(idem, replay=_case_detail, act=act)
 
     def submit_decision(
         self,
@@ -723,7 +670,7 @@ class Gateway:
     ) -> CaseDetail:
         problems = [] if case_id else [FieldViolation("case_id", "required")]
         problems += decision_problems(decision)
-        _raise_all(shape_problems, problems)
+        raise_all(shape_problems, problems)
         assert decision.outcome is not None
         target = DECISION_STATES[decision.outcome]
 
@@ -749,7 +696,7 @@ class Gateway:
                 **values,
             )
 
-        return self._idempotent(idem, replay=_case_detail, act=act)
+        return self._tx.idempotent(idem, replay=_case_detail, act=act)
 
     def respond_to_counter_offer(
         self,
@@ -765,7 +712,7 @@ class Gateway:
             problems.append(FieldViolation("answer", "required"))
         if len(reason) > 500:
             problems.append(FieldViolation("reason", "must be at most 500 characters"))
-        _raise_all(shape_problems, problems)
+        raise_all(shape_problems, problems)
         target = (
             FinancingState.ACCEPTED
             if answer is CounterOfferAnswer.ACCEPT
@@ -797,7 +744,7 @@ class Gateway:
                 **values,
             )
 
-        return self._idempotent(idem, replay=_case_detail, act=act)
+        return self._tx.idempotent(idem, replay=_case_detail, act=act)
 
     def report_loan_event(
         self,
@@ -811,7 +758,7 @@ class Gateway:
         problems = [] if case_id else [FieldViolation("case_id", "required")]
         # The bank's business date may run ahead of UTC by up to a day (UTC+14 at most).
         problems += event_problems(event, today=business_date(self._clock()) + timedelta(days=1))
-        _raise_all(shape_problems, problems)
+        raise_all(shape_problems, problems)
 
         def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
             self._require_active_bank(session, bank_id)
@@ -830,6 +777,21 @@ class Gateway:
                 terms=case.agreed_terms,
                 event=event,
             )
+            assert event.event_date is not None
+            if target is FinancingState.DEFAULTED and case.state is not FinancingState.DEFAULTED:
+                self._blacklist.record_default_in(
+                    session,
+                    case=case,
+                    outstanding_fen=ledger.principal_outstanding_fen,
+                    default_date=event.event_date,
+                )
+            elif case.state is FinancingState.DEFAULTED and target is not FinancingState.DEFAULTED:
+                self._blacklist.end_default_in(
+                    session,
+                    case_id=case_id,
+                    ended_on=event.event_date,
+                    recovered=target is FinancingState.RECOVERED,
+                )
             return _move(
                 session,
                 case,
@@ -845,7 +807,9 @@ class Gateway:
                 )[0],
             )
 
-        return self._idempotent(idem, replay=_case_detail, act=act)
+        detail = self._tx.idempotent(idem, replay=_case_detail, act=act)
+        self._blacklist.changed()
+        return detail
 
     def portfolio_stats(self, *, bank_id: str) -> tuple[list[PortfolioStats], PortfolioStats]:
         """Per bank (only ``bank_id`` if given) and overall."""
@@ -963,40 +927,10 @@ class Gateway:
                     return key
             raise NotFound("signing key", keyid)
 
-        return self._idempotent(idem, replay=replay, act=act)
+        return self._tx.idempotent(idem, replay=replay, act=act)
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _check_request_id(request_id: str) -> None:
-    if not REQUEST_ID_PATTERN.fullmatch(request_id):
-        raise InvalidArgument.single("request_id", "required: 1..128 characters of [A-Za-z0-9._:-]")
-
-
-def _same_request_or_raise(idem: Idempotency, fingerprint: str) -> None:
-    if fingerprint != idem.fingerprint:
-        raise AlreadyExists(
-            "request",
-            idem.request_id,
-            f"request_id {idem.request_id!r} was already used for a different "
-            f"{idem.method} request; use a new request_id for new content",
-        )
-
-
-def _raise_all(
-    shape_problems: Sequence[FieldViolation], rule_problems: Sequence[FieldViolation]
-) -> None:
-    """One INVALID_ARGUMENT with every problem: the request's shape (from conversion) and the
-    rules, leaving out rule problems about a field whose shape was already wrong."""
-    reported = [p.field for p in shape_problems]
-
-    def covered(field: str) -> bool:
-        return any(r == field or r.startswith((f"{field}[", f"{field}.")) for r in reported)
-
-    problems = [*shape_problems, *(p for p in rule_problems if not covered(p.field))]
-    if problems:
-        raise InvalidArgument(problems)
 
 
 def _text_problems(field: str, value: str, *, max_length: int) -> list[FieldViolation]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,12 +14,23 @@ from pathlib import Path
 import grpc
 from colending.v1 import common_pb2, consent_pb2, merchant_pb2
 
+from gateway.blacklist import BlacklistNetwork
 from gateway.domain.identifiers import uscc_check_character
 from gateway.server import ServerConfig, build_server, open_gateway
 from gateway.service import Gateway
+from gateway.signing.keyring import KeyRing
+from gateway.signing.network_key import open_network_key
+from gateway.store.db import Database
+
+
+def serial_of(merchant_id: str) -> str:
+    """Nine digits of organisation code per merchant: different merchants, different codes,
+    so one merchant's blacklisting never refuses another's referral."""
+    return f"{int(hashlib.sha256(merchant_id.encode()).hexdigest(), 16) % 10**9:09d}"
+
 
 # A Hangzhou (330106) company registered 2019; the check character is computed, not typed.
-USCC_BODY = "91330106673959654"
+USCC_BODY = "91330106" + serial_of("m-1001")
 HANGZHOU_USCC = USCC_BODY + uscc_check_character(USCC_BODY)
 CALLER_KEY = "x-colending-caller"
 PLATFORM = ((CALLER_KEY, "platform"),)
@@ -48,7 +60,7 @@ def merchant(
     dispute_rate_bps: int = 40,
 ) -> merchant_pb2.MerchantProfile:
     """A healthy merchant the default policy accepts; override one thing per test."""
-    code = uscc("91" + region_code + "673959654")  # positions 3-8 carry the region
+    code = uscc("91" + region_code + serial_of(merchant_id))  # positions 3-8: the region
     return merchant_pb2.MerchantProfile(
         identity=merchant_pb2.MerchantIdentity(
             platform_merchant_id=merchant_id,
@@ -128,3 +140,15 @@ def running_gateway(data_dir: Path, database_url: str | None = None) -> Iterator
 
 def channel(target: str) -> grpc.Channel:
     return grpc.insecure_channel(target)
+
+
+def blacklist_network(
+    data_dir: Path, database: Database, clock: Callable[[], datetime] | None = None
+) -> BlacklistNetwork:
+    """The blacklist side of a gateway built by hand (tests that inject a clock or encoder)."""
+    return BlacklistNetwork(
+        database=database,
+        log_keyring=KeyRing.open(data_dir / "log-keys", **({"clock": clock} if clock else {})),
+        network_key=open_network_key(data_dir / "network-key"),
+        **({"clock": clock} if clock else {}),
+    )

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from gateway._transactions import Idempotency
 from gateway.api.auth import Caller, authenticate, authorize
 from gateway.api.errors import set_error, set_internal_error
 from gateway.errors import FieldViolation, GatewayError, InvalidArgument
-from gateway.service import Idempotency
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -29,7 +29,7 @@ def unary(service: str, response: type[Resp]) -> Callable[[Method[Req, Resp]], H
         def handle(self: Any, request: Req, context: grpc.ServicerContext) -> Resp:
             try:
                 caller = authenticate(context)
-                authorize(caller, service)
+                authorize(caller, service, method.__name__)
                 if problems := nul_problems(request):
                     raise InvalidArgument(problems)
                 return method(self, request, context, caller)
@@ -38,6 +38,33 @@ def unary(service: str, response: type[Resp]) -> Callable[[Method[Req, Resp]], H
             except Exception:
                 set_internal_error(context, f"{service}/{method.__name__}")
             return response()
+
+        return handle
+
+    return decorate
+
+
+StreamMethod = Callable[[Any, Req, grpc.ServicerContext, Caller], Iterator[Resp]]
+StreamHandler = Callable[[Any, Req, grpc.ServicerContext], Iterator[Resp]]
+
+
+def server_stream(service: str) -> Callable[[StreamMethod[Req, Resp]], StreamHandler[Req, Resp]]:
+    """``unary`` for a response stream: the same checks, and an error ends the stream with its
+    status (whether raised before the first message or after the thousandth)."""
+
+    def decorate(method: StreamMethod[Req, Resp]) -> StreamHandler[Req, Resp]:
+        @functools.wraps(method)
+        def handle(self: Any, request: Req, context: grpc.ServicerContext) -> Iterator[Resp]:
+            try:
+                caller = authenticate(context)
+                authorize(caller, service, method.__name__)
+                if problems := nul_problems(request):
+                    raise InvalidArgument(problems)
+                yield from method(self, request, context, caller)
+            except GatewayError as error:
+                set_error(context, error)
+            except Exception:
+                set_internal_error(context, f"{service}/{method.__name__}")
 
         return handle
 

@@ -67,6 +67,20 @@ def authenticate(context: grpc.ServicerContext) -> Caller:
     return parse_caller(value if isinstance(value, str) else value.decode())
 
 
-def authorize(caller: Caller, service: str) -> None:
+# Methods of a shared service that only some of its roles may call. A bank reports, the
+# platform appeals for its merchant, and the reporter (checked against the entry) or the
+# operator resolves.
+METHOD_ALLOWED: dict[str, frozenset[Role]] = {
+    "colending.v1.BlacklistService/ReportDefault": frozenset({Role.PARTNER}),
+    "colending.v1.BlacklistService/FileAppeal": frozenset({Role.PLATFORM, Role.ADMIN}),
+    "colending.v1.BlacklistService/ResolveAppeal": frozenset({Role.PARTNER, Role.ADMIN}),
+}
+
+
+def authorize(caller: Caller, service: str, method: str = "") -> None:
     if caller.role not in ALLOWED.get(service, frozenset()):
         raise PermissionDenied(f"{caller.name} may not call {service}")
+    allowed = METHOD_ALLOWED.get(f"{service}/{method}")
+    if allowed is not None and caller.role not in allowed:
+        roles = " or ".join(sorted(r.value for r in allowed))
+        raise PermissionDenied(f"{caller.name} may not call {service}/{method} (only {roles})")

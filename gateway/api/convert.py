@@ -12,8 +12,10 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
 from colending.v1 import (
+    blacklist_pb2,
     common_pb2,
     consent_pb2,
+    enforcement_pb2,
     financing_pb2,
     merchant_pb2,
     partner_bank_service_pb2,
@@ -23,6 +25,14 @@ from colending.v1 import (
 )
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway.blacklist import Borrower, SignedCheckpoint
+from gateway.domain.blacklist import (
+    AppealOutcome,
+    BlacklistEntry,
+    ChangeType,
+    EntryStatus,
+    ListingReason,
+)
 from gateway.domain.consent import Consent, ConsentPurpose, ConsentState
 from gateway.domain.decision import CounterOfferAnswer, Decision, DecisionOutcome, LoanTerms
 from gateway.domain.financing import FinancingState
@@ -52,6 +62,9 @@ from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType
 from gateway.errors import FieldViolation
 from gateway.service import CaseDetail
 from gateway.signing.keyring import PublishedKey
+from gateway.store.blacklist_repository import EnforcementEvent, LoggedChange
+from partners.sdk._leaf import LeafEntry, decode_leaf
+from partners.sdk._pseudonym import IdentifierKind
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -654,4 +667,155 @@ def signing_key_to_proto(key: PublishedKey) -> partner_bank_service_pb2.SigningK
         else partner_bank_service_pb2.SIGNING_KEY_STATE_RETIRED,
         created_at=timestamp(key.created_at),
         retired_at=timestamp(key.retired_at),
+    )
+
+
+# --- blacklist ------------------------------------------------------------------------------
+
+IDENTIFIER_KINDS = {
+    getattr(blacklist_pb2, f"IDENTIFIER_KIND_{kind.name}"): kind for kind in IdentifierKind
+}
+IDENTIFIER_KIND_NUMBERS = _inverse(IDENTIFIER_KINDS)
+LISTING_REASONS = {
+    getattr(blacklist_pb2, f"BLACKLIST_REASON_{reason.name}"): reason for reason in ListingReason
+}
+LISTING_REASON_NUMBERS = _inverse(LISTING_REASONS)
+ENTRY_STATUS_NUMBERS = {
+    status: getattr(blacklist_pb2, f"BLACKLIST_ENTRY_STATUS_{status.name}")
+    for status in EntryStatus
+}
+CHANGE_TYPE_NUMBERS = {
+    kind: getattr(blacklist_pb2, f"BLACKLIST_CHANGE_TYPE_{kind.name}") for kind in ChangeType
+}
+APPEAL_OUTCOMES: dict[blacklist_pb2.AppealOutcome.ValueType, AppealOutcome] = {
+    blacklist_pb2.APPEAL_OUTCOME_UPHELD: AppealOutcome.UPHELD,
+    blacklist_pb2.APPEAL_OUTCOME_REMOVED: AppealOutcome.REMOVED,
+}
+APPEAL_OUTCOME_NUMBERS = _inverse(APPEAL_OUTCOMES)
+ENFORCEMENT_ACTIONS = {
+    "restrict_store": enforcement_pb2.ENFORCEMENT_ACTION_RESTRICT_STORE,
+    "lift_restriction": enforcement_pb2.ENFORCEMENT_ACTION_LIFT_RESTRICTION,
+}
+
+
+def borrower_from_proto(
+    message: blacklist_pb2.BorrowerIdentifier, field: str, problems: list[FieldViolation]
+) -> Borrower | None:
+    which = message.WhichOneof("value")
+    if which == "pseudonym":
+        return Borrower(pseudonym=message.pseudonym)
+    if which is None:
+        problems.append(FieldViolation(field, "required: raw or pseudonym"))
+        return None
+    kind = enum_value(message.raw.kind, IDENTIFIER_KINDS, f"{field}.raw.kind", problems)
+    if kind is None:
+        if message.raw.kind == 0:
+            problems.append(FieldViolation(f"{field}.raw.kind", "required"))
+        return None
+    return Borrower(kind=kind, raw=message.raw.value)
+
+
+def blacklist_entry_to_proto(entry: BlacklistEntry) -> blacklist_pb2.BlacklistEntry:
+    appeal = entry.appeal
+    return blacklist_pb2.BlacklistEntry(
+        entry_id=entry.entry_id,
+        pseudonym=entry.pseudonym,
+        identifier_kind=IDENTIFIER_KIND_NUMBERS[entry.identifier_kind],
+        reporter_bank_id=entry.reporter_bank_id,
+        reason=LISTING_REASON_NUMBERS[entry.reason],
+        outstanding=money(entry.outstanding_fen),
+        default_date=date_to_proto(entry.default_date),
+        evidence_case_id=entry.evidence_case_id,
+        reported_at=timestamp(entry.reported_at),
+        expires_at=timestamp(entry.expires_at),
+        status=ENTRY_STATUS_NUMBERS[entry.status],
+        appeal=None
+        if appeal is None
+        else blacklist_pb2.Appeal(
+            appeal_id=appeal.appeal_id,
+            filed_by=appeal.filed_by,
+            grounds=appeal.grounds,
+            filed_at=timestamp(appeal.filed_at),
+            deadline=timestamp(appeal.deadline),
+            outcome=blacklist_pb2.APPEAL_OUTCOME_UNSPECIFIED
+            if appeal.outcome is None
+            else APPEAL_OUTCOME_NUMBERS[appeal.outcome],
+            resolved_at=timestamp(appeal.resolved_at),
+            resolved_by=appeal.resolved_by,
+            resolution_reason=appeal.resolution_reason,
+        ),
+    )
+
+
+def leaf_entry_to_proto(entry: LeafEntry) -> blacklist_pb2.BlacklistEntry:
+    """The entry as its leaf states it (free text, which the leaf leaves out, is empty)."""
+    appeal = entry.appeal
+    return blacklist_pb2.BlacklistEntry(
+        entry_id=entry.entry_id,
+        pseudonym=entry.pseudonym,
+        identifier_kind=IDENTIFIER_KIND_NUMBERS[IdentifierKind(entry.identifier_kind)],
+        reporter_bank_id=entry.reporter,
+        reason=LISTING_REASON_NUMBERS[ListingReason(entry.reason)],
+        outstanding=common_pb2.Money(
+            currency_code=entry.currency, amount_minor=entry.outstanding_minor
+        ),
+        default_date=date_to_proto(entry.default_date),
+        evidence_case_id=entry.evidence_case_id,
+        reported_at=timestamp(entry.reported_at),
+        expires_at=timestamp(entry.expires_at),
+        status=ENTRY_STATUS_NUMBERS[EntryStatus(entry.status)],
+        appeal=None
+        if appeal is None
+        else blacklist_pb2.Appeal(
+            appeal_id=appeal.appeal_id,
+            filed_by=appeal.filed_by,
+            filed_at=timestamp(appeal.filed_at),
+            deadline=timestamp(appeal.deadline),
+            outcome=APPEAL_OUTCOME_NUMBERS[AppealOutcome(appeal.outcome)]
+            if appeal.outcome
+            else blacklist_pb2.APPEAL_OUTCOME_UNSPECIFIED,
+            resolved_at=timestamp(appeal.resolved_at),
+            resolved_by=appeal.resolved_by,
+        ),
+    )
+
+
+def logged_change_to_proto(change: LoggedChange) -> blacklist_pb2.BlacklistChange:
+    return blacklist_pb2.BlacklistChange(
+        log_index=change.log_index,
+        type=CHANGE_TYPE_NUMBERS[change.change_type],
+        entry=leaf_entry_to_proto(decode_leaf(change.leaf).entry),
+        logged_at=timestamp(change.logged_at),
+        leaf=change.leaf,
+    )
+
+
+def signed_checkpoint_to_proto(signed: SignedCheckpoint) -> blacklist_pb2.SignedCheckpoint:
+    checkpoint = signed.checkpoint
+    return blacklist_pb2.SignedCheckpoint(
+        envelope=common_pb2.Envelope(
+            payload=signed.envelope.payload,
+            payload_type=signed.envelope.payload_type,
+            signatures=[
+                common_pb2.Signature(keyid=s.keyid, sig=s.sig) for s in signed.envelope.signatures
+            ],
+        ),
+        checkpoint=blacklist_pb2.Checkpoint(
+            origin=checkpoint.origin,
+            tree_size=checkpoint.tree_size,
+            root_hash=checkpoint.root_hash,
+            timestamp=timestamp(checkpoint.timestamp),
+        ),
+    )
+
+
+def enforcement_event_to_proto(event: EnforcementEvent) -> enforcement_pb2.EnforcementEvent:
+    return enforcement_pb2.EnforcementEvent(
+        event_id=event.event_id,
+        platform_merchant_id=event.platform_merchant_id,
+        action=ENFORCEMENT_ACTIONS[event.action],
+        reason=event.reason,
+        blacklist_entry_id=event.blacklist_entry_id,
+        case_id=event.case_id,
+        created_at=timestamp(event.created_at),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -18,11 +19,13 @@ from colending.v1 import (
 )
 from google.protobuf.message import Message
 
+from gateway._transactions import utc_now
 from gateway.api import convert
-from gateway.api._handler import idempotency, unary, unimplemented
-from gateway.api.auth import Caller
-from gateway.errors import FieldViolation, InvalidArgument
-from gateway.service import Gateway, PartnerChanges, utc_now
+from gateway.api._handler import idempotency, server_stream, unary, unimplemented
+from gateway.api.auth import Caller, Role
+from gateway.blacklist import BlacklistNetwork
+from gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from gateway.service import Gateway, PartnerChanges
 
 REFERRAL = "colending.v1.ReferralService"
 BANK = "colending.v1.PartnerBankService"
@@ -162,6 +165,23 @@ class ReferralServicer(referral_service_pb2_grpc.ReferralServiceServicer):
         )
         return rs.RespondToCounterOfferResponse(financing_case=convert.case_detail_to_proto(detail))
 
+    @unary(REFERRAL, rs.ListEnforcementEventsResponse)
+    def ListEnforcementEvents(
+        self,
+        request: rs.ListEnforcementEventsRequest,
+        context: grpc.ServicerContext,
+        caller: Caller,
+    ) -> rs.ListEnforcementEventsResponse:
+        page = self._gateway.blacklist.enforcement_events(
+            page_size=request.page_size,
+            page_token=request.page_token,
+            platform_merchant_id=request.platform_merchant_id,
+        )
+        return rs.ListEnforcementEventsResponse(
+            events=[convert.enforcement_event_to_proto(e) for e in page.events],
+            next_page_token=page.next_page_token,
+        )
+
 
 class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServicer):
     def __init__(self, *, gateway: Gateway) -> None:
@@ -268,7 +288,11 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
         self, request: pb.GetSigningKeysRequest, context: grpc.ServicerContext, caller: Caller
     ) -> pb.GetSigningKeysResponse:
         return pb.GetSigningKeysResponse(
-            keys=[convert.signing_key_to_proto(k) for k in self._gateway.published_keys()]
+            keys=[convert.signing_key_to_proto(k) for k in self._gateway.published_keys()],
+            log_keys=[
+                convert.signing_key_to_proto(k)
+                for k in self._gateway.blacklist.published_log_keys()
+            ],
         )
 
 
@@ -380,58 +404,172 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
 
 
 bl = blacklist_service_pb2
+BLACKLIST = "colending.v1.BlacklistService"
+# Live sync streams re-read the log at least this often, which bounds how late they see a change
+# committed by another replica (changes made here wake them at once).
+SYNC_POLL_SECONDS = 0.5
+SYNC_PAGE = 500
 
 
 class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
-    """The blacklist network's contract; its behaviour is a later piece of work."""
+    def __init__(self, *, network: BlacklistNetwork, max_sync_streams: int = 8) -> None:
+        self._network = network
+        # Each live stream holds a server thread; the bound keeps unary RPCs served.
+        self._stream_slots = threading.BoundedSemaphore(max_sync_streams)
+        self._max_sync_streams = max_sync_streams
 
+    @unary(BLACKLIST, bl.ReportDefaultResponse)
     def ReportDefault(
-        self, request: bl.ReportDefaultRequest, context: grpc.ServicerContext
+        self, request: bl.ReportDefaultRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.ReportDefaultResponse:
-        unimplemented(context, "ReportDefault")
-        return bl.ReportDefaultResponse()
+        problems: list[FieldViolation] = []
+        borrower = request.borrower
+        kind = convert.enum_value(
+            borrower.kind, convert.IDENTIFIER_KINDS, "borrower.kind", problems
+        )
+        reason = convert.enum_value(request.reason, convert.LISTING_REASONS, "reason", problems)
+        outstanding = (
+            convert.money_from_proto(request.outstanding, "outstanding", problems)
+            if request.HasField("outstanding")
+            else None
+        )
+        if outstanding is None and not any(p.field.startswith("outstanding") for p in problems):
+            problems.append(FieldViolation("outstanding", "required (CNY, in fen; 0 allowed)"))
+        default_date = convert.date_from_proto(request.default_date, "default_date", problems)
+        change = self._network.report_default(
+            idem=idempotency(request, caller, "ReportDefault"),
+            reporter_bank_id=caller.partner_id,
+            kind=kind,
+            raw_identifier=borrower.value,
+            reason=reason,
+            outstanding_fen=outstanding or 0,
+            default_date=default_date,
+            evidence_case_id=request.evidence_case_id,
+            shape_problems=problems,
+        )
+        return bl.ReportDefaultResponse(
+            entry=convert.blacklist_entry_to_proto(change.entry), log_index=change.log_index
+        )
 
+    @unary(BLACKLIST, bl.CheckBorrowersResponse)
     def CheckBorrowers(
-        self, request: bl.CheckBorrowersRequest, context: grpc.ServicerContext
+        self, request: bl.CheckBorrowersRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.CheckBorrowersResponse:
-        unimplemented(context, "CheckBorrowers")
-        return bl.CheckBorrowersResponse()
+        problems: list[FieldViolation] = []
+        borrowers = [
+            convert.borrower_from_proto(b, f"borrowers[{i}]", problems)
+            for i, b in enumerate(request.borrowers)
+        ]
+        _raise_if(problems)
+        results, tree_size = self._network.check([b for b in borrowers if b is not None])
+        return bl.CheckBorrowersResponse(
+            results=[
+                bl.BorrowerCheckResult(
+                    index=r.index,
+                    pseudonym=r.pseudonym,
+                    clear=not r.entries,
+                    entries=[convert.blacklist_entry_to_proto(e) for e in r.entries],
+                )
+                for r in results
+            ],
+            tree_size=tree_size,
+        )
 
+    @server_stream(BLACKLIST)
     def SyncBlacklist(
-        self, request: bl.SyncBlacklistRequest, context: grpc.ServicerContext
+        self, request: bl.SyncBlacklistRequest, context: grpc.ServicerContext, caller: Caller
     ) -> Iterator[bl.SyncBlacklistResponse]:
-        unimplemented(context, "SyncBlacklist")
-        return iter(())
+        position = request.from_log_index
+        if not 0 <= position <= (size := self._network.log_size()):
+            raise InvalidArgument.single(
+                "from_log_index", f"must be between 0 and the log size {size}"
+            )
+        if not self._stream_slots.acquire(blocking=False):
+            raise ResourceExhausted(
+                f"all {self._max_sync_streams} sync streams are in use; retry later",
+                retry_after_seconds=5,
+            )
+        try:
+            checkpointed = -1
+            while context.is_active():
+                changes = self._network.changes_from(position, limit=SYNC_PAGE)
+                for change in changes:
+                    yield bl.SyncBlacklistResponse(change=convert.logged_change_to_proto(change))
+                    position = change.log_index + 1
+                if len(changes) == SYNC_PAGE:
+                    continue
+                if position != checkpointed:
+                    # Caught up: a signed root of exactly what was sent lets the client check
+                    # its copy before it trusts it.
+                    signed = self._network.checkpoint(position)
+                    yield bl.SyncBlacklistResponse(
+                        checkpoint=convert.signed_checkpoint_to_proto(signed)
+                    )
+                    checkpointed = position
+                self._network.wait_for_change(SYNC_POLL_SECONDS)
+        finally:
+            self._stream_slots.release()
 
+    @unary(BLACKLIST, bl.FileAppealResponse)
     def FileAppeal(
-        self, request: bl.FileAppealRequest, context: grpc.ServicerContext
+        self, request: bl.FileAppealRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.FileAppealResponse:
-        unimplemented(context, "FileAppeal")
-        return bl.FileAppealResponse()
+        entry = self._network.file_appeal(
+            idem=idempotency(request, caller, "FileAppeal"),
+            filed_by=caller.name,
+            entry_id=request.entry_id,
+            grounds=request.grounds,
+        )
+        return bl.FileAppealResponse(entry=convert.blacklist_entry_to_proto(entry))
 
+    @unary(BLACKLIST, bl.ResolveAppealResponse)
     def ResolveAppeal(
-        self, request: bl.ResolveAppealRequest, context: grpc.ServicerContext
+        self, request: bl.ResolveAppealRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.ResolveAppealResponse:
-        unimplemented(context, "ResolveAppeal")
-        return bl.ResolveAppealResponse()
+        problems: list[FieldViolation] = []
+        outcome = convert.enum_value(request.outcome, convert.APPEAL_OUTCOMES, "outcome", problems)
+        _raise_if(problems)
+        entry = self._network.resolve_appeal(
+            idem=idempotency(request, caller, "ResolveAppeal"),
+            resolved_by=caller.name,
+            resolver_bank_id=caller.partner_id if caller.role is Role.PARTNER else None,
+            entry_id=request.entry_id,
+            outcome=outcome,
+            reason=request.reason,
+        )
+        return bl.ResolveAppealResponse(entry=convert.blacklist_entry_to_proto(entry))
 
+    @unary(BLACKLIST, bl.GetCheckpointResponse)
     def GetCheckpoint(
-        self, request: bl.GetCheckpointRequest, context: grpc.ServicerContext
+        self, request: bl.GetCheckpointRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.GetCheckpointResponse:
-        unimplemented(context, "GetCheckpoint")
-        return bl.GetCheckpointResponse()
+        signed = self._network.checkpoint()
+        return bl.GetCheckpointResponse(checkpoint=convert.signed_checkpoint_to_proto(signed))
 
+    @unary(BLACKLIST, bl.GetInclusionProofResponse)
     def GetInclusionProof(
-        self, request: bl.GetInclusionProofRequest, context: grpc.ServicerContext
+        self, request: bl.GetInclusionProofRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.GetInclusionProofResponse:
-        unimplemented(context, "GetInclusionProof")
-        return bl.GetInclusionProofResponse()
+        size, leaf, hashes = self._network.inclusion_proof(
+            log_index=request.log_index, tree_size=request.tree_size
+        )
+        return bl.GetInclusionProofResponse(
+            log_index=request.log_index, tree_size=size, leaf=leaf, hashes=hashes
+        )
 
+    @unary(BLACKLIST, bl.GetConsistencyProofResponse)
     def GetConsistencyProof(
-        self, request: bl.GetConsistencyProofRequest, context: grpc.ServicerContext
+        self,
+        request: bl.GetConsistencyProofRequest,
+        context: grpc.ServicerContext,
+        caller: Caller,
     ) -> bl.GetConsistencyProofResponse:
-        unimplemented(context, "GetConsistencyProof")
-        return bl.GetConsistencyProofResponse()
+        size, hashes = self._network.consistency_proof(
+            first=request.first_tree_size, second=request.second_tree_size
+        )
+        return bl.GetConsistencyProofResponse(
+            first_tree_size=request.first_tree_size, second_tree_size=size, hashes=hashes
+        )
 
 
 UPDATABLE_PARTNER_FIELDS = frozenset({"display_name", "endpoint", "policy", "decision_public_key"})

@@ -90,6 +90,8 @@ class FinancingCase:
     decision: Decision | None = None  # the bank's latest decision
     agreed_terms: LoanTerms | None = None  # approved, or the accepted counter-offer
     ledger: Ledger | None = None  # from the first disbursement on
+    # HMAC pseudonym of the merchant's credit code (the blacklist's key for this borrower).
+    merchant_pseudonym: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

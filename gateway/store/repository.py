@@ -173,6 +173,7 @@ def case_from_row(row: FinancingCaseRow) -> FinancingCase:
         decision=codec.load_decision(row.decision_json) if row.decision_json else None,
         agreed_terms=codec.load_terms(row.agreed_terms_json) if row.agreed_terms_json else None,
         ledger=codec.load_ledger(row.ledger_json) if row.ledger_json else None,
+        merchant_pseudonym=row.merchant_pseudonym,
     )
 
 
@@ -211,6 +212,7 @@ def insert_referral(session: Session, referral: Referral) -> None:
                 envelope_type=case.envelope.payload_type,
                 envelope_signatures_json=_signatures_json(case.envelope),
                 offer_json=codec.dump_offer(case.offer),
+                merchant_pseudonym=case.merchant_pseudonym,
                 expires_at=case.expires_at,
                 created_at=case.created_at,
                 updated_at=case.updated_at,

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    LargeBinary,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -106,6 +115,8 @@ class FinancingCaseRow(SQLModel, table=True):
     # The bank's share of the agreed principal while the case is open: summed for its cap.
     bank_exposure_fen: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     ledger_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # HMAC pseudonym of the merchant's credit code: links blacklist entries to cases and stores.
+    merchant_pseudonym: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
 
 
 class CaseEventRow(SQLModel, table=True):
@@ -144,3 +155,51 @@ class LogNodeRow(SQLModel, table=True):
     level: int = Field(primary_key=True)
     idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class BlacklistEntryRow(SQLModel, table=True):
+    """An entry's current state; its history is in ``blacklist_changes``."""
+
+    __tablename__ = "blacklist_entries"
+
+    entry_id: str = Field(primary_key=True, max_length=40)
+    pseudonym: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
+    identifier_kind: str = Field(max_length=8)
+    reporter_bank_id: str = Field(max_length=40, index=True)
+    reason: str = Field(max_length=24)
+    outstanding_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    default_date: date = Field(sa_column=Column(Date, nullable=False))
+    evidence_case_id: str = Field(default="", max_length=40, index=True)
+    reported_at: datetime = _time()
+    expires_at: datetime | None = _time(nullable=True, index=True)
+    status: str = Field(max_length=16, index=True)
+    appeal_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    removal_reason: str = Field(default="", max_length=2100)
+    updated_at: datetime = _time()
+
+
+class BlacklistChangeRow(SQLModel, table=True):
+    """One leaf of the blacklist log, the exact bytes hashed into ``log_nodes`` level 0."""
+
+    __tablename__ = "blacklist_changes"
+
+    log_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    entry_id: str = Field(max_length=40, index=True)
+    change_type: str = Field(max_length=16)
+    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    logged_at: datetime = _time()
+
+
+class EnforcementEventRow(SQLModel, table=True):
+    """The platform's feed of store restrictions; ``seq`` is the feed cursor."""
+
+    __tablename__ = "enforcement_events"
+
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    event_id: str = Field(max_length=40, unique=True)
+    platform_merchant_id: str = Field(max_length=64, index=True)
+    action: str = Field(max_length=24)
+    reason: str = Field(max_length=300)
+    blacklist_entry_id: str = Field(max_length=40, index=True)
+    case_id: str = Field(default="", max_length=40)
+    created_at: datetime = _time()

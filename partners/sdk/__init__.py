@@ -20,8 +20,33 @@ Without ``credentials`` the channel is plaintext and the caller names itself
 ``google.rpc`` details parsed, and rejected referrals are :class:`VerificationError` subclasses.
 Envelopes received some other way (e.g. pushed to the bank) are checked with
 :meth:`BankClient.verify` or :func:`verify_referral`.
+
+A bank keeps a verified copy of the shared blacklist. :meth:`BlacklistClient.sync` proves the
+log's latest signed checkpoint extends the last one the copy matched, streams the missing
+changes and checks the rebuilt Merkle root against the signed one; the copy then answers
+locally, from pseudonyms, with no identifier leaving the bank::
+
+    from partners.sdk import BlacklistClient, IdentifierKind, LocalBlacklist
+
+    local = LocalBlacklist.load(path) if path.exists() else LocalBlacklist()
+    with BlacklistClient.connect(
+        "gateway.example:443", credentials=creds, network_key=key, log_keys=pinned_log_keys
+    ) as blacklist:
+        blacklist.sync(local)           # LogConsistencyError if the log rewrote history
+        local.save(path)
+        hits = local.in_force(blacklist.pseudonym(IdentifierKind.RESIDENT_ID, raw_id))
+        answers = blacklist.check([(IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE, uscc)])
 """
 
+from partners.sdk._blacklist import (
+    CHECK_BATCH_SIZE,
+    BlacklistClient,
+    BorrowerCheck,
+    CompactRange,
+    LocalBlacklist,
+    SyncSummary,
+)
+from partners.sdk._checkpoint import LOG_ORIGIN, Checkpoint, verify_checkpoint
 from partners.sdk._client import BankClient, PlatformClient, PulledPage
 from partners.sdk._dsse import (
     CHECKPOINT_PAYLOAD_TYPE,
@@ -39,13 +64,16 @@ from partners.sdk._errors import (
     AlreadyExistsError,
     BadSignatureError,
     ColendingError,
+    CorruptStateError,
     DeadlineExceededError,
     FailedPreconditionError,
     FieldViolation,
     InternalError,
     InvalidArgumentError,
+    LogConsistencyError,
     MalformedEnvelopeError,
     MisaddressedReferralError,
+    MissingKeyError,
     NotFoundError,
     PermissionDeniedError,
     PreconditionViolation,
@@ -53,6 +81,7 @@ from partners.sdk._errors import (
     ReferralNotYetValidError,
     ResourceExhaustedError,
     RpcError,
+    SyncGapError,
     UnauthenticatedError,
     UnavailableError,
     UnimplementedError,
@@ -60,30 +89,53 @@ from partners.sdk._errors import (
     VerificationError,
     WrongPayloadTypeError,
 )
+from partners.sdk._identifiers import IdentifierError
+from partners.sdk._leaf import LeafAppeal, LeafChange, LeafEntry, MalformedLeafError, decode_leaf
+from partners.sdk._merkle import ConsistencyProofError, InclusionProofError, ProofError
+from partners.sdk._pseudonym import IdentifierKind, pseudonym
 from partners.sdk._rpc import RetryPolicy, translate
 from partners.sdk._verify import VerifiedReferral, envelope_from_proto, verify_referral
 
 __all__ = [
     "CHECKPOINT_PAYLOAD_TYPE",
+    "CHECK_BATCH_SIZE",
     "DECISION_PAYLOAD_TYPE",
     "LOAN_EVENT_PAYLOAD_TYPE",
+    "LOG_ORIGIN",
     "REFERRAL_PAYLOAD_TYPE",
     "AlreadyExistsError",
     "BadSignatureError",
     "BankClient",
+    "BlacklistClient",
+    "BorrowerCheck",
+    "Checkpoint",
     "ColendingError",
+    "CompactRange",
+    "ConsistencyProofError",
+    "CorruptStateError",
     "DeadlineExceededError",
     "Envelope",
     "FailedPreconditionError",
     "FieldViolation",
+    "IdentifierError",
+    "IdentifierKind",
+    "InclusionProofError",
     "InternalError",
     "InvalidArgumentError",
+    "LeafAppeal",
+    "LeafChange",
+    "LeafEntry",
+    "LocalBlacklist",
+    "LogConsistencyError",
     "MalformedEnvelopeError",
+    "MalformedLeafError",
     "MisaddressedReferralError",
+    "MissingKeyError",
     "NotFoundError",
     "PermissionDeniedError",
     "PlatformClient",
     "PreconditionViolation",
+    "ProofError",
     "PulledPage",
     "ReferralExpiredError",
     "ReferralNotYetValidError",
@@ -91,6 +143,8 @@ __all__ = [
     "RetryPolicy",
     "RpcError",
     "Signature",
+    "SyncGapError",
+    "SyncSummary",
     "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
@@ -98,11 +152,14 @@ __all__ = [
     "VerificationError",
     "VerifiedReferral",
     "WrongPayloadTypeError",
+    "decode_leaf",
     "envelope_from_proto",
     "key_id",
     "pae",
+    "pseudonym",
     "public_key_from_raw",
     "translate",
+    "verify_checkpoint",
     "verify_envelope",
     "verify_referral",
 ]

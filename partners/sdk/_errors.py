@@ -99,6 +99,38 @@ class ReferralNotYetValidError(VerificationError):
         )
 
 
+# --- the blacklist log and the local copy --------------------------------------------------------
+
+
+class SyncGapError(VerificationError):
+    """A change arrived out of order: a gap (``got > expected``) or a repeat (``got < expected``).
+
+    The local copy is unchanged; resume syncing from ``expected`` (the copy's size).
+    """
+
+    def __init__(self, *, expected: int, got: int) -> None:
+        self.expected = expected
+        self.got = got
+        what = "skips ahead" if got > expected else "repeats an applied index"
+        super().__init__(f"change has log index {got}, expected {expected}: the stream {what}")
+
+
+class LogConsistencyError(VerificationError):
+    """The log contradicts what it signed before, or its changes contradict its signed root.
+
+    Either the log was rewritten (a fork or a rollback) or the changes were altered in transit.
+    Keep the evidence and stop trusting the gateway's list until the operator explains it.
+    """
+
+
+class MissingKeyError(ColendingError, ValueError):
+    """The client needs a key it was not given (the network key, or pinned log keys)."""
+
+
+class CorruptStateError(ColendingError):
+    """Saved SDK state (a :class:`LocalBlacklist` file, a compact range) is malformed or altered."""
+
+
 # --- RPC errors (added with the client) --------------------------------------------------------
 
 

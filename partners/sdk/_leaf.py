@@ -2,7 +2,8 @@
 
 A leaf is canonical JSON (UTF-8, keys sorted, no insignificant whitespace, integers only) of::
 
-    {"change": "added" | "appealed" | "appeal_upheld" | "removed" | "expired",
+    {"change": "added" | "appealed" | "appeal_upheld" | "removed" | "expired"
+               | "retention_set",
      "entry": {
         "appeal": null | {"appeal_id", "deadline", "filed_at", "filed_by", "outcome":
                           "" | "upheld" | "removed", "resolved_at": null | time,
@@ -44,7 +45,9 @@ __all__ = [
 ]
 
 LEAF_VERSION = 1
-CHANGE_TYPES = frozenset({"added", "appealed", "appeal_upheld", "removed", "expired"})
+CHANGE_TYPES = frozenset(
+    {"added", "appealed", "appeal_upheld", "removed", "expired", "retention_set"}
+)
 ENTRY_STATUSES = frozenset({"active", "under_appeal", "removed", "expired"})
 IN_FORCE = frozenset({"active", "under_appeal"})
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -31,8 +31,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 from testkit import ADMIN, ALL_SCOPES, PLATFORM, bank, in_days, merchant, request_id
 
+from gateway._transactions import BUSINESS_TZ
 from gateway.api.servicers import AdminServicer, PartnerBankServicer, ReferralServicer
-from gateway.service import BUSINESS_TZ, Gateway
+from gateway.service import Gateway
 from gateway.store.db import Database, sqlite_url
 from partners.sdk import (
     REFERRAL_PAYLOAD_TYPE,

@@ -17,7 +17,7 @@ from colending.v1 import (
 )
 from testkit import HANGZHOU_USCC, merchant, request_id
 
-from gateway.service import BUSINESS_TZ
+from gateway._transactions import BUSINESS_TZ
 from partners.sdk import REFERRAL_PAYLOAD_TYPE
 
 rs = referral_service_pb2

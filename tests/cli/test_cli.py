@@ -61,20 +61,52 @@ def test_cli_reports_a_rule_not_a_traceback(
     assert "Traceback" not in err
 
 
+def _key_lines(out: str, title: str) -> list[str]:
+    """The key lines printed under ``title:`` (indented), in order."""
+    section = out.split(f"{title}:\n", 1)[1]
+    lines = []
+    for line in section.splitlines():
+        if not line.startswith("  "):
+            break
+        lines.append(line.strip())
+    return lines
+
+
 def test_keys_show_and_rotate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = str(tmp_path / "data")
     code, out, _ = run(capsys, "keys", "--data-dir", data, "show")
     assert code == 0
-    [first] = out.split()[0:1]
-    assert "active" in out
+    [signing] = _key_lines(out, "referral signing keys")
+    [log_key] = _key_lines(out, "blacklist log keys")
+    first = signing.split()[0]
+    assert signing.endswith("active")
+    assert log_key.endswith("active")
+    assert log_key.split()[0] != first  # checkpoints and referrals are signed by different keys
     assert oct((tmp_path / "data" / "keys" / f"{first}.pem").stat().st_mode & 0o777) == "0o600"
     code, out, _ = run(capsys, "keys", "--data-dir", data, "rotate")
     assert code == 0
-    lines = [line for line in out.splitlines() if "ed25519" in line]
+    lines = _key_lines(out, "referral signing keys")
     assert len(lines) == 2
     assert lines[0].endswith("active")
     assert first in lines[1]
     assert "retired" in lines[1]
+    assert len(_key_lines(out, "blacklist log keys")) == 1  # rotating one leaves the other
+
+
+def test_export_network_key_writes_a_private_file_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    target = tmp_path / "bank-a.network.key"
+    code, _, _ = run(capsys, "keys", "--data-dir", str(data), "export-network-key", str(target))
+    assert code == 0
+    exported = target.read_text().strip()
+    assert exported == (data / "network-key" / "network.key").read_text().strip()
+    assert len(bytes.fromhex(exported)) == 32
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    code, _, err = run(capsys, "keys", "--data-dir", str(data), "export-network-key", str(target))
+    assert code == 1  # never overwrites a file already there
+    assert "exists" in err
 
 
 def test_serve_refuses_a_public_address_without_tls(
@@ -125,7 +157,7 @@ def test_serve_starts_answers_health_and_stops_on_sigterm(tmp_path: Path) -> Non
 def test_sweep_runs_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "sweep", "--data-dir", str(tmp_path / "data"))
     assert code == 0
-    assert out.strip() == "expired 0 case(s)"
+    assert out.strip() == "expired 0 case(s); expired or decided 0 blacklist entr(ies)"
 
 
 def test_an_older_database_is_refused_with_a_clear_message(

@@ -13,8 +13,9 @@ import pytest
 from colending.v1 import referral_pb2
 from sqlalchemy import func
 from sqlmodel import SQLModel, select
-from testkit import merchant
+from testkit import blacklist_network, merchant
 
+from gateway._transactions import Idempotency
 from gateway.api.convert import encode_referral_payload, merchant_from_proto
 from gateway.domain.consent import ConsentPurpose
 from gateway.domain.financing import FinancingState
@@ -23,7 +24,7 @@ from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.referral import ReferralPayload
 from gateway.errors import AlreadyExists, FailedPrecondition
 from gateway.server import ServerConfig, open_gateway
-from gateway.service import Gateway, Idempotency
+from gateway.service import Gateway
 from gateway.signing.keyring import KeyRing
 from gateway.store.db import Database, sqlite_url
 
@@ -154,6 +155,7 @@ def test_consent_revoked_while_signing_writes_nothing(
         database=database,
         keyring=KeyRing.open(data_dir / "keys"),
         encode_referral=revoking_encoder,
+        blacklist=blacklist_network(data_dir, database),
     )
     holder["gw"] = gateway
     consent_ids.append(setup_bank_and_consent(gateway))
@@ -266,6 +268,7 @@ def test_expiry_sweep_moves_undecided_cases_once(data_dir: Path, database_url: s
         database=database,
         keyring=KeyRing.open(data_dir / "keys", clock=clock),
         encode_referral=encode_referral_payload,
+        blacklist=blacklist_network(data_dir, database, clock),
         clock=clock,
     )
     consent_id = setup_bank_and_consent(gateway)

@@ -149,6 +149,10 @@ class _BlacklistChangeTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_B
     """The entry was removed."""
     BLACKLIST_CHANGE_TYPE_EXPIRED: _BlacklistChangeType.ValueType  # 5
     """The entry expired."""
+    BLACKLIST_CHANGE_TYPE_RETENTION_SET: _BlacklistChangeType.ValueType  # 6
+    """The default ended (the case was recovered or written off): the entry now expires at
+    expires_at.
+    """
 
 class BlacklistChangeType(_BlacklistChangeType, metaclass=_BlacklistChangeTypeEnumTypeWrapper):
     """BlacklistChangeType is the kind of a log leaf."""
@@ -165,6 +169,10 @@ BLACKLIST_CHANGE_TYPE_REMOVED: BlacklistChangeType.ValueType  # 4
 """The entry was removed."""
 BLACKLIST_CHANGE_TYPE_EXPIRED: BlacklistChangeType.ValueType  # 5
 """The entry expired."""
+BLACKLIST_CHANGE_TYPE_RETENTION_SET: BlacklistChangeType.ValueType  # 6
+"""The default ended (the case was recovered or written off): the entry now expires at
+expires_at.
+"""
 Global___BlacklistChangeType: _TypeAlias = BlacklistChangeType  # noqa: Y015
 
 @_typing.final

@@ -1,0 +1,138 @@
+"""Transactions every use case shares: idempotent writes, retries after lost races, and the
+request-shape helpers that go with them. Nothing here knows about gRPC."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from gateway.errors import AlreadyExists, FieldViolation, InvalidArgument, Unavailable
+from gateway.store import repository as repo
+from gateway.store.blacklist_repository import ConcurrentEntryUpdate
+from gateway.store.db import Database
+
+T = TypeVar("T")
+
+# China has had no daylight saving since 1991, so a fixed UTC+8 is exact for business dates.
+BUSINESS_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+RACE_RETRIES = 3
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def business_date(moment: datetime) -> date:
+    return moment.astimezone(BUSINESS_TZ).date()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Idempotency:
+    """What every mutating call carries: who asks, for what, under which key, with what content."""
+
+    caller: str
+    method: str
+    request_id: str
+    fingerprint: str  # hex SHA-256 of the request's deterministic bytes without request_id
+
+
+class Transactions:
+    def __init__(self, *, database: Database, clock: Callable[[], datetime]) -> None:
+        self._db = database
+        self._clock = clock
+
+    def idempotent(
+        self,
+        idem: Idempotency,
+        *,
+        replay: Callable[[Session, str], T],
+        act: Callable[[Session, datetime], tuple[str, T]],
+    ) -> T:
+        """Run ``act`` once per request id, in one transaction with the idempotency record.
+
+        A repeat with the same content gets ``replay`` of the resource the first produced; a
+        repeat with other content is ALREADY_EXISTS. The key is claimed before ``act`` runs, so
+        a concurrent twin waits on it and then replays, and no side effect of ``act`` (such as
+        a key rotation) happens twice.
+        """
+        check_request_id(idem.request_id)
+
+        def attempt(session: Session) -> T:
+            prior = repo.find_idempotency(
+                session, caller=idem.caller, method=idem.method, request_id=idem.request_id
+            )
+            if prior is not None:
+                same_request_or_raise(idem, prior.fingerprint)
+                return replay(session, prior.resource_id)
+            now = self._clock()
+            claim = repo.claim_idempotency(
+                session,
+                caller=idem.caller,
+                method=idem.method,
+                request_id=idem.request_id,
+                fingerprint=idem.fingerprint,
+                at=now,
+            )
+            claim.resource_id, result = act(session, now)
+            return result
+
+        return self.retrying(attempt)
+
+    def retrying(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a write transaction, again from a fresh read if it lost a race."""
+        for _ in range(RACE_RETRIES):
+            try:
+                with self._db.writing() as session:
+                    return work(session)
+            except (IntegrityError, repo.ConcurrentUpdate, ConcurrentEntryUpdate):
+                continue
+        raise Unavailable("the resource kept changing under concurrent requests; retry")
+
+    def replayed(self, idem: Idempotency, replay: Callable[[Session, str], T]) -> T | None:
+        """The earlier answer to this request id, if there is one (a cheap read-only check)."""
+        check_request_id(idem.request_id)
+        with self._db.reading() as session:
+            prior = repo.find_idempotency(
+                session, caller=idem.caller, method=idem.method, request_id=idem.request_id
+            )
+            if prior is None:
+                return None
+            same_request_or_raise(idem, prior.fingerprint)
+            return replay(session, prior.resource_id)
+
+
+def check_request_id(request_id: str) -> None:
+    if not REQUEST_ID_PATTERN.fullmatch(request_id):
+        raise InvalidArgument.single("request_id", "required: 1..128 characters of [A-Za-z0-9._:-]")
+
+
+def same_request_or_raise(idem: Idempotency, fingerprint: str) -> None:
+    if fingerprint != idem.fingerprint:
+        raise AlreadyExists(
+            "request",
+            idem.request_id,
+            f"request_id {idem.request_id!r} was already used for a different "
+            f"{idem.method} request; use a new request_id for new content",
+        )
+
+
+def raise_all(
+    shape_problems: Sequence[FieldViolation], rule_problems: Sequence[FieldViolation]
+) -> None:
+    """One INVALID_ARGUMENT with every problem: the request's shape (from conversion) and the
+    rules, leaving out rule problems about a field whose shape was already wrong."""
+    reported = [p.field for p in shape_problems]
+
+    def covered(field: str) -> bool:
+        return any(r == field or r.startswith((f"{field}[", f"{field}.")) for r in reported)
+
+    problems = [*shape_problems, *(p for p in rule_problems if not covered(p.field))]
+    if problems:
+        raise InvalidArgument(problems)

@@ -1,0 +1,583 @@
+"""The blacklist network's use cases: report, check, appeal, expire, sync, prove.
+
+Like :mod:`gateway.service`, nothing here knows about gRPC. The financing side meets the
+blacklist in one place, :meth:`BlacklistNetwork.record_default_in` (and its counterpart
+:meth:`BlacklistNetwork.end_default_in`), called inside the loan event's own transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlmodel import Session
+
+from gateway._transactions import (
+    BUSINESS_TZ,
+    Idempotency,
+    Transactions,
+    business_date,
+    raise_all,
+    utc_now,
+)
+from gateway.domain import blacklist as rules_
+from gateway.domain import paging
+from gateway.domain.blacklist import (
+    AppealOutcome,
+    BlacklistChange,
+    BlacklistEntry,
+    BlacklistRules,
+    ChangeType,
+    ListingReason,
+)
+from gateway.domain.financing import FinancingState
+from gateway.domain.ids import new_id
+from gateway.domain.partner import PartnerState
+from gateway.domain.referral import FinancingCase
+from gateway.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from gateway.signing.keyring import KeyRing, PublishedKey
+from gateway.signing.merkle import MerkleLog
+from gateway.store import blacklist_repository as bl
+from gateway.store import repository as repo
+from gateway.store.blacklist_repository import EnforcementEvent, LoggedChange
+from gateway.store.db import Database
+from gateway.store.log_store import DatabaseHashStore
+from partners.sdk._checkpoint import LOG_ORIGIN, Checkpoint, format_checkpoint
+from partners.sdk._dsse import CHECKPOINT_PAYLOAD_TYPE, Envelope
+from partners.sdk._identifiers import IdentifierError
+from partners.sdk._pseudonym import PSEUDONYM_BYTES, IdentifierKind, pseudonym
+
+# Checkpoints are evidence for as long as anyone keeps one: retired log keys stay published.
+LOG_KEY_RETENTION = timedelta(days=100 * 366)
+RESTRICT = "restrict_store"
+LIFT = "lift_restriction"
+# States of a case that has lent money (a report needs one as evidence).
+_LENT = frozenset(
+    {
+        FinancingState.DISBURSED,
+        FinancingState.REPAYING,
+        FinancingState.OVERDUE,
+        FinancingState.DEFAULTED,
+        FinancingState.WRITTEN_OFF,
+    }
+)
+_DEFAULTED = frozenset({FinancingState.DEFAULTED, FinancingState.WRITTEN_OFF})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Borrower:
+    """One borrower to check: a raw identifier or an SDK-computed pseudonym."""
+
+    kind: IdentifierKind | None = None
+    raw: str = ""
+    pseudonym: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    index: int
+    pseudonym: bytes
+    entries: list[BlacklistEntry]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignedCheckpoint:
+    envelope: Envelope
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnforcementPage:
+    events: list[EnforcementEvent]
+    next_page_token: str
+
+
+class BlacklistNetwork:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        log_keyring: KeyRing,
+        network_key: bytes,
+        rules: BlacklistRules = BlacklistRules(),  # noqa: B008  (frozen, so sharing is safe)
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._db = database
+        self._log_keyring = log_keyring
+        self._network_key = network_key
+        self._rules = rules
+        self._clock = clock
+        self._tx = Transactions(database=database, clock=clock)
+        # Wakes local sync streams as soon as a change commits here; streams also poll, which
+        # is how they see changes committed by other replicas.
+        self._changed = threading.Condition()
+
+    @property
+    def rules(self) -> BlacklistRules:
+        return self._rules
+
+    # --- pseudonyms ----------------------------------------------------------------------
+
+    def pseudonym_of(self, kind: IdentifierKind, raw: str) -> bytes:
+        """The borrower's pseudonym; ``IdentifierError`` names the broken rule."""
+        return pseudonym(self._network_key, kind, raw)
+
+    def _borrower_pseudonym(self, field: str, borrower: Borrower) -> bytes | FieldViolation:
+        if borrower.kind is None:
+            if len(borrower.pseudonym) != PSEUDONYM_BYTES:
+                return FieldViolation(f"{field}.pseudonym", f"must be {PSEUDONYM_BYTES} bytes")
+            return borrower.pseudonym
+        try:
+            return self.pseudonym_of(borrower.kind, borrower.raw)
+        except IdentifierError as error:
+            return FieldViolation(f"{field}.raw.value", str(error))
+
+    # --- reports -------------------------------------------------------------------------
+
+    def report_default(
+        self,
+        *,
+        idem: Idempotency,
+        reporter_bank_id: str,
+        kind: IdentifierKind | None,
+        raw_identifier: str,
+        reason: ListingReason | None,
+        outstanding_fen: int,
+        default_date: date | None,
+        evidence_case_id: str,
+        shape_problems: Sequence[FieldViolation] = (),
+    ) -> BlacklistChange:
+        today = business_date(self._clock())
+        problems = rules_.report_problems(
+            outstanding_fen=outstanding_fen, default_date=default_date, today=today
+        )
+        borrower_pseudonym = b""
+        if kind is None:
+            problems.append(FieldViolation("borrower.kind", "required"))
+        else:
+            try:
+                borrower_pseudonym = self.pseudonym_of(kind, raw_identifier)
+            except IdentifierError as error:
+                problems.append(FieldViolation("borrower.value", str(error)))
+        if reason is None:
+            problems.append(FieldViolation("reason", "required"))
+        raise_all(shape_problems, problems)
+        assert kind is not None
+        assert reason is not None
+        assert default_date is not None
+
+        def act(session: Session, now: datetime) -> tuple[str, BlacklistChange]:
+            _require_active_partner(session, reporter_bank_id)
+            default_ended = True  # without a case, the default date stands for the end
+            if evidence_case_id:
+                case = repo.get_case(session, evidence_case_id, for_update=True)
+                # Another bank's case is reported as absent, so case ids cannot be probed.
+                if case is None or case.bank_id != reporter_bank_id:
+                    raise NotFound("financing case", evidence_case_id)
+                _check_evidence(case, kind, borrower_pseudonym, reason)
+                default_ended = False
+                if (existing := bl.in_force_for_case(session, case.case_id)) is not None:
+                    raise AlreadyExists(
+                        "blacklist entry",
+                        existing.entry_id,
+                        f"financing case {case.case_id} already has entry {existing.entry_id} "
+                        "in force",
+                    )
+            entry = rules_.new_entry(
+                entry_id=new_id("bl"),
+                pseudonym=borrower_pseudonym,
+                identifier_kind=kind,
+                reporter_bank_id=reporter_bank_id,
+                reason=reason,
+                outstanding_fen=outstanding_fen,
+                default_date=default_date,
+                evidence_case_id=evidence_case_id,
+                default_ended=default_ended,
+                now=now,
+                rules=self._rules,
+                tz=BUSINESS_TZ,
+            )
+            change = self._log(
+                session, ChangeType.ADDED, entry, None, now, case_id=evidence_case_id
+            )
+            return f"{change.log_index}", change
+
+        change = self._tx.idempotent(idem, replay=_replay_change, act=act)
+        self._notify()
+        return change
+
+    def record_default_in(
+        self, session: Session, *, case: FinancingCase, outstanding_fen: int, default_date: date
+    ) -> BlacklistChange | None:
+        """A case just defaulted: report its borrower, in the caller's transaction.
+
+        The bank does not need to report a defaulted case itself; if it already did (for
+        fraud, say), that entry stands and nothing is added.
+        """
+        if bl.in_force_for_case(session, case.case_id) is not None:
+            return None
+        now = self._clock()
+        entry = rules_.new_entry(
+            entry_id=new_id("bl"),
+            pseudonym=case.merchant_pseudonym,
+            identifier_kind=IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE,
+            reporter_bank_id=case.bank_id,
+            reason=ListingReason.DEFAULT_OVERDUE,
+            outstanding_fen=outstanding_fen,
+            default_date=default_date,
+            evidence_case_id=case.case_id,
+            default_ended=False,
+            now=now,
+            rules=self._rules,
+            tz=BUSINESS_TZ,
+        )
+        return self._log(session, ChangeType.ADDED, entry, None, now, case_id=case.case_id)
+
+    def end_default_in(
+        self, session: Session, *, case_id: str, ended_on: date, recovered: bool
+    ) -> BlacklistChange | None:
+        """The case's default ended: start the retention clock, or remove per the rules."""
+        current = bl.in_force_for_case(session, case_id)
+        if current is None:
+            return None
+        current = bl.get_entry(session, current.entry_id, for_update=True)
+        assert current is not None
+        step = rules_.end_default(
+            current, ended_on=ended_on, recovered=recovered, rules=self._rules, tz=BUSINESS_TZ
+        )
+        if step is None:
+            return None
+        change_type, entry = step
+        return self._log(session, change_type, entry, current, self._clock(), case_id=case_id)
+
+    def changed(self) -> None:
+        """Tell local sync streams that a transaction which logged changes has committed."""
+        self._notify()
+
+    # --- checks --------------------------------------------------------------------------
+
+    def check(self, borrowers: Sequence[Borrower]) -> tuple[list[CheckResult], int]:
+        """Per borrower, the entries in force; plus the log size the answer reflects."""
+        if not 1 <= len(borrowers) <= rules_.MAX_BATCH:
+            raise InvalidArgument.single(
+                "borrowers", f"must hold 1 to {rules_.MAX_BATCH} borrowers, got {len(borrowers)}"
+            )
+        pseudonyms: list[bytes] = []
+        problems = []
+        for i, borrower in enumerate(borrowers):
+            value = self._borrower_pseudonym(f"borrowers[{i}]", borrower)
+            if isinstance(value, FieldViolation):
+                problems.append(value)
+            else:
+                pseudonyms.append(value)
+        raise_all((), problems)
+        with self._db.reading() as session:
+            size = DatabaseHashStore(session=session).size()
+            found = bl.in_force_by_pseudonym(session, pseudonyms)
+        results = [
+            CheckResult(index=i, pseudonym=p, entries=found.get(p, []))
+            for i, p in enumerate(pseudonyms)
+        ]
+        return results, size
+
+    def in_force_in(self, session: Session, pseudonym: bytes) -> list[BlacklistEntry]:
+        return bl.in_force_by_pseudonym(session, [pseudonym]).get(pseudonym, [])
+
+    # --- appeals -------------------------------------------------------------------------
+
+    def file_appeal(
+        self, *, idem: Idempotency, filed_by: str, entry_id: str, grounds: str
+    ) -> BlacklistEntry:
+        problems = [] if entry_id else [FieldViolation("entry_id", "required")]
+        raise_all((), problems + rules_.text_problems("grounds", grounds))
+
+        def act(session: Session, now: datetime) -> tuple[str, BlacklistEntry]:
+            current = _load_entry(session, entry_id)
+            entry = rules_.file_appeal(
+                current,
+                appeal_id=new_id("apl"),
+                filed_by=filed_by,
+                grounds=grounds,
+                now=now,
+                rules=self._rules,
+            )
+            self._log(session, ChangeType.APPEALED, entry, current, now)
+            return entry_id, entry
+
+        entry = self._tx.idempotent(idem, replay=_replay_entry, act=act)
+        self._notify()
+        return entry
+
+    def resolve_appeal(
+        self,
+        *,
+        idem: Idempotency,
+        resolved_by: str,
+        resolver_bank_id: str | None,
+        entry_id: str,
+        outcome: AppealOutcome | None,
+        reason: str,
+    ) -> BlacklistEntry:
+        """``resolver_bank_id`` is the calling bank, or None for the operator."""
+        problems = [] if entry_id else [FieldViolation("entry_id", "required")]
+        if outcome is None:
+            problems.append(FieldViolation("outcome", "required: UPHELD or REMOVED"))
+        raise_all((), problems + rules_.text_problems("reason", reason))
+        assert outcome is not None
+
+        def act(session: Session, now: datetime) -> tuple[str, BlacklistEntry]:
+            current = _load_entry(session, entry_id)
+            if resolver_bank_id is not None and resolver_bank_id != current.reporter_bank_id:
+                raise PermissionDenied(
+                    f"only the reporter ({current.reporter_bank_id}) or the operator may "
+                    f"resolve an appeal on entry {entry_id}"
+                )
+            change_type, entry = rules_.resolve_appeal(
+                current, outcome=outcome, resolved_by=resolved_by, reason=reason, now=now
+            )
+            self._log(session, change_type, entry, current, now)
+            return entry_id, entry
+
+        entry = self._tx.idempotent(idem, replay=_replay_entry, act=act)
+        self._notify()
+        return entry
+
+    # --- the sweep -----------------------------------------------------------------------
+
+    def sweep(self, *, batch: int = 500) -> int:
+        """Expire entries past retention and decide appeals past their deadline.
+
+        Safe in several replicas at once: each entry is re-read under lock and changed only if
+        it is still due, so a second sweeper finds nothing left to do.
+        """
+        changed = 0
+        while True:
+            with self._db.writing() as session:
+                now = self._clock()
+                due = bl.due_to_expire(session, now=now, limit=batch)
+                lapsed = [
+                    e
+                    for e in bl.under_appeal(session, limit=batch)
+                    if e.appeal is not None and e.appeal.deadline <= now
+                ]
+                for stale in [*due, *lapsed]:
+                    current = bl.get_entry(session, stale.entry_id, for_update=True)
+                    if current is None or current.status is not stale.status:
+                        continue
+                    if current.expires_at is not None and current.expires_at <= now:
+                        self._log(session, ChangeType.EXPIRED, rules_.expire(current), current, now)
+                    elif current.appeal is not None and current.appeal.deadline <= now:
+                        removed = rules_.lapse_appeal(current, now=now)
+                        self._log(session, ChangeType.REMOVED, removed, current, now)
+                    else:
+                        continue
+                    changed += 1
+            self._notify()
+            if len(due) < batch and len(lapsed) < batch:
+                return changed
+
+    # --- the log -------------------------------------------------------------------------
+
+    def log_size(self) -> int:
+        with self._db.reading() as session:
+            return DatabaseHashStore(session=session).size()
+
+    def checkpoint(self, tree_size: int | None = None) -> SignedCheckpoint:
+        """A checkpoint of the log now (or of an earlier size), signed by the log key."""
+        with self._db.reading() as session:
+            log = MerkleLog(store=DatabaseHashStore(session=session))
+            size = log.size if tree_size is None else tree_size
+            root = log.root(size)
+        checkpoint = Checkpoint(
+            origin=LOG_ORIGIN, tree_size=size, root_hash=root, timestamp=self._clock()
+        )
+        envelope = self._log_keyring.sign(
+            format_checkpoint(checkpoint), payload_type=CHECKPOINT_PAYLOAD_TYPE
+        )
+        return SignedCheckpoint(envelope=envelope, checkpoint=checkpoint)
+
+    def inclusion_proof(self, *, log_index: int, tree_size: int) -> tuple[int, bytes, list[bytes]]:
+        """``(tree_size, leaf, audit path)``; ``tree_size`` 0 means the current size."""
+        with self._db.reading() as session:
+            log = MerkleLog(store=DatabaseHashStore(session=session))
+            size = log.size if tree_size == 0 else tree_size
+            if not 0 < size <= log.size:
+                raise InvalidArgument.single(
+                    "tree_size", f"must be between 1 and the log size {log.size} (0: the latest)"
+                )
+            if not 0 <= log_index < size:
+                raise InvalidArgument.single(
+                    "log_index", f"must be between 0 and {size - 1} (below the tree size)"
+                )
+            leaf = bl.leaf_at(session, log_index)
+            assert leaf is not None, "every leaf hash has its leaf"
+            return size, leaf, log.inclusion_proof(log_index, size)
+
+    def consistency_proof(self, *, first: int, second: int) -> tuple[int, list[bytes]]:
+        """``(second tree size, proof)``; ``second`` 0 means the current size."""
+        with self._db.reading() as session:
+            log = MerkleLog(store=DatabaseHashStore(session=session))
+            size = log.size if second == 0 else second
+            if not 0 <= size <= log.size:
+                raise InvalidArgument.single(
+                    "second_tree_size",
+                    f"must be between 0 and the log size {log.size} (0: the latest)",
+                )
+            if not 0 <= first <= size:
+                raise InvalidArgument.single(
+                    "first_tree_size", f"must be between 0 and the second tree size {size}"
+                )
+            return size, log.consistency_proof(first, size)
+
+    def changes_from(self, start: int, *, limit: int = 500) -> list[LoggedChange]:
+        if start < 0:
+            raise InvalidArgument.single("from_log_index", "must not be negative")
+        with self._db.reading() as session:
+            return bl.changes_from(session, start=start, limit=limit)
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until a local change commits or ``timeout`` seconds pass."""
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def published_log_keys(self) -> list[PublishedKey]:
+        return self._log_keyring.published_keys(now=self._clock(), retain_for=LOG_KEY_RETENTION)
+
+    # --- enforcement ---------------------------------------------------------------------
+
+    def enforcement_events(
+        self, *, page_size: int, page_token: str, platform_merchant_id: str = ""
+    ) -> EnforcementPage:
+        size = paging.page_size(page_size)
+        after = int(paging.decode_token(page_token, "enforcement")) if page_token else 0
+        with self._db.reading() as session:
+            events = bl.enforcement_after(
+                session, after=after, limit=size, platform_merchant_id=platform_merchant_id
+            )
+        last = events[-1].sequence if events else after
+        token = paging.encode_token("enforcement", last) if last else ""
+        return EnforcementPage(events=events, next_page_token=token)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _log(
+        self,
+        session: Session,
+        change_type: ChangeType,
+        entry: BlacklistEntry,
+        previous: BlacklistEntry | None,
+        now: datetime,
+        *,
+        case_id: str = "",
+    ) -> BlacklistChange:
+        change = bl.log_change(
+            session, change_type=change_type, entry=entry, previous=previous, now=now
+        )
+        was_in_force = previous is not None and previous.in_force
+        if entry.in_force and not was_in_force:
+            self._enforce(session, entry, RESTRICT, _restrict_reason(entry), case_id, now)
+        # Lift only when no other entry keeps the borrower listed.
+        elif was_in_force and not entry.in_force and not self.in_force_in(session, entry.pseudonym):
+            reason = f"blacklist entry {entry.entry_id} is {entry.status.name}"
+            self._enforce(session, entry, LIFT, reason, case_id, now)
+        return change
+
+    def _enforce(
+        self,
+        session: Session,
+        entry: BlacklistEntry,
+        action: str,
+        reason: str,
+        case_id: str,
+        now: datetime,
+    ) -> None:
+        for merchant_id in bl.merchants_with_pseudonym(session, entry.pseudonym):
+            bl.add_enforcement(
+                session,
+                event_id=new_id("enf"),
+                platform_merchant_id=merchant_id,
+                action=action,
+                reason=reason,
+                blacklist_entry_id=entry.entry_id,
+                case_id=case_id or entry.evidence_case_id,
+                now=now,
+            )
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+
+def _restrict_reason(entry: BlacklistEntry) -> str:
+    if entry.evidence_case_id:
+        return (
+            f"{entry.reporter_bank_id} listed the borrower of financing case "
+            f"{entry.evidence_case_id} ({entry.reason.name})"
+        )
+    return f"{entry.reporter_bank_id} listed the borrower ({entry.reason.name})"
+
+
+def _check_evidence(
+    case: FinancingCase, kind: IdentifierKind, borrower: bytes, reason: ListingReason
+) -> None:
+    if kind is not IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE or borrower != case.merchant_pseudonym:
+        raise InvalidArgument.single(
+            "borrower.value",
+            f"is not the unified social credit code of financing case {case.case_id}'s merchant",
+        )
+    if case.state not in _LENT:
+        raise FailedPrecondition.single(
+            "CASE_NOT_LENT",
+            f"financingCases/{case.case_id}",
+            f"case is {case.state.name}; only a case that has lent money is evidence",
+        )
+    if reason is ListingReason.DEFAULT_OVERDUE and case.state not in _DEFAULTED:
+        raise FailedPrecondition.single(
+            "CASE_NOT_DEFAULTED",
+            f"financingCases/{case.case_id}",
+            f"case is {case.state.name}; report DEFAULT_OVERDUE once the case is DEFAULTED",
+        )
+
+
+def _require_active_partner(session: Session, bank_id: str) -> None:
+    partner = repo.get_partner(session, bank_id)
+    if partner is None:
+        raise PermissionDenied(f"partner/{bank_id} is not a registered partner")
+    if partner.state is not PartnerState.ACTIVE:
+        raise FailedPrecondition.single(
+            "PARTNER_SUSPENDED", f"partners/{bank_id}", "partner is suspended"
+        )
+
+
+def _load_entry(session: Session, entry_id: str) -> BlacklistEntry:
+    entry = bl.get_entry(session, entry_id, for_update=True)
+    if entry is None:
+        raise NotFound("blacklist entry", entry_id)
+    return entry
+
+
+def _replay_entry(session: Session, entry_id: str) -> BlacklistEntry:
+    entry = bl.get_entry(session, entry_id)
+    if entry is None:
+        raise NotFound("blacklist entry", entry_id)
+    return entry
+
+
+def _replay_change(session: Session, log_index: str) -> BlacklistChange:
+    (first,) = bl.changes_from(session, start=int(log_index), limit=1)
+    return BlacklistChange(
+        log_index=first.log_index,
+        change_type=first.change_type,
+        entry=_replay_entry(session, first.entry_id),
+        logged_at=first.logged_at,
+        leaf=first.leaf,
+    )
