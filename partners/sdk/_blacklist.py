@@ -525,11 +525,12 @@ class BlacklistClient(_Client):
         evidence_case_id: str = "",
         currency: str = "CNY",
         request_id: str | None = None,
-    ) -> blacklist_pb2.BlacklistEntry:
+    ) -> blacklist_service_pb2.ReportDefaultResponse:
         """Report a defaulting borrower (raw identifier: the gateway checks it too).
 
         ``outstanding_minor`` is in minor units (fen). The identifier is validated and
-        normalised here first, so a typo fails before the call.
+        normalised here first, so a typo fails before the call. The answer carries the new
+        entry and its change's ``log_index``, which :meth:`prove_inclusion` takes.
         """
         if not isinstance(outstanding_minor, int) or isinstance(outstanding_minor, bool):
             raise TypeError("outstanding_minor must be an int of minor units")
@@ -546,7 +547,7 @@ class BlacklistClient(_Client):
             ),
             evidence_case_id=evidence_case_id,
         )
-        return self._call(self._stub.ReportDefault, request).entry
+        return self._call(self._stub.ReportDefault, request)
 
     def file_appeal(
         self, entry_id: str, *, grounds: str, request_id: str | None = None

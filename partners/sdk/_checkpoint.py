@@ -33,6 +33,7 @@ __all__ = ["LOG_ORIGIN", "Checkpoint", "format_checkpoint", "parse_checkpoint", 
 LOG_ORIGIN = "colending.v1/blacklist"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _SIZE = re.compile(r"0|[1-9][0-9]{0,19}")
+_MAX_TREE_SIZE = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,7 +82,13 @@ def parse_checkpoint(body: bytes) -> Checkpoint:
         raise MalformedEnvelopeError(
             f"checkpoint time line {time_line!r} is not 'time <RFC 3339 UTC>'"
         ) from None
-    return Checkpoint(origin=origin, tree_size=int(size), root_hash=root, timestamp=moment)
+    checkpoint = Checkpoint(origin=origin, tree_size=int(size), root_hash=root, timestamp=moment)
+    if checkpoint.tree_size > _MAX_TREE_SIZE:
+        raise MalformedEnvelopeError(f"checkpoint tree size {size} is above 2**64 - 1")
+    # One checkpoint has one spelling: anything the gateway would not have written is refused.
+    if format_checkpoint(checkpoint) != body:
+        raise MalformedEnvelopeError("checkpoint is not in its canonical form")
+    return checkpoint
 
 
 def verify_checkpoint(
