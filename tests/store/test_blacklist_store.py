@@ -1,0 +1,77 @@
+"""The blacklist on real databases: concurrent reports never fork the log, and the log in the
+database is exactly the leaves it serves."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import date
+
+from sqlmodel import select
+from testkit import uscc
+
+from gateway._transactions import Idempotency
+from gateway.domain.blacklist import ListingReason
+from gateway.service import Gateway
+from gateway.signing.merkle import MerkleLog
+from gateway.store.log_store import DatabaseHashStore
+from gateway.store.tables import BlacklistChangeRow
+from partners.sdk._merkle import root_from_leaves
+from partners.sdk._pseudonym import IdentifierKind
+
+THREADS = 6
+REPORTS_EACH = 5
+
+
+def idem(caller: str, method: str) -> Idempotency:
+    return Idempotency(caller=caller, method=method, request_id=str(uuid.uuid4()), fingerprint="f")
+
+
+def test_concurrent_reports_append_one_leaf_per_index(gateway: Gateway) -> None:
+    for bank_id in ("bank-a", "bank-b"):
+        gateway.register_partner(
+            idem=idem("admin", "RegisterPartner"),
+            partner_id=bank_id,
+            display_name=bank_id,
+            endpoint="",
+            policy=None,
+            decision_public_key=b"",
+        )
+    errors: list[BaseException] = []
+    start = threading.Barrier(THREADS)
+
+    def reporter(n: int) -> None:
+        start.wait()
+        try:
+            for i in range(REPORTS_EACH):
+                gateway.blacklist.report_default(
+                    idem=idem(f"partner/bank-{'ab'[n % 2]}", "ReportDefault"),
+                    reporter_bank_id=f"bank-{'ab'[n % 2]}",
+                    kind=IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE,
+                    raw_identifier=uscc(f"91330106{n:04d}{i:05d}"),
+                    reason=ListingReason.FRAUD,
+                    outstanding_fen=100,
+                    default_date=date(2026, 1, 2),
+                    evidence_case_id="",
+                )
+        except BaseException as error:  # surfaced below, with the thread's failure
+            errors.append(error)
+
+    threads = [threading.Thread(target=reporter, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+    total = THREADS * REPORTS_EACH
+    with gateway._db.reading() as session:  # the test reads storage directly on purpose
+        rows = session.exec(select(BlacklistChangeRow).order_by(BlacklistChangeRow.log_index))  # type: ignore[arg-type]
+        leaves = [(r.log_index, r.leaf) for r in rows]
+        log = MerkleLog(store=DatabaseHashStore(session=session))
+        assert log.size == total
+        root = log.root()
+    assert [index for index, _ in leaves] == list(range(total))  # no gap, no fork
+    # The tree the gateway signs is the tree of exactly the leaves it serves.
+    assert root == root_from_leaves([leaf for _, leaf in leaves])
+    assert gateway.blacklist.checkpoint().checkpoint.root_hash == root
