@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between expiry sweeps (default: %(default)s)",
     )
 
+    serve.add_argument(
+        "--delivery-workers",
+        type=int,
+        default=2,
+        help="threads pushing referrals to banks with an endpoint (default: %(default)s; "
+        "0 leaves it to `colending-gateway deliver`)",
+    )
+
+    deliver = commands.add_parser("deliver", help="run only the push-delivery workers")
+    _common(deliver)
+    deliver.add_argument("--workers", type=int, default=2, help="delivery threads")
+
     sweep = commands.add_parser(
         "sweep",
         help="once: expire referrals past their validity and blacklist entries past retention, "
@@ -145,11 +157,40 @@ def _serve(args: argparse.Namespace) -> int:
     sweeper = threading.Thread(
         target=_sweep_until, args=(gateway, stop, args.sweep_interval), name="expiry-sweep"
     )
+    workers = _start_delivery(gateway, stop, args.delivery_workers)
     sweeper.start()
     stop.wait()
     sweeper.join()
+    for worker in workers:
+        worker.join()
     log.info("shutting down: finishing in-flight calls (up to 10 s)")
     server.stop(grace=10).wait()
+    return 0
+
+
+def _start_delivery(gateway: Gateway, stop: threading.Event, count: int) -> list[threading.Thread]:
+    assert gateway.dispatcher is not None
+    workers = [
+        threading.Thread(target=gateway.dispatcher.run, args=(stop,), name=f"delivery-{n}")
+        for n in range(count)
+    ]
+    for worker in workers:
+        worker.start()
+    if workers:
+        log.info("push delivery: %d worker(s)", len(workers))
+    return workers
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    """The dispatcher alone, beside replicas that serve RPCs with --delivery-workers 0."""
+    gateway = _gateway(args)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    workers = _start_delivery(gateway, stop, args.workers)
+    stop.wait()
+    for worker in workers:
+        worker.join()
     return 0
 
 
@@ -243,7 +284,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    handlers = {"serve": _serve, "keys": _keys, "partners": _partners, "sweep": _sweep}
+    handlers = {
+        "serve": _serve,
+        "deliver": _deliver,
+        "keys": _keys,
+        "partners": _partners,
+        "sweep": _sweep,
+    }
     try:
         return handlers[args.command](args)
     except GatewayError as exc:

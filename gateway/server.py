@@ -22,15 +22,19 @@ from colending.v1 import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gateway.api.bank_transport import GrpcBankTransport
 from gateway.api.convert import encode_referral_payload
 from gateway.api.servicers import (
     AdminServicer,
     BlacklistServicer,
     PartnerBankServicer,
     ReferralServicer,
+    StreamSlots,
 )
 from gateway.blacklist import BlacklistNetwork
+from gateway.delivery import BankTransport, Dispatcher
 from gateway.domain.blacklist import BlacklistRules
+from gateway.domain.delivery import DeliveryPolicy
 from gateway.service import Gateway
 from gateway.signing.keyring import KeyRing
 from gateway.signing.network_key import open_network_key
@@ -54,8 +58,11 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051  # 0 picks a free port
     max_workers: int = 16
-    max_sync_streams: int = 8  # live SyncBlacklist streams, each holding a worker thread
+    # Live server streams (StreamReferrals, SyncBlacklist) together; each holds a worker thread,
+    # so this stays well below max_workers.
+    max_streams: int = 8
     blacklist_rules: BlacklistRules = field(default_factory=BlacklistRules)
+    delivery_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     allow_insecure_remote: bool = False
 
 
@@ -63,7 +70,7 @@ class InsecureBindRefused(Exception):
     pass
 
 
-def open_gateway(config: ServerConfig) -> Gateway:
+def open_gateway(config: ServerConfig, *, transport: BankTransport | None = None) -> Gateway:
     """Create the data directory, schema and signing key on first use; return the facade."""
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     database = Database(url=config.database_url or sqlite_url(config.data_dir))
@@ -74,11 +81,17 @@ def open_gateway(config: ServerConfig) -> Gateway:
         network_key=open_network_key(config.data_dir / "network-key"),
         rules=config.blacklist_rules,
     )
+    dispatcher = Dispatcher(
+        database=database,
+        transport=transport or GrpcBankTransport(),
+        policy=config.delivery_policy,
+    )
     return Gateway(
         database=database,
         keyring=KeyRing.open(config.data_dir / "keys"),
         encode_referral=encode_referral_payload,
         blacklist=blacklist,
+        dispatcher=dispatcher,
     )
 
 
@@ -109,17 +122,18 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
             ("grpc.so_reuseport", 0),
         ],
     )
+    streams = StreamSlots(config.max_streams)
     referral_service_pb2_grpc.add_ReferralServiceServicer_to_server(
         ReferralServicer(gateway=gateway), server
     )
     partner_bank_service_pb2_grpc.add_PartnerBankServiceServicer_to_server(
-        PartnerBankServicer(gateway=gateway), server
+        PartnerBankServicer(gateway=gateway, streams=streams), server
     )
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(gateway=gateway), server
     )
     blacklist_service_pb2_grpc.add_BlacklistServiceServicer_to_server(
-        BlacklistServicer(network=gateway.blacklist, max_sync_streams=config.max_sync_streams),
+        BlacklistServicer(network=gateway.blacklist, streams=streams),
         server,
     )
 

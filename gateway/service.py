@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from gateway._transactions import (
     utc_now,
 )
 from gateway.blacklist import BlacklistNetwork
+from gateway.delivery import Dispatcher
 from gateway.domain import paging
 from gateway.domain.consent import (
     MAX_CONSENT_DURATION,
@@ -41,6 +43,7 @@ from gateway.domain.decision import (
     decision_problems,
     policy_refusals,
 )
+from gateway.domain.delivery import DeliveryState, DeliveryTask
 from gateway.domain.financing import (
     EXPIRABLE,
     UNDECIDED,
@@ -83,6 +86,7 @@ from gateway.errors import (
 )
 from gateway.signing.keyring import KeyRing, PublishedKey
 from gateway.store import codec
+from gateway.store import delivery_repository as outbox
 from gateway.store import repository as repo
 from gateway.store.db import Database
 from partners.sdk._dsse import REFERRAL_PAYLOAD_TYPE
@@ -129,6 +133,7 @@ class Gateway:
         encode_referral: ReferralEncoder,
         blacklist: BlacklistNetwork,
         clock: Callable[[], datetime] = utc_now,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self._db = database
         self._keyring = keyring
@@ -136,10 +141,18 @@ class Gateway:
         self._encode_referral = encode_referral
         self._clock = clock
         self._tx = Transactions(database=database, clock=clock)
+        self._dispatcher = dispatcher
+        # Wakes local referral streams once a submission commits.
+        self._referrals_written = threading.Condition()
 
     @property
     def blacklist(self) -> BlacklistNetwork:
         return self._blacklist
+
+    @property
+    def dispatcher(self) -> Dispatcher | None:
+        """Pushes referrals to banks with a receiver endpoint; run by ``serve``."""
+        return self._dispatcher
 
     # --- partners ------------------------------------------------------------------------
 
@@ -519,10 +532,75 @@ class Gateway:
                         "partner was suspended while the referral was being signed",
                     )
             repo.insert_referral(session, referral)
+            for case in referral.cases:
+                endpoint = partners[case.bank_id].endpoint
+                if endpoint:  # the bank takes pushes; others pull or stream
+                    outbox.insert_task(
+                        session,
+                        DeliveryTask(
+                            task_id=new_id("dlv"),
+                            sequence=0,  # assigned by the database
+                            referral_id=referral_id,
+                            case_id=case.case_id,
+                            bank_id=case.bank_id,
+                            endpoint=endpoint,
+                            ordered=partners[case.bank_id].policy.ordered_delivery,
+                            state=DeliveryState.PENDING,
+                            attempt_count=0,
+                            next_attempt_at=at,
+                            created_at=at,
+                        ),
+                    )
             session.flush()
             return referral_id, _load_referral(session, referral_id)
 
-        return self._tx.idempotent(idem, replay=_load_referral, act=act)
+        submitted = self._tx.idempotent(idem, replay=_load_referral, act=act)
+        self._referrals_changed()
+        return submitted
+
+    def _referrals_changed(self) -> None:
+        with self._referrals_written:
+            self._referrals_written.notify_all()
+        if self._dispatcher is not None:
+            self._dispatcher.notify()
+
+    def wait_for_referrals(self, timeout: float) -> None:
+        """Block until a submission commits here or ``timeout`` seconds pass (live streams)."""
+        with self._referrals_written:
+            self._referrals_written.wait(timeout)
+
+    # --- push delivery (operator) ----------------------------------------------------------
+
+    def list_delivery_tasks(
+        self, *, page_size: int, page_token: str, state: DeliveryState | None, bank_id: str
+    ) -> Page[DeliveryTask]:
+        size = paging.page_size(page_size)
+        after = paging.decode_int_token(page_token, "deliveries") if page_token else 0
+        with self._db.reading() as session:
+            rows = outbox.list_tasks(
+                session, after=after, limit=size + 1, state=state, bank_id=bank_id
+            )
+        items = rows[:size]
+        token = paging.encode_token("deliveries", items[-1].sequence) if len(rows) > size else ""
+        return Page(items=items, next_page_token=token)
+
+    def requeue_delivery(self, *, idem: Idempotency, task_id: str) -> DeliveryTask:
+        if not task_id:
+            raise InvalidArgument.single("task_id", "required")
+
+        def act(session: Session, now: datetime) -> tuple[str, DeliveryTask]:
+            task = _load_task(session, task_id)
+            if not outbox.requeue(session, task_id=task_id, now=now):
+                raise FailedPrecondition.single(
+                    "NOT_DEAD_LETTERED",
+                    f"deliveryTasks/{task_id}",
+                    f"delivery is {task.state.name}; only a dead letter can be re-queued",
+                )
+            return task_id, _load_task(session, task_id)
+
+        task = self._tx.idempotent(idem, replay=_load_task, act=act)
+        self._referrals_changed()
+        return task
 
     def get_referral(self, referral_id: str) -> Referral:
         if not referral_id:
@@ -1027,11 +1105,19 @@ def _load_consent(session: Session, consent_id: str, *, for_update: bool = False
     return consent
 
 
+def _load_task(session: Session, task_id: str) -> DeliveryTask:
+    task = outbox.get_task(session, task_id)
+    if task is None:
+        raise NotFound("delivery task", task_id)
+    return task
+
+
 def _load_referral(session: Session, referral_id: str) -> Referral:
     referral = repo.get_referral(session, referral_id)
     if referral is None:
         raise NotFound("referral", referral_id)
-    return referral
+    pushes = outbox.tasks_for_cases(session, [c.case_id for c in referral.cases])
+    return replace(referral, pushes=pushes)
 
 
 def _load_bank_case(

@@ -15,6 +15,7 @@ from colending.v1 import (
     blacklist_pb2,
     common_pb2,
     consent_pb2,
+    delivery_pb2,
     enforcement_pb2,
     financing_pb2,
     merchant_pb2,
@@ -35,6 +36,7 @@ from gateway.domain.blacklist import (
 )
 from gateway.domain.consent import Consent, ConsentPurpose, ConsentState
 from gateway.domain.decision import CounterOfferAnswer, Decision, DecisionOutcome, LoanTerms
+from gateway.domain.delivery import AttemptOutcome, DeliveryState, DeliveryTask
 from gateway.domain.financing import FinancingState
 from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
 from gateway.domain.merchant import (
@@ -380,8 +382,18 @@ def envelope_to_proto(envelope: SignedPayload) -> common_pb2.Envelope:
     )
 
 
-def delivery_to_proto(case: FinancingCase) -> referral_pb2.ReferralDelivery:
+def delivery_to_proto(
+    case: FinancingCase, push: DeliveryTask | None = None
+) -> referral_pb2.ReferralDelivery:
     return referral_pb2.ReferralDelivery(
+        push=delivery_task_to_proto(push)
+        if push is not None
+        else delivery_pb2.DeliveryTask(
+            case_id=case.case_id,
+            bank_id=case.bank_id,
+            referral_id=case.referral_id,
+            state=delivery_pb2.DELIVERY_STATE_NOT_PUSHED,
+        ),
         bank_id=case.bank_id,
         case_id=case.case_id,
         state=FINANCING_STATE_NUMBERS[case.state],
@@ -399,7 +411,7 @@ def referral_to_proto(referral: Referral) -> referral_pb2.Referral:
         platform_merchant_id=referral.platform_merchant_id,
         consent_id=referral.consent_id,
         assessment=assessment_to_proto(referral.assessment),
-        deliveries=[delivery_to_proto(c) for c in referral.cases],
+        deliveries=[delivery_to_proto(c, referral.pushes.get(c.case_id)) for c in referral.cases],
         state=REFERRAL_STATE_NUMBERS[referral.state],
         created_at=timestamp(referral.created_at),
         expires_at=timestamp(referral.expires_at),
@@ -818,4 +830,44 @@ def enforcement_event_to_proto(event: EnforcementEvent) -> enforcement_pb2.Enfor
         blacklist_entry_id=event.blacklist_entry_id,
         case_id=event.case_id,
         created_at=timestamp(event.created_at),
+    )
+
+
+# --- push delivery --------------------------------------------------------------------------
+
+DELIVERY_STATES = {
+    getattr(delivery_pb2, f"DELIVERY_STATE_{state.name}"): state for state in DeliveryState
+}
+DELIVERY_STATE_NUMBERS = _inverse(DELIVERY_STATES)
+DELIVERY_OUTCOME_NUMBERS = {
+    outcome: getattr(delivery_pb2, f"DELIVERY_OUTCOME_{outcome.name}") for outcome in AttemptOutcome
+}
+
+
+def delivery_task_to_proto(task: DeliveryTask) -> delivery_pb2.DeliveryTask:
+    return delivery_pb2.DeliveryTask(
+        task_id=task.task_id,
+        referral_id=task.referral_id,
+        case_id=task.case_id,
+        bank_id=task.bank_id,
+        state=DELIVERY_STATE_NUMBERS[task.state],
+        attempt_count=task.attempt_count,
+        next_attempt_at=timestamp(task.next_attempt_at)
+        if task.state is DeliveryState.PENDING
+        else None,
+        created_at=timestamp(task.created_at),
+        delivered_at=timestamp(task.delivered_at),
+        bank_reference=task.bank_reference,
+        last_error=task.last_error,
+        attempts=[
+            delivery_pb2.DeliveryAttempt(
+                attempt=a.attempt,
+                started_at=timestamp(a.started_at),
+                outcome=DELIVERY_OUTCOME_NUMBERS[a.outcome],
+                status_code=a.status_code,
+                latency_micros=a.latency_micros,
+                detail=a.detail,
+            )
+            for a in task.attempts
+        ],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -21,7 +22,7 @@ from google.protobuf.message import Message
 
 from gateway._transactions import utc_now
 from gateway.api import convert
-from gateway.api._handler import idempotency, server_stream, unary, unimplemented
+from gateway.api._handler import idempotency, server_stream, unary
 from gateway.api.auth import Caller, Role
 from gateway.blacklist import BlacklistNetwork
 from gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
@@ -183,9 +184,35 @@ class ReferralServicer(referral_service_pb2_grpc.ReferralServiceServicer):
         )
 
 
+class StreamSlots:
+    """A bound on live server streams: each holds a worker thread for as long as it lives, so
+    without one a few idle followers could starve every unary RPC."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._free = threading.BoundedSemaphore(limit)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        if not self._free.acquire(blocking=False):
+            raise ResourceExhausted(
+                f"all {self._limit} stream slots are in use; retry later", retry_after_seconds=5
+            )
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+# A live stream re-reads the database at least this often, which bounds how late it sees a write
+# made through another replica (writes made here wake it at once).
+STREAM_POLL_SECONDS = 0.5
+
+
 class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServicer):
-    def __init__(self, *, gateway: Gateway) -> None:
+    def __init__(self, *, gateway: Gateway, streams: StreamSlots | None = None) -> None:
         self._gateway = gateway
+        self._streams = streams or StreamSlots(4)
 
     @unary(BANK, pb.PullReferralsResponse)
     def PullReferrals(
@@ -225,11 +252,24 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
         )
         return pb.GetFinancingCaseResponse(financing_case=convert.case_detail_to_proto(detail))
 
+    @server_stream(BANK)
     def StreamReferrals(
-        self, request: pb.StreamReferralsRequest, context: grpc.ServicerContext
+        self, request: pb.StreamReferralsRequest, context: grpc.ServicerContext, caller: Caller
     ) -> Iterator[pb.StreamReferralsResponse]:
-        unimplemented(context, "StreamReferrals")
-        return iter(())
+        cursor = request.cursor
+        with self._streams.hold():
+            while context.is_active():
+                cases, cursor = self._gateway.pull_referrals(
+                    bank_id=caller.partner_id, cursor=cursor, page_size=STREAM_PAGE
+                )
+                for case in cases:
+                    yield pb.StreamReferralsResponse(
+                        referral=convert.referral_envelope_to_proto(
+                            case, self._gateway.cursor_after(case)
+                        )
+                    )
+                if len(cases) < STREAM_PAGE:
+                    self._gateway.wait_for_referrals(STREAM_POLL_SECONDS)
 
     @unary(BANK, pb.SubmitDecisionResponse)
     def SubmitDecision(
@@ -402,21 +442,44 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
             computed_at=convert.timestamp(utc_now()),
         )
 
+    @unary(ADMIN, ad.ListDeliveryTasksResponse)
+    def ListDeliveryTasks(
+        self, request: ad.ListDeliveryTasksRequest, context: grpc.ServicerContext, caller: Caller
+    ) -> ad.ListDeliveryTasksResponse:
+        problems: list[FieldViolation] = []
+        state = convert.enum_value(request.state, convert.DELIVERY_STATES, "state", problems)
+        _raise_if(problems)
+        page = self._gateway.list_delivery_tasks(
+            page_size=request.page_size,
+            page_token=request.page_token,
+            state=state,
+            bank_id=request.bank_id,
+        )
+        return ad.ListDeliveryTasksResponse(
+            tasks=[convert.delivery_task_to_proto(t) for t in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    @unary(ADMIN, ad.RequeueDeliveryResponse)
+    def RequeueDelivery(
+        self, request: ad.RequeueDeliveryRequest, context: grpc.ServicerContext, caller: Caller
+    ) -> ad.RequeueDeliveryResponse:
+        task = self._gateway.requeue_delivery(
+            idem=idempotency(request, caller, "RequeueDelivery"), task_id=request.task_id
+        )
+        return ad.RequeueDeliveryResponse(task=convert.delivery_task_to_proto(task))
+
 
 bl = blacklist_service_pb2
 BLACKLIST = "colending.v1.BlacklistService"
-# Live sync streams re-read the log at least this often, which bounds how late they see a change
-# committed by another replica (changes made here wake them at once).
-SYNC_POLL_SECONDS = 0.5
 SYNC_PAGE = 500
+STREAM_PAGE = 100
 
 
 class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
-    def __init__(self, *, network: BlacklistNetwork, max_sync_streams: int = 8) -> None:
+    def __init__(self, *, network: BlacklistNetwork, streams: StreamSlots | None = None) -> None:
         self._network = network
-        # Each live stream holds a server thread; the bound keeps unary RPCs served.
-        self._stream_slots = threading.BoundedSemaphore(max_sync_streams)
-        self._max_sync_streams = max_sync_streams
+        self._streams = streams or StreamSlots(4)
 
     @unary(BLACKLIST, bl.ReportDefaultResponse)
     def ReportDefault(
@@ -484,12 +547,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
             raise InvalidArgument.single(
                 "from_log_index", f"must be between 0 and the log size {size}"
             )
-        if not self._stream_slots.acquire(blocking=False):
-            raise ResourceExhausted(
-                f"all {self._max_sync_streams} sync streams are in use; retry later",
-                retry_after_seconds=5,
-            )
-        try:
+        with self._streams.hold():
             checkpointed = -1
             while context.is_active():
                 changes = self._network.changes_from(position, limit=SYNC_PAGE)
@@ -506,9 +564,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
                         checkpoint=convert.signed_checkpoint_to_proto(signed)
                     )
                     checkpointed = position
-                self._network.wait_for_change(SYNC_POLL_SECONDS)
-        finally:
-            self._stream_slots.release()
+                self._network.wait_for_change(STREAM_POLL_SECONDS)
 
     @unary(BLACKLIST, bl.FileAppealResponse)
     def FileAppeal(

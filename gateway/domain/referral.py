@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from gateway.domain.decision import Decision, LoanTerms
+from gateway.domain.delivery import DeliveryTask
 from gateway.domain.financing import FinancingState
 from gateway.domain.ledger import Ledger, LoanEvent
 from gateway.domain.merchant import (
@@ -116,3 +118,5 @@ class Referral:
     expires_at: datetime
     cases: tuple[FinancingCase, ...]
     withdrawal_reason: str = ""
+    # Push delivery per case id (absent for a bank that pulls or streams).
+    pushes: Mapping[str, DeliveryTask] = field(default_factory=dict)

@@ -203,3 +203,39 @@ class EnforcementEventRow(SQLModel, table=True):
     blacklist_entry_id: str = Field(max_length=40, index=True)
     case_id: str = Field(default="", max_length=40)
     created_at: datetime = _time()
+
+
+class DeliveryTaskRow(SQLModel, table=True):
+    """The outbox: one push of one referral to one bank, written with the referral."""
+
+    __tablename__ = "delivery_tasks"
+
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    task_id: str = Field(max_length=40, unique=True)
+    referral_id: str = Field(max_length=40, index=True)
+    case_id: str = Field(max_length=40, unique=True)
+    bank_id: str = Field(max_length=40, index=True)
+    endpoint: str = Field(max_length=300)
+    ordered: bool = Field(default=False)
+    state: str = Field(max_length=16, index=True)
+    attempt_count: int = Field(default=0)
+    next_attempt_at: datetime = _time(index=True)
+    lease_until: datetime | None = _time(nullable=True)
+    leased_by: str = Field(default="", max_length=64)
+    created_at: datetime = _time()
+    delivered_at: datetime | None = _time(nullable=True)
+    bank_reference: str = Field(default="", max_length=128)
+    last_error: str = Field(default="", max_length=400)
+
+
+class DeliveryAttemptRow(SQLModel, table=True):
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    task_id: str = Field(max_length=40, index=True)
+    attempt: int
+    started_at: datetime = _time()
+    outcome: str = Field(max_length=16)
+    status_code: str = Field(max_length=32)
+    latency_micros: int = Field(sa_column=Column(BigInteger, nullable=False))
+    detail: str = Field(default="", max_length=300)

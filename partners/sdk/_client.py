@@ -19,6 +19,7 @@ import grpc
 from colending.v1 import (
     common_pb2,
     consent_pb2,
+    enforcement_pb2,
     financing_pb2,
     merchant_pb2,
     partner_bank_service_pb2,
@@ -38,6 +39,7 @@ from partners.sdk._rpc import (
     RetryPolicy,
     call_unary,
     caller_metadata,
+    translate,
 )
 from partners.sdk._verify import DEFAULT_CLOCK_SKEW, VerifiedReferral, verify_referral
 
@@ -307,6 +309,41 @@ class BankClient(_Client):
         request = partner_bank_service_pb2.GetFinancingCaseRequest(case_id=case_id)
         return self._call(self._stub.GetFinancingCase, request).financing_case
 
+    def stream(self, *, cursor: str = "") -> Iterator[tuple[VerifiedReferral, str]]:
+        """Follow this bank's referrals live from ``cursor``: each one verified, with the
+        cursor to resume after it. Reconnecting with the last cursor misses nothing and repeats
+        nothing acknowledged. Runs until the caller stops iterating or the stream fails."""
+        call = self._stub.StreamReferrals(
+            partner_bank_service_pb2.StreamReferralsRequest(cursor=cursor),
+            metadata=self._metadata,
+        )
+        try:
+            for item in call:
+                referral = self.verify(item.referral.envelope)
+                yield referral, item.referral.cursor
+        except grpc.RpcError as error:
+            raise translate(error) from None
+        finally:
+            call.cancel()
+
+    def submit_decision(
+        self, case_id: str, decision: financing_pb2.Decision, *, request_id: str | None = None
+    ) -> financing_pb2.FinancingCase:
+        """Approve, decline or counter-offer (idempotent on ``request_id``)."""
+        request = partner_bank_service_pb2.SubmitDecisionRequest(
+            request_id=request_id or _new_request_id(), case_id=case_id, decision=decision
+        )
+        return self._call(self._stub.SubmitDecision, request).financing_case
+
+    def report_loan_event(
+        self, case_id: str, event: financing_pb2.LoanEvent, *, request_id: str | None = None
+    ) -> financing_pb2.FinancingCase:
+        """Record a disbursement, repayment, overdue, default... (idempotent on ``request_id``)."""
+        request = partner_bank_service_pb2.ReportLoanEventRequest(
+            request_id=request_id or _new_request_id(), case_id=case_id, event=event
+        )
+        return self._call(self._stub.ReportLoanEvent, request).financing_case
+
 
 class PlatformClient(_Client):
     """The platform's client of ``ReferralService``.
@@ -456,3 +493,32 @@ class PlatformClient(_Client):
             request_id=request_id or _new_request_id(), referral_id=referral_id, reason=reason
         )
         return self._call(self._stub.WithdrawReferral, request).referral
+
+    def respond_to_counter_offer(
+        self,
+        case_id: str,
+        *,
+        accept: bool,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> financing_pb2.FinancingCase:
+        """Accept or reject a bank's counter-offer on ``case_id``."""
+        request = referral_service_pb2.RespondToCounterOfferRequest(
+            request_id=request_id or _new_request_id(),
+            case_id=case_id,
+            answer=referral_service_pb2.COUNTER_OFFER_ANSWER_ACCEPT
+            if accept
+            else referral_service_pb2.COUNTER_OFFER_ANSWER_REJECT,
+            reason=reason,
+        )
+        return self._call(self._stub.RespondToCounterOffer, request).financing_case
+
+    def enforcement_events(
+        self, *, page_token: str = "", page_size: int = 50, platform_merchant_id: str = ""
+    ) -> tuple[list[enforcement_pb2.EnforcementEvent], str]:
+        """The next events to act on (restrict or restore a store) and the token to poll with."""
+        request = referral_service_pb2.ListEnforcementEventsRequest(
+            page_size=page_size, page_token=page_token, platform_merchant_id=platform_merchant_id
+        )
+        response = self._call(self._stub.ListEnforcementEvents, request)
+        return list(response.events), response.next_page_token

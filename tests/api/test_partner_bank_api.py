@@ -351,17 +351,25 @@ def test_list_financing_cases_bad_input(two_banks) -> None:
         two_banks.as_bank("bank-a", "ListFinancingCases", request).expect_invalid(field)
 
 
-# --- contract RPCs not built yet ---------------------------------------------------------------
+# --- streaming: refusals end the stream with a status (the live part runs over real sockets) ---
 
 
-def test_stream_referrals_is_unimplemented(two_banks) -> None:
+def test_stream_referrals_refuses_before_streaming(two_banks) -> None:
     two_banks.referral_for()
-    result = two_banks.stream(
-        "bank", "StreamReferrals", pb.StreamReferralsRequest(), bank("bank-a")
+    bad_cursor = two_banks.stream(
+        "bank", "StreamReferrals", pb.StreamReferralsRequest(cursor="bm9wZQ"), bank("bank-a")
     )
-    assert result.code is grpc.StatusCode.UNIMPLEMENTED, result.describe()
-    assert result.responses == []
-    assert "StreamReferrals" in result.details
+    assert bad_cursor.code is grpc.StatusCode.INVALID_ARGUMENT, bad_cursor.describe()
+    assert bad_cursor.responses == []
+    assert "cursor" in bad_cursor.details
+    platform = two_banks.stream(
+        "bank", "StreamReferrals", pb.StreamReferralsRequest(), (("x-colending-caller", "platform"),)
+    )
+    assert platform.code is grpc.StatusCode.PERMISSION_DENIED, platform.describe()
+    unknown = two_banks.stream(
+        "bank", "StreamReferrals", pb.StreamReferralsRequest(), bank("bank-z")
+    )
+    assert unknown.code is grpc.StatusCode.PERMISSION_DENIED, unknown.describe()
 
 
 def test_withdrawn_referral_is_not_pulled(two_banks) -> None:

@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from colending.v1 import delivery_pb2 as colending_dot_v1_dot_delivery__pb2
 from colending.v1 import financing_pb2 as colending_dot_v1_dot_financing__pb2
 from colending.v1 import partner_pb2 as colending_dot_v1_dot_partner__pb2
 from colending.v1 import partner_bank_service_pb2 as colending_dot_v1_dot_partner__bank__service__pb2
@@ -29,37 +30,45 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n colending/v1/admin_service.proto\x12\x0c\x63olending.v1\x1a\x1c\x63olending/v1/financing.proto\x1a\x1a\x63olending/v1/partner.proto\x1a\'colending/v1/partner_bank_service.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x16RegisterPartnerRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npartner_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12/\n\x06policy\x18\x05 \x01(\x0b\x32\x1f.colending.v1.EligibilityPolicy\x12\x1b\n\x13\x64\x65\x63ision_public_key\x18\x06 \x01(\x0c\"A\n\x17RegisterPartnerResponse\x12&\n\x07partner\x18\x01 \x01(\x0b\x32\x15.colending.v1.Partner\"\x83\x01\n\x14UpdatePartnerRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x07partner\x18\x02 \x01(\x0b\x32\x15.colending.v1.Partner\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"?\n\x15UpdatePartnerResponse\x12&\n\x07partner\x18\x01 \x01(\x0b\x32\x15.colending.v1.Partner\"O\n\x15SuspendPartnerRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npartner_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"@\n\x16SuspendPartnerResponse\x12&\n\x07partner\x18\x01 \x01(\x0b\x32\x15.colending.v1.Partner\"g\n\x13ListPartnersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.colending.v1.PartnerState\"X\n\x14ListPartnersResponse\x12\'\n\x08partners\x18\x01 \x03(\x0b\x32\x15.colending.v1.Partner\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x17RotateSigningKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"z\n\x18RotateSigningKeyResponse\x12,\n\nactive_key\x18\x01 \x01(\x0b\x32\x18.colending.v1.SigningKey\x12\x30\n\x0epublished_keys\x18\x02 \x03(\x0b\x32\x18.colending.v1.SigningKey\"+\n\x18GetPortfolioStatsRequest\x12\x0f\n\x07\x62\x61nk_id\x18\x01 \x01(\t\"\xa8\x01\n\x19GetPortfolioStatsResponse\x12+\n\x05\x62\x61nks\x18\x01 \x03(\x0b\x32\x1c.colending.v1.PortfolioStats\x12-\n\x07overall\x18\x02 \x01(\x0b\x32\x1c.colending.v1.PortfolioStats\x12/\n\x0b\x63omputed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xc5\x04\n\x0c\x41\x64minService\x12^\n\x0fRegisterPartner\x12$.colending.v1.RegisterPartnerRequest\x1a%.colending.v1.RegisterPartnerResponse\x12X\n\rUpdatePartner\x12\".colending.v1.UpdatePartnerRequest\x1a#.colending.v1.UpdatePartnerResponse\x12[\n\x0eSuspendPartner\x12#.colending.v1.SuspendPartnerRequest\x1a$.colending.v1.SuspendPartnerResponse\x12U\n\x0cListPartners\x12!.colending.v1.ListPartnersRequest\x1a\".colending.v1.ListPartnersResponse\x12\x61\n\x10RotateSigningKey\x12%.colending.v1.RotateSigningKeyRequest\x1a&.colending.v1.RotateSigningKeyResponse\x12\x64\n\x11GetPortfolioStats\x12&.colending.v1.GetPortfolioStatsRequest\x1a\'.colending.v1.GetPortfolioStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n colending/v1/admin_service.proto\x12\x0c\x63olending.v1\x1a\x1b\x63olending/v1/delivery.proto\x1a\x1c\x63olending/v1/financing.proto\x1a\x1a\x63olending/v1/partner.proto\x1a\'colending/v1/partner_bank_service.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x16RegisterPartnerRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npartner_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12/\n\x06policy\x18\x05 \x01(\x0b\x32\x1f.colending.v1.EligibilityPolicy\x12\x1b\n\x13\x64\x65\x63ision_public_key\x18\x06 \x01(\x0c\"A\n\x17RegisterPartnerResponse\x12&\n\x07partner\x18\x01 \x01(\x0b\x32\x15.colending.v1.Partner\"\x83\x01\n\x14UpdatePartnerRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x07partner\x18\x02 \x01(\x0b\x32\x15.colending.v1.Partner\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"?\n\x15UpdatePartnerResponse\x12&\n\x07partner\x18\x01 \x01(\x0b\x32\x15.colending.v1.Partner\"O\n\x15SuspendPartnerRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npartner_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"@\n\x16SuspendPartnerResponse\x12&\n\x07partner\x18\x01 \x01(\x0b\x32\x15.colending.v1.Partner\"g\n\x13ListPartnersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x1a.colending.v1.PartnerState\"X\n\x14ListPartnersResponse\x12\'\n\x08partners\x18\x01 \x03(\x0b\x32\x15.colending.v1.Partner\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x17RotateSigningKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"z\n\x18RotateSigningKeyResponse\x12,\n\nactive_key\x18\x01 \x01(\x0b\x32\x18.colending.v1.SigningKey\x12\x30\n\x0epublished_keys\x18\x02 \x03(\x0b\x32\x18.colending.v1.SigningKey\"+\n\x18GetPortfolioStatsRequest\x12\x0f\n\x07\x62\x61nk_id\x18\x01 \x01(\t\"\xa8\x01\n\x19GetPortfolioStatsResponse\x12+\n\x05\x62\x61nks\x18\x01 \x03(\x0b\x32\x1c.colending.v1.PortfolioStats\x12-\n\x07overall\x18\x02 \x01(\x0b\x32\x1c.colending.v1.PortfolioStats\x12/\n\x0b\x63omputed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x18ListDeliveryTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.colending.v1.DeliveryState\x12\x0f\n\x07\x62\x61nk_id\x18\x04 \x01(\t\"_\n\x19ListDeliveryTasksResponse\x12)\n\x05tasks\x18\x01 \x03(\x0b\x32\x1a.colending.v1.DeliveryTask\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"=\n\x16RequeueDeliveryRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"C\n\x17RequeueDeliveryResponse\x12(\n\x04task\x18\x01 \x01(\x0b\x32\x1a.colending.v1.DeliveryTask2\x8b\x06\n\x0c\x41\x64minService\x12^\n\x0fRegisterPartner\x12$.colending.v1.RegisterPartnerRequest\x1a%.colending.v1.RegisterPartnerResponse\x12X\n\rUpdatePartner\x12\".colending.v1.UpdatePartnerRequest\x1a#.colending.v1.UpdatePartnerResponse\x12[\n\x0eSuspendPartner\x12#.colending.v1.SuspendPartnerRequest\x1a$.colending.v1.SuspendPartnerResponse\x12U\n\x0cListPartners\x12!.colending.v1.ListPartnersRequest\x1a\".colending.v1.ListPartnersResponse\x12\x61\n\x10RotateSigningKey\x12%.colending.v1.RotateSigningKeyRequest\x1a&.colending.v1.RotateSigningKeyResponse\x12\x64\n\x11GetPortfolioStats\x12&.colending.v1.GetPortfolioStatsRequest\x1a\'.colending.v1.GetPortfolioStatsResponse\x12\x64\n\x11ListDeliveryTasks\x12&.colending.v1.ListDeliveryTasksRequest\x1a\'.colending.v1.ListDeliveryTasksResponse\x12^\n\x0fRequeueDelivery\x12$.colending.v1.RequeueDeliveryRequest\x1a%.colending.v1.RequeueDeliveryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'colending.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERPARTNERREQUEST']._serialized_start=217
-  _globals['_REGISTERPARTNERREQUEST']._serialized_end=399
-  _globals['_REGISTERPARTNERRESPONSE']._serialized_start=401
-  _globals['_REGISTERPARTNERRESPONSE']._serialized_end=466
-  _globals['_UPDATEPARTNERREQUEST']._serialized_start=469
-  _globals['_UPDATEPARTNERREQUEST']._serialized_end=600
-  _globals['_UPDATEPARTNERRESPONSE']._serialized_start=602
-  _globals['_UPDATEPARTNERRESPONSE']._serialized_end=665
-  _globals['_SUSPENDPARTNERREQUEST']._serialized_start=667
-  _globals['_SUSPENDPARTNERREQUEST']._serialized_end=746
-  _globals['_SUSPENDPARTNERRESPONSE']._serialized_start=748
-  _globals['_SUSPENDPARTNERRESPONSE']._serialized_end=812
-  _globals['_LISTPARTNERSREQUEST']._serialized_start=814
-  _globals['_LISTPARTNERSREQUEST']._serialized_end=917
-  _globals['_LISTPARTNERSRESPONSE']._serialized_start=919
-  _globals['_LISTPARTNERSRESPONSE']._serialized_end=1007
-  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_start=1009
-  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_end=1054
-  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_start=1056
-  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_end=1178
-  _globals['_GETPORTFOLIOSTATSREQUEST']._serialized_start=1180
-  _globals['_GETPORTFOLIOSTATSREQUEST']._serialized_end=1223
-  _globals['_GETPORTFOLIOSTATSRESPONSE']._serialized_start=1226
-  _globals['_GETPORTFOLIOSTATSRESPONSE']._serialized_end=1394
-  _globals['_ADMINSERVICE']._serialized_start=1397
-  _globals['_ADMINSERVICE']._serialized_end=1978
+  _globals['_REGISTERPARTNERREQUEST']._serialized_start=246
+  _globals['_REGISTERPARTNERREQUEST']._serialized_end=428
+  _globals['_REGISTERPARTNERRESPONSE']._serialized_start=430
+  _globals['_REGISTERPARTNERRESPONSE']._serialized_end=495
+  _globals['_UPDATEPARTNERREQUEST']._serialized_start=498
+  _globals['_UPDATEPARTNERREQUEST']._serialized_end=629
+  _globals['_UPDATEPARTNERRESPONSE']._serialized_start=631
+  _globals['_UPDATEPARTNERRESPONSE']._serialized_end=694
+  _globals['_SUSPENDPARTNERREQUEST']._serialized_start=696
+  _globals['_SUSPENDPARTNERREQUEST']._serialized_end=775
+  _globals['_SUSPENDPARTNERRESPONSE']._serialized_start=777
+  _globals['_SUSPENDPARTNERRESPONSE']._serialized_end=841
+  _globals['_LISTPARTNERSREQUEST']._serialized_start=843
+  _globals['_LISTPARTNERSREQUEST']._serialized_end=946
+  _globals['_LISTPARTNERSRESPONSE']._serialized_start=948
+  _globals['_LISTPARTNERSRESPONSE']._serialized_end=1036
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_start=1038
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_end=1083
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_start=1085
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_end=1207
+  _globals['_GETPORTFOLIOSTATSREQUEST']._serialized_start=1209
+  _globals['_GETPORTFOLIOSTATSREQUEST']._serialized_end=1252
+  _globals['_GETPORTFOLIOSTATSRESPONSE']._serialized_start=1255
+  _globals['_GETPORTFOLIOSTATSRESPONSE']._serialized_end=1423
+  _globals['_LISTDELIVERYTASKSREQUEST']._serialized_start=1425
+  _globals['_LISTDELIVERYTASKSREQUEST']._serialized_end=1551
+  _globals['_LISTDELIVERYTASKSRESPONSE']._serialized_start=1553
+  _globals['_LISTDELIVERYTASKSRESPONSE']._serialized_end=1648
+  _globals['_REQUEUEDELIVERYREQUEST']._serialized_start=1650
+  _globals['_REQUEUEDELIVERYREQUEST']._serialized_end=1711
+  _globals['_REQUEUEDELIVERYRESPONSE']._serialized_start=1713
+  _globals['_REQUEUEDELIVERYRESPONSE']._serialized_end=1780
+  _globals['_ADMINSERVICE']._serialized_start=1783
+  _globals['_ADMINSERVICE']._serialized_end=2562
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from colending.v1 import delivery_pb2 as _delivery_pb2
 from colending.v1 import financing_pb2 as _financing_pb2
 from colending.v1 import partner_bank_service_pb2 as _partner_bank_service_pb2
 from colending.v1 import partner_pb2 as _partner_pb2
@@ -370,3 +371,115 @@ class GetPortfolioStatsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetPortfolioStatsResponse: _TypeAlias = GetPortfolioStatsResponse  # noqa: Y015
+
+@_typing.final
+class ListDeliveryTasksRequest(_message.Message):
+    """ListDeliveryTasksRequest pages through deliveries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Page size, 1..500 (0 means 50)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page, or empty for the first."""
+    state: _delivery_pb2.DeliveryState.ValueType
+    """Only deliveries in this state, if set."""
+    bank_id: _builtins.str
+    """Only this bank's deliveries, if set."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        state: _delivery_pb2.DeliveryState.ValueType = ...,
+        bank_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeliveryTasksRequest: _TypeAlias = ListDeliveryTasksRequest  # noqa: Y015
+
+@_typing.final
+class ListDeliveryTasksResponse(_message.Message):
+    """ListDeliveryTasksResponse is one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty at the end."""
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[_delivery_pb2.DeliveryTask]:
+        """The deliveries, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        tasks: _abc.Iterable[_delivery_pb2.DeliveryTask] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "tasks", b"tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeliveryTasksResponse: _TypeAlias = ListDeliveryTasksResponse  # noqa: Y015
+
+@_typing.final
+class RequeueDeliveryRequest(_message.Message):
+    """RequeueDeliveryRequest re-queues a dead letter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen idempotency key."""
+    task_id: _builtins.str
+    """The dead-lettered task."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequeueDeliveryRequest: _TypeAlias = RequeueDeliveryRequest  # noqa: Y015
+
+@_typing.final
+class RequeueDeliveryResponse(_message.Message):
+    """RequeueDeliveryResponse returns the task, pending again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> _delivery_pb2.DeliveryTask:
+        """The task."""
+
+    def __init__(
+        self,
+        *,
+        task: _delivery_pb2.DeliveryTask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequeueDeliveryResponse: _TypeAlias = RequeueDeliveryResponse  # noqa: Y015

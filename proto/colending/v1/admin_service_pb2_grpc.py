@@ -65,6 +65,16 @@ class AdminServiceStub:
                 request_serializer=colending_dot_v1_dot_admin__service__pb2.GetPortfolioStatsRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_admin__service__pb2.GetPortfolioStatsResponse.FromString,
                 _registered_method=True)
+        self.ListDeliveryTasks = channel.unary_unary(
+                '/colending.v1.AdminService/ListDeliveryTasks',
+                request_serializer=colending_dot_v1_dot_admin__service__pb2.ListDeliveryTasksRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_admin__service__pb2.ListDeliveryTasksResponse.FromString,
+                _registered_method=True)
+        self.RequeueDelivery = channel.unary_unary(
+                '/colending.v1.AdminService/RequeueDelivery',
+                request_serializer=colending_dot_v1_dot_admin__service__pb2.RequeueDeliveryRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_admin__service__pb2.RequeueDeliveryResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -113,6 +123,20 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeliveryTasks(self, request, context):
+        """Lists push deliveries, e.g. the dead-lettered ones, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequeueDelivery(self, request, context):
+        """Puts a dead-lettered delivery back in the queue, due now, with a fresh attempt budget.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +169,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetPortfolioStats,
                     request_deserializer=colending_dot_v1_dot_admin__service__pb2.GetPortfolioStatsRequest.FromString,
                     response_serializer=colending_dot_v1_dot_admin__service__pb2.GetPortfolioStatsResponse.SerializeToString,
+            ),
+            'ListDeliveryTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveryTasks,
+                    request_deserializer=colending_dot_v1_dot_admin__service__pb2.ListDeliveryTasksRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_admin__service__pb2.ListDeliveryTasksResponse.SerializeToString,
+            ),
+            'RequeueDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueDelivery,
+                    request_deserializer=colending_dot_v1_dot_admin__service__pb2.RequeueDeliveryRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_admin__service__pb2.RequeueDeliveryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +344,60 @@ class AdminService:
             '/colending.v1.AdminService/GetPortfolioStats',
             colending_dot_v1_dot_admin__service__pb2.GetPortfolioStatsRequest.SerializeToString,
             colending_dot_v1_dot_admin__service__pb2.GetPortfolioStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliveryTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.AdminService/ListDeliveryTasks',
+            colending_dot_v1_dot_admin__service__pb2.ListDeliveryTasksRequest.SerializeToString,
+            colending_dot_v1_dot_admin__service__pb2.ListDeliveryTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.AdminService/RequeueDelivery',
+            colending_dot_v1_dot_admin__service__pb2.RequeueDeliveryRequest.SerializeToString,
+            colending_dot_v1_dot_admin__service__pb2.RequeueDeliveryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,10 @@ class AdminServiceStub:
     """Makes a new active referral-signing key; old keys stay published."""
     GetPortfolioStats: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetPortfolioStatsRequest, _admin_service_pb2.GetPortfolioStatsResponse]
     """Portfolio figures per bank and overall."""
+    ListDeliveryTasks: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListDeliveryTasksRequest, _admin_service_pb2.ListDeliveryTasksResponse]
+    """Lists push deliveries, e.g. the dead-lettered ones, oldest first."""
+    RequeueDelivery: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RequeueDeliveryRequest, _admin_service_pb2.RequeueDeliveryResponse]
+    """Puts a dead-lettered delivery back in the queue, due now, with a fresh attempt budget."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -63,6 +67,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Makes a new active referral-signing key; old keys stay published."""
     GetPortfolioStats: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetPortfolioStatsRequest, _admin_service_pb2.GetPortfolioStatsResponse]  # type: ignore[assignment]
     """Portfolio figures per bank and overall."""
+    ListDeliveryTasks: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListDeliveryTasksRequest, _admin_service_pb2.ListDeliveryTasksResponse]  # type: ignore[assignment]
+    """Lists push deliveries, e.g. the dead-lettered ones, oldest first."""
+    RequeueDelivery: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RequeueDeliveryRequest, _admin_service_pb2.RequeueDeliveryResponse]  # type: ignore[assignment]
+    """Puts a dead-lettered delivery back in the queue, due now, with a fresh attempt budget."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """AdminService is called by the operator."""
@@ -114,5 +122,21 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.GetPortfolioStatsResponse, _abc.Awaitable[_admin_service_pb2.GetPortfolioStatsResponse]]:
         """Portfolio figures per bank and overall."""
+
+    @_abc_1.abstractmethod
+    def ListDeliveryTasks(
+        self,
+        request: _admin_service_pb2.ListDeliveryTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListDeliveryTasksResponse, _abc.Awaitable[_admin_service_pb2.ListDeliveryTasksResponse]]:
+        """Lists push deliveries, e.g. the dead-lettered ones, oldest first."""
+
+    @_abc_1.abstractmethod
+    def RequeueDelivery(
+        self,
+        request: _admin_service_pb2.RequeueDeliveryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RequeueDeliveryResponse, _abc.Awaitable[_admin_service_pb2.RequeueDeliveryResponse]]:
+        """Puts a dead-lettered delivery back in the queue, due now, with a fresh attempt budget."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,32 +24,33 @@ _sym_db = _symbol_database.Default()
 
 from colending.v1 import common_pb2 as colending_dot_v1_dot_common__pb2
 from colending.v1 import consent_pb2 as colending_dot_v1_dot_consent__pb2
+from colending.v1 import delivery_pb2 as colending_dot_v1_dot_delivery__pb2
 from colending.v1 import financing_pb2 as colending_dot_v1_dot_financing__pb2
 from colending.v1 import merchant_pb2 as colending_dot_v1_dot_merchant__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63olending/v1/referral.proto\x12\x0c\x63olending.v1\x1a\x19\x63olending/v1/common.proto\x1a\x1a\x63olending/v1/consent.proto\x1a\x1c\x63olending/v1/financing.proto\x1a\x1b\x63olending/v1/merchant.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n\nReasonCode\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06points\x18\x03 \x01(\x05\"\x85\x01\n\nAssessment\x12\r\n\x05score\x18\x01 \x01(\x05\x12\"\n\x05grade\x18\x02 \x01(\x0e\x32\x13.colending.v1.Grade\x12)\n\x07reasons\x18\x03 \x03(\x0b\x32\x18.colending.v1.ReasonCode\x12\x19\n\x11scorecard_version\x18\x04 \x01(\t\"\x91\x02\n\x0b\x43reditOffer\x12*\n\x07product\x18\x01 \x01(\x0e\x32\x19.colending.v1.ProductType\x12(\n\x0btotal_limit\x18\x02 \x01(\x0b\x32\x13.colending.v1.Money\x12,\n\x0frevolving_limit\x18\x03 \x01(\x0b\x32\x13.colending.v1.Money\x12)\n\x0c\x66ixed_amount\x18\x04 \x01(\x0b\x32\x13.colending.v1.Money\x12\x13\n\x0bterm_months\x18\x05 \x01(\x05\x12 \n\x18revolving_daily_rate_ppm\x18\x06 \x01(\x03\x12\x1c\n\x14\x66ixed_daily_rate_ppm\x18\x07 \x01(\x03\"\x9e\x03\n\x0fReferralPayload\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61nk_id\x18\x03 \x01(\t\x12-\n\tissued_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05nonce\x18\x06 \x01(\x0c\x12\x12\n\nconsent_id\x18\x07 \x01(\t\x12.\n\rshared_scopes\x18\x08 \x03(\x0e\x32\x17.colending.v1.DataScope\x12/\n\x08merchant\x18\t \x01(\x0b\x32\x1d.colending.v1.MerchantProfile\x12,\n\nassessment\x18\n \x01(\x0b\x32\x18.colending.v1.Assessment\x12(\n\x05offer\x18\x0b \x01(\x0b\x32\x19.colending.v1.CreditOffer\x12\x19\n\x11\x62lacklist_flagged\x18\x0c \x01(\x08\"\xb4\x02\n\x10ReferralDelivery\x12\x0f\n\x07\x62\x61nk_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.colending.v1.FinancingState\x12(\n\x08\x65nvelope\x18\x04 \x01(\x0b\x32\x16.colending.v1.Envelope\x12(\n\x05offer\x18\x05 \x01(\x0b\x32\x19.colending.v1.CreditOffer\x12\x30\n\x0c\x64\x65livered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61\x63knowledged_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62\x61nk_reference\x18\x08 \x01(\t\"\xda\x02\n\x08Referral\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x02 \x01(\t\x12\x12\n\nconsent_id\x18\x03 \x01(\t\x12,\n\nassessment\x18\x04 \x01(\x0b\x32\x18.colending.v1.Assessment\x12\x32\n\ndeliveries\x18\x05 \x03(\x0b\x32\x1e.colending.v1.ReferralDelivery\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x1b.colending.v1.ReferralState\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11withdrawal_reason\x18\t \x01(\t*_\n\x05Grade\x12\x15\n\x11GRADE_UNSPECIFIED\x10\x00\x12\x0b\n\x07GRADE_A\x10\x01\x12\x0b\n\x07GRADE_B\x10\x02\x12\x0b\n\x07GRADE_C\x10\x03\x12\x0b\n\x07GRADE_D\x10\x04\x12\x0b\n\x07GRADE_E\x10\x05*h\n\rReferralState\x12\x1e\n\x1aREFERRAL_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REFERRAL_STATE_ACTIVE\x10\x01\x12\x1c\n\x18REFERRAL_STATE_WITHDRAWN\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63olending/v1/referral.proto\x12\x0c\x63olending.v1\x1a\x19\x63olending/v1/common.proto\x1a\x1a\x63olending/v1/consent.proto\x1a\x1b\x63olending/v1/delivery.proto\x1a\x1c\x63olending/v1/financing.proto\x1a\x1b\x63olending/v1/merchant.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"?\n\nReasonCode\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06points\x18\x03 \x01(\x05\"\x85\x01\n\nAssessment\x12\r\n\x05score\x18\x01 \x01(\x05\x12\"\n\x05grade\x18\x02 \x01(\x0e\x32\x13.colending.v1.Grade\x12)\n\x07reasons\x18\x03 \x03(\x0b\x32\x18.colending.v1.ReasonCode\x12\x19\n\x11scorecard_version\x18\x04 \x01(\t\"\x91\x02\n\x0b\x43reditOffer\x12*\n\x07product\x18\x01 \x01(\x0e\x32\x19.colending.v1.ProductType\x12(\n\x0btotal_limit\x18\x02 \x01(\x0b\x32\x13.colending.v1.Money\x12,\n\x0frevolving_limit\x18\x03 \x01(\x0b\x32\x13.colending.v1.Money\x12)\n\x0c\x66ixed_amount\x18\x04 \x01(\x0b\x32\x13.colending.v1.Money\x12\x13\n\x0bterm_months\x18\x05 \x01(\x05\x12 \n\x18revolving_daily_rate_ppm\x18\x06 \x01(\x03\x12\x1c\n\x14\x66ixed_daily_rate_ppm\x18\x07 \x01(\x03\"\x9e\x03\n\x0fReferralPayload\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61nk_id\x18\x03 \x01(\t\x12-\n\tissued_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05nonce\x18\x06 \x01(\x0c\x12\x12\n\nconsent_id\x18\x07 \x01(\t\x12.\n\rshared_scopes\x18\x08 \x03(\x0e\x32\x17.colending.v1.DataScope\x12/\n\x08merchant\x18\t \x01(\x0b\x32\x1d.colending.v1.MerchantProfile\x12,\n\nassessment\x18\n \x01(\x0b\x32\x18.colending.v1.Assessment\x12(\n\x05offer\x18\x0b \x01(\x0b\x32\x19.colending.v1.CreditOffer\x12\x19\n\x11\x62lacklist_flagged\x18\x0c \x01(\x08\"\xde\x02\n\x10ReferralDelivery\x12\x0f\n\x07\x62\x61nk_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.colending.v1.FinancingState\x12(\n\x08\x65nvelope\x18\x04 \x01(\x0b\x32\x16.colending.v1.Envelope\x12(\n\x05offer\x18\x05 \x01(\x0b\x32\x19.colending.v1.CreditOffer\x12\x30\n\x0c\x64\x65livered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61\x63knowledged_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62\x61nk_reference\x18\x08 \x01(\t\x12(\n\x04push\x18\t \x01(\x0b\x32\x1a.colending.v1.DeliveryTask\"\xda\x02\n\x08Referral\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x02 \x01(\t\x12\x12\n\nconsent_id\x18\x03 \x01(\t\x12,\n\nassessment\x18\x04 \x01(\x0b\x32\x18.colending.v1.Assessment\x12\x32\n\ndeliveries\x18\x05 \x03(\x0b\x32\x1e.colending.v1.ReferralDelivery\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x1b.colending.v1.ReferralState\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11withdrawal_reason\x18\t \x01(\t*_\n\x05Grade\x12\x15\n\x11GRADE_UNSPECIFIED\x10\x00\x12\x0b\n\x07GRADE_A\x10\x01\x12\x0b\n\x07GRADE_B\x10\x02\x12\x0b\n\x07GRADE_C\x10\x03\x12\x0b\n\x07GRADE_D\x10\x04\x12\x0b\n\x07GRADE_E\x10\x05*h\n\rReferralState\x12\x1e\n\x1aREFERRAL_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REFERRAL_STATE_ACTIVE\x10\x01\x12\x1c\n\x18REFERRAL_STATE_WITHDRAWN\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'colending.v1.referral_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GRADE']._serialized_start=1746
-  _globals['_GRADE']._serialized_end=1841
-  _globals['_REFERRALSTATE']._serialized_start=1843
-  _globals['_REFERRALSTATE']._serialized_end=1947
-  _globals['_REASONCODE']._serialized_start=192
-  _globals['_REASONCODE']._serialized_end=255
-  _globals['_ASSESSMENT']._serialized_start=258
-  _globals['_ASSESSMENT']._serialized_end=391
-  _globals['_CREDITOFFER']._serialized_start=394
-  _globals['_CREDITOFFER']._serialized_end=667
-  _globals['_REFERRALPAYLOAD']._serialized_start=670
-  _globals['_REFERRALPAYLOAD']._serialized_end=1084
-  _globals['_REFERRALDELIVERY']._serialized_start=1087
-  _globals['_REFERRALDELIVERY']._serialized_end=1395
-  _globals['_REFERRAL']._serialized_start=1398
-  _globals['_REFERRAL']._serialized_end=1744
+  _globals['_GRADE']._serialized_start=1817
+  _globals['_GRADE']._serialized_end=1912
+  _globals['_REFERRALSTATE']._serialized_start=1914
+  _globals['_REFERRALSTATE']._serialized_end=2018
+  _globals['_REASONCODE']._serialized_start=221
+  _globals['_REASONCODE']._serialized_end=284
+  _globals['_ASSESSMENT']._serialized_start=287
+  _globals['_ASSESSMENT']._serialized_end=420
+  _globals['_CREDITOFFER']._serialized_start=423
+  _globals['_CREDITOFFER']._serialized_end=696
+  _globals['_REFERRALPAYLOAD']._serialized_start=699
+  _globals['_REFERRALPAYLOAD']._serialized_end=1113
+  _globals['_REFERRALDELIVERY']._serialized_start=1116
+  _globals['_REFERRALDELIVERY']._serialized_end=1466
+  _globals['_REFERRAL']._serialized_start=1469
+  _globals['_REFERRAL']._serialized_end=1815
 # @@protoc_insertion_point(module_scope)

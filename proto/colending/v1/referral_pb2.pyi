@@ -5,6 +5,7 @@ isort:skip_file
 
 from colending.v1 import common_pb2 as _common_pb2
 from colending.v1 import consent_pb2 as _consent_pb2
+from colending.v1 import delivery_pb2 as _delivery_pb2
 from colending.v1 import financing_pb2 as _financing_pb2
 from colending.v1 import merchant_pb2 as _merchant_pb2
 from collections import abc as _abc
@@ -298,6 +299,7 @@ class ReferralDelivery(_message.Message):
     DELIVERED_AT_FIELD_NUMBER: _builtins.int
     ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
     BANK_REFERENCE_FIELD_NUMBER: _builtins.int
+    PUSH_FIELD_NUMBER: _builtins.int
     bank_id: _builtins.str
     """The addressee bank."""
     case_id: _builtins.str
@@ -322,6 +324,12 @@ class ReferralDelivery(_message.Message):
     def acknowledged_at(self) -> _timestamp_pb2.Timestamp:
         """When the bank acknowledged it."""
 
+    @_builtins.property
+    def push(self) -> _delivery_pb2.DeliveryTask:
+        """The push to the bank's receiver endpoint: state and attempts (state NOT_PUSHED when the
+        bank pulls or streams instead).
+        """
+
     def __init__(
         self,
         *,
@@ -333,10 +341,11 @@ class ReferralDelivery(_message.Message):
         delivered_at: _timestamp_pb2.Timestamp | None = ...,
         acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
         bank_reference: _builtins.str = ...,
+        push: _delivery_pb2.DeliveryTask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "delivered_at", b"delivered_at", "envelope", b"envelope", "offer", b"offer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "delivered_at", b"delivered_at", "envelope", b"envelope", "offer", b"offer", "push", b"push"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "bank_id", b"bank_id", "bank_reference", b"bank_reference", "case_id", b"case_id", "delivered_at", b"delivered_at", "envelope", b"envelope", "offer", b"offer", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "bank_id", b"bank_id", "bank_reference", b"bank_reference", "case_id", b"case_id", "delivered_at", b"delivered_at", "envelope", b"envelope", "offer", b"offer", "push", b"push", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

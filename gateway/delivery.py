@@ -1,0 +1,217 @@
+"""The dispatcher: workers that push due outbox tasks to the banks' receivers.
+
+Each worker claims a few due tasks under a lease (so a worker or replica that dies frees its
+tasks when the lease runs out), calls the bank with a deadline outside any transaction, and
+records the attempt. The call itself goes through an injected :class:`BankTransport`, so this
+module knows nothing of gRPC and tests can put any bank behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from sqlmodel import Session
+
+from gateway._transactions import utc_now
+from gateway.domain.delivery import (
+    DeliveryAttempt,
+    DeliveryPolicy,
+    DeliveryState,
+    DeliveryTask,
+    Receipt,
+    after_attempt,
+    outcome_of,
+)
+from gateway.domain.financing import FinancingState
+from gateway.domain.ids import new_id
+from gateway.domain.referral import SignedPayload
+from gateway.store import delivery_repository as outbox
+from gateway.store import repository as repo
+from gateway.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """The bank did not give a receipt; ``status_code`` is the gRPC status code's name."""
+
+    def __init__(self, status_code: str, detail: str) -> None:
+        super().__init__(f"{status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class BankTransport(Protocol):
+    def deliver(
+        self,
+        *,
+        endpoint: str,
+        referral_id: str,
+        case_id: str,
+        envelope: SignedPayload,
+        attempt: int,
+        timeout: float,
+    ) -> Receipt:
+        """Call the bank's DeliverReferral; raise :class:`DeliveryError` without a receipt."""
+        ...
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        transport: BankTransport,
+        policy: DeliveryPolicy = DeliveryPolicy(),  # noqa: B008  (frozen, so sharing is safe)
+        clock: Callable[[], datetime] = utc_now,
+        batch: int = 8,
+    ) -> None:
+        self._db = database
+        self._transport = transport
+        self._policy = policy
+        self._clock = clock
+        self._batch = batch
+        self._wakeup = threading.Event()
+        self._worker_prefix = f"{os.uname().nodename}:{os.getpid()}"
+
+    def notify(self) -> None:
+        """New tasks were committed: wake an idle worker now rather than at its next poll."""
+        self._wakeup.set()
+
+    def run_once(self, worker: str = "") -> int:
+        """Claim and work one batch of due tasks; returns how many were attempted."""
+        worker = worker or f"{self._worker_prefix}:{threading.get_ident()}"
+        now = self._clock()
+        with self._db.writing() as session:
+            tasks = outbox.claim_due(
+                session,
+                now=now,
+                lease_until=now + self._policy.lease,
+                worker=worker,
+                limit=self._batch,
+            )
+        for task in tasks:
+            self._work(task, worker)
+        return len(tasks)
+
+    def run(self, stop: threading.Event, *, poll_interval: float = 0.5) -> None:
+        """Work until ``stop`` is set; one call per worker thread."""
+        worker = f"{self._worker_prefix}:{new_id('w')}"
+        while not stop.is_set():
+            try:
+                worked = self.run_once(worker)
+            except Exception:  # a database outage: log it, back off, try again
+                log.exception("delivery worker %s: claiming failed", worker)
+                worked = 0
+            if not worked:
+                self._wakeup.wait(poll_interval)
+                self._wakeup.clear()
+
+    def drain(self, *, timeout: float = 30.0) -> None:
+        """Work until nothing is due (tests and the demo): not for production loops."""
+        deadline = time.monotonic() + timeout
+        while self.run_once() and time.monotonic() < deadline:
+            pass
+
+    def _work(self, task: DeliveryTask, worker: str) -> None:
+        with self._db.reading() as session:
+            case = repo.get_case(session, task.case_id)
+        if case is None or case.state is not FinancingState.REFERRED:
+            # Withdrawn, expired, or pulled by the bank first: nothing left to push.
+            where = "gone" if case is None else case.state.name
+            with self._db.writing() as session:
+                outbox.cancel(session, task=task, worker=worker, reason=f"case is {where}")
+            return
+        attempt_no = task.attempt_count + 1
+        started = self._clock()
+        clock_start = time.perf_counter_ns()
+        try:
+            receipt = self._transport.deliver(
+                endpoint=task.endpoint,
+                referral_id=task.referral_id,
+                case_id=task.case_id,
+                envelope=case.envelope,
+                attempt=attempt_no,
+                timeout=self._policy.call_timeout.total_seconds(),
+            )
+            code, detail = "OK", ""
+        except DeliveryError as error:
+            receipt, code, detail = None, error.status_code, error.detail
+        latency = (time.perf_counter_ns() - clock_start) // 1000
+        outcome = outcome_of(code)
+        attempt = DeliveryAttempt(
+            attempt=attempt_no,
+            started_at=started,
+            outcome=outcome,
+            status_code=code,
+            latency_micros=latency,
+            detail=detail,
+        )
+        now = self._clock()
+        try:
+            with self._db.writing() as session:
+                if receipt is not None:
+                    self._delivered(session, task, worker, attempt, receipt, now)
+                else:
+                    state, next_at, reason = after_attempt(
+                        task,
+                        outcome=outcome,
+                        error=f"{code}: {detail}",
+                        now=now,
+                        policy=self._policy,
+                    )
+                    outbox.record_attempt(
+                        session,
+                        task=task,
+                        worker=worker,
+                        attempt=attempt,
+                        state=state,
+                        next_attempt_at=next_at,
+                        last_error=reason,
+                    )
+                    if state is DeliveryState.DEAD_LETTERED:
+                        log.warning(
+                            "delivery %s to %s dead-lettered: %s",
+                            task.task_id,
+                            task.bank_id,
+                            reason,
+                        )
+        except outbox.LeaseLost:
+            log.info("delivery %s: lease lost to another worker; result dropped", task.task_id)
+
+    def _delivered(
+        self,
+        session: Session,
+        task: DeliveryTask,
+        worker: str,
+        attempt: DeliveryAttempt,
+        receipt: Receipt,
+        now: datetime,
+    ) -> None:
+        outbox.record_attempt(
+            session,
+            task=task,
+            worker=worker,
+            attempt=attempt,
+            state=DeliveryState.DELIVERED,
+            next_attempt_at=now,
+            delivered_at=now,
+            bank_reference=receipt.bank_reference,
+        )
+        case = repo.get_case(session, task.case_id, for_update=True)
+        if case is not None and case.state is FinancingState.REFERRED:
+            repo.update_case(
+                session,
+                case,
+                to_state=FinancingState.DELIVERED,
+                at=now,
+                actor=f"partner/{task.bank_id}",
+                request_id="",
+                delivered_at=now,
+            )

@@ -1,0 +1,251 @@
+"""A mock partner bank: a real gRPC ``BankReceiverService`` plus the bank side of a case.
+
+It verifies every pushed envelope with the SDK (signature over the exact bytes, addressee,
+validity), de-duplicates by referral id, and behaves as scripted: it can be slow, flaky or
+down, and it decides by a rule (approve, decline or counter-offer). With a :class:`BankClient`
+it then acknowledges and decides through ``PartnerBankService``, so a whole case runs against
+it. Used by the contract tests, the demo and ``colending-mock-bank``.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import grpc
+from colending.v1 import (
+    bank_receiver_service_pb2,
+    bank_receiver_service_pb2_grpc,
+    common_pb2,
+    financing_pb2,
+)
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from partners.sdk import (
+    BankClient,
+    MisaddressedReferralError,
+    ReferralExpiredError,
+    ReferralNotYetValidError,
+    VerificationError,
+    VerifiedReferral,
+)
+
+br = bank_receiver_service_pb2
+PLATFORM_SHARE_BPS = 3000  # the regulatory floor for the cooperating institution's share
+MIN_LINE_FEN = 5_000_000  # RMB 50,000, the smallest line of the default policy
+MIN_FIXED_FEN = 5_000_000  # RMB 50,000, the smallest fixed part of a combined line
+
+
+class Decision(enum.Enum):
+    APPROVE = "approve"  # approve the offer as referred
+    DECLINE = "decline"
+    COUNTER = "counter"  # counter with half the offered amount
+    BY_SCORE = "by-score"  # approve grades A-B, counter C, decline D-E
+
+
+@dataclass(kw_only=True)
+class Script:
+    """How the bank behaves. Shares are parts per thousand so no float decides a call."""
+
+    decision: Decision = Decision.APPROVE
+    delay_seconds: float = 0.0  # answer each push this late ("slow")
+    unavailable_per_mille: int = 0  # this share of pushes answers UNAVAILABLE ("flaky")
+    down: bool = False  # every push answers UNAVAILABLE until brought up
+    seed: int = 0
+
+
+@dataclass
+class _Received:
+    referral: VerifiedReferral
+    reference: str
+    received_at: datetime
+    decided: bool = False
+
+
+@dataclass
+class Stats:
+    pushes: int = 0  # raw DeliverReferral calls, duplicates included
+    duplicates: int = 0
+    rejected: int = 0  # envelopes that failed verification
+    unavailable: int = 0  # answered UNAVAILABLE on purpose
+    reasons: list[str] = field(default_factory=list)
+
+
+class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
+    def __init__(
+        self,
+        *,
+        bank_id: str,
+        verify: Callable[[common_pb2.Envelope], VerifiedReferral],
+        script: Script | None = None,
+    ) -> None:
+        """``verify`` checks an envelope addressed to this bank (e.g. ``BankClient.verify``)."""
+        self.bank_id = bank_id
+        self.script = script or Script()
+        self.stats = Stats()
+        self._verify = verify
+        self._received: dict[str, _Received] = {}
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.script.seed)  # noqa: S311  (a scripted coin, not a secret)
+        self._server: grpc.Server | None = None
+
+    # --- the receiver ---------------------------------------------------------------------
+
+    def DeliverReferral(
+        self, request: br.DeliverReferralRequest, context: grpc.ServicerContext
+    ) -> br.DeliverReferralResponse:
+        with self._lock:
+            self.stats.pushes += 1
+            unavailable = self.script.down or (
+                self._rng.randrange(1000) < self.script.unavailable_per_mille
+            )
+            if unavailable:
+                self.stats.unavailable += 1
+        if unavailable:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.bank_id} is unavailable")
+        if self.script.delay_seconds:
+            time.sleep(self.script.delay_seconds)
+        try:
+            referral = self._verify(request.envelope)
+        except (ReferralExpiredError, ReferralNotYetValidError) as error:
+            self._reject(error)
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, error.message)
+        except (MisaddressedReferralError, VerificationError) as error:
+            self._reject(error)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+        if (referral.referral_id, referral.case_id) != (request.referral_id, request.case_id):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "unsigned ids differ from the signed ones"
+            )
+        with self._lock:
+            first = self._received.get(referral.referral_id)
+            duplicate = first is not None
+            if first is None:
+                first = self._received[referral.referral_id] = _Received(
+                    referral=referral,
+                    reference=f"{self.bank_id.upper()}-{len(self._received) + 1:06d}",
+                    received_at=datetime.now(UTC),
+                )
+            else:
+                self.stats.duplicates += 1
+        received_at = Timestamp()
+        received_at.FromDatetime(first.received_at)
+        return br.DeliverReferralResponse(
+            bank_reference=first.reference, received_at=received_at, duplicate=duplicate
+        )
+
+    def _reject(self, error: VerificationError) -> None:
+        with self._lock:
+            self.stats.rejected += 1
+            self.stats.reasons.append(f"{type(error).__name__}: {error.message}")
+
+    # --- what it holds --------------------------------------------------------------------
+
+    def received(self) -> list[VerifiedReferral]:
+        """Distinct referrals received, in arrival order."""
+        with self._lock:
+            return [r.referral for r in self._received.values()]
+
+    def reference_of(self, referral_id: str) -> str:
+        with self._lock:
+            return self._received[referral_id].reference
+
+    # --- the bank side of the case -------------------------------------------------------
+
+    def decide_pending(self, client: BankClient) -> list[financing_pb2.FinancingCase]:
+        """Acknowledge and decide every received referral not yet decided."""
+        with self._lock:
+            pending = [r for r in self._received.values() if not r.decided]
+        cases = []
+        for item in pending:
+            referral = item.referral
+            client.acknowledge(
+                referral.case_id,
+                bank_reference=item.reference,
+                request_id=f"ack-{referral.case_id}",
+            )
+            cases.append(
+                client.submit_decision(
+                    referral.case_id,
+                    decision_for(referral, self.script.decision),
+                    request_id=f"decide-{referral.case_id}",
+                )
+            )
+            with self._lock:
+                item.decided = True
+        return cases
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self, *, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Serve on ``host:port`` (0: any free port); returns the bound port."""
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        bank_receiver_service_pb2_grpc.add_BankReceiverServiceServicer_to_server(self, server)
+        bound = server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise OSError(f"could not bind {host}:{port}")
+        server.start()
+        self._server = server
+        return bound
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=None).wait()
+            self._server = None
+
+
+def decision_for(referral: VerifiedReferral, rule: Decision) -> financing_pb2.Decision:
+    """The decision ``rule`` gives for ``referral``: terms from the signed offer, split 70/30."""
+    offer = referral.payload.offer
+    grade = referral.payload.assessment.grade
+    if rule is Decision.BY_SCORE:
+        rule = (
+            Decision.APPROVE
+            if grade in (1, 2)  # GRADE_A, GRADE_B
+            else Decision.COUNTER
+            if grade == 3
+            else Decision.DECLINE
+        )
+    if rule is Decision.DECLINE:
+        return financing_pb2.Decision(
+            outcome=financing_pb2.DECISION_OUTCOME_DECLINE,
+            decline_reason_codes=["RISK_APPETITE"],
+            note="outside this bank's appetite",
+        )
+    product = offer.product
+    amount = offer.total_limit.amount_minor
+    fixed = offer.fixed_amount.amount_minor
+    if rule is Decision.COUNTER:
+        # Three quarters of the offer in whole yuan, never below the smallest line.
+        amount = max(amount * 3 // 4 // 100 * 100, MIN_LINE_FEN)
+        if product == common_pb2.PRODUCT_TYPE_COMBINED:
+            floor = max(-(-amount * 2000 // 10_000), MIN_FIXED_FEN)  # the fixed-part rule
+            if floor < amount:
+                fixed = max(min(fixed, amount - 100), floor)
+            else:  # too small to split: lend it all as the fixed loan
+                product, fixed = common_pb2.PRODUCT_TYPE_FIXED_LOAN, amount
+        elif product == common_pb2.PRODUCT_TYPE_FIXED_LOAN:
+            fixed = amount
+    terms = financing_pb2.LoanTerms(
+        product=product,
+        amount=common_pb2.Money(currency_code="CNY", amount_minor=amount),
+        fixed_amount=common_pb2.Money(currency_code="CNY", amount_minor=fixed) if fixed else None,
+        term_months=offer.term_months,
+        revolving_daily_rate_ppm=offer.revolving_daily_rate_ppm,
+        fixed_daily_rate_ppm=offer.fixed_daily_rate_ppm,
+        split=financing_pb2.FundingSplit(
+            bank_share_bps=10_000 - PLATFORM_SHARE_BPS, platform_share_bps=PLATFORM_SHARE_BPS
+        ),
+    )
+    outcome = (
+        financing_pb2.DECISION_OUTCOME_COUNTER_OFFER
+        if rule is Decision.COUNTER
+        else financing_pb2.DECISION_OUTCOME_APPROVE
+    )
+    return financing_pb2.Decision(outcome=outcome, terms=terms)
