@@ -363,7 +363,10 @@ def test_stream_referrals_refuses_before_streaming(two_banks) -> None:
     assert bad_cursor.responses == []
     assert "cursor" in bad_cursor.details
     platform = two_banks.stream(
-        "bank", "StreamReferrals", pb.StreamReferralsRequest(), (("x-colending-caller", "platform"),)
+        "bank",
+        "StreamReferrals",
+        pb.StreamReferralsRequest(),
+        (("x-colending-caller", "platform"),),
     )
     assert platform.code is grpc.StatusCode.PERMISSION_DENIED, platform.describe()
     unknown = two_banks.stream(
