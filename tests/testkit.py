@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ import grpc
 from colending.v1 import common_pb2, consent_pb2, merchant_pb2
 
 from gateway.blacklist import BlacklistNetwork
+from gateway.domain.delivery import DeliveryPolicy
 from gateway.domain.identifiers import uscc_check_character
 from gateway.server import ServerConfig, build_server, open_gateway
 from gateway.service import Gateway
@@ -126,9 +129,20 @@ class RunningGateway:
 
 
 @contextmanager
-def running_gateway(data_dir: Path, database_url: str | None = None) -> Iterator[RunningGateway]:
+def running_gateway(
+    data_dir: Path,
+    database_url: str | None = None,
+    *,
+    delivery_policy: DeliveryPolicy | None = None,
+) -> Iterator[RunningGateway]:
     """A real server on a free loopback port, stopped at the end."""
-    config = ServerConfig(data_dir=data_dir, database_url=database_url, port=0, max_workers=8)
+    config = ServerConfig(
+        data_dir=data_dir,
+        database_url=database_url,
+        port=0,
+        max_workers=8,
+        delivery_policy=delivery_policy or DeliveryPolicy(),
+    )
     gateway = open_gateway(config)
     server, port = build_server(config, gateway=gateway)
     server.start()
@@ -136,6 +150,46 @@ def running_gateway(data_dir: Path, database_url: str | None = None) -> Iterator
         yield RunningGateway(gateway=gateway, port=port, data_dir=data_dir)
     finally:
         server.stop(grace=None).wait()
+
+
+# Retries in milliseconds, so a test sees a dozen attempts in well under a second.
+FAST_DELIVERY = DeliveryPolicy(
+    call_timeout=timedelta(seconds=2),
+    max_attempts=12,
+    first_backoff=timedelta(milliseconds=5),
+    max_backoff=timedelta(milliseconds=50),
+    lease=timedelta(seconds=5),
+)
+
+
+@contextmanager
+def dispatching(gateway: Gateway, *, workers: int = 2) -> Iterator[None]:
+    """The gateway's push-delivery workers, as ``serve`` runs them, stopped at the end."""
+    assert gateway.dispatcher is not None
+    stop = threading.Event()
+    threads = [
+        threading.Thread(
+            target=gateway.dispatcher.run, args=(stop,), kwargs={"poll_interval": 0.02}
+        )
+        for _ in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+
+
+def eventually(check: Callable[[], bool], *, timeout: float = 15.0, what: str = "") -> None:
+    """Wait until ``check()`` holds (background work over real sockets), or fail saying what."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
+        time.sleep(0.02)
 
 
 def channel(target: str) -> grpc.Channel:

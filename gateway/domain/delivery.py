@@ -55,9 +55,11 @@ class DeliveryPolicy:
 
     def backoff(self, attempts: int) -> timedelta:
         """Wait before attempt ``attempts + 1``: exponential from ``first_backoff``, capped,
-        plus up to a second of jitter so a recovering bank is not hit by every task at once."""
+        plus up to ``first_backoff`` of jitter so a recovering bank is not hit by every task at
+        once."""
+        first = self.first_backoff.total_seconds()
         wait = wait_exponential_jitter(
-            initial=self.first_backoff.total_seconds(), max=self.max_backoff.total_seconds()
+            multiplier=first, max=self.max_backoff.total_seconds(), jitter=first
         )
         state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
         state.attempt_number = max(attempts, 1)

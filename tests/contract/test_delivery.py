@@ -1,0 +1,258 @@
+"""Push delivery and streaming over real sockets, against mock banks: a flaky bank gets every
+referral once after retries, a down bank's referrals are dead-lettered and re-queued, a bank that
+cannot verify refuses for good, an ordered bank gets submission order, and a streaming bank
+resumes from its cursor. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from colending.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    delivery_pb2,
+    financing_pb2,
+    partner_pb2,
+)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from testkit import (
+    ADMIN,
+    ALL_SCOPES,
+    FAST_DELIVERY,
+    RunningGateway,
+    dispatching,
+    eventually,
+    in_days,
+    merchant,
+    request_id,
+    running_gateway,
+)
+
+from partners.mock import MockBank, Script
+from partners.sdk import BankClient, PlatformClient, key_id, verify_referral
+
+ST = delivery_pb2
+
+
+@dataclass
+class Network:
+    running: RunningGateway
+    channel: grpc.Channel
+    platform: PlatformClient
+    admin: admin_service_pb2_grpc.AdminServiceStub
+
+    def bank_client(self, bank_id: str) -> BankClient:
+        return BankClient(channel=self.channel, bank_id=bank_id, caller=f"partner/{bank_id}")
+
+    def register(
+        self, bank_id: str, *, endpoint: str = "", ordered: bool = False
+    ) -> None:
+        policy = partner_pb2.EligibilityPolicy(ordered_delivery=ordered) if ordered else None
+        self.admin.RegisterPartner(
+            admin_service_pb2.RegisterPartnerRequest(
+                request_id=request_id(),
+                partner_id=bank_id,
+                display_name=bank_id,
+                endpoint=endpoint,
+                policy=policy,
+            ),
+            metadata=ADMIN,
+            timeout=10,
+        )
+
+    def refer(self, merchant_id: str, bank_ids: list[str]) -> str:
+        consent = self.platform.record_consent(
+            platform_merchant_id=merchant_id,
+            bank_ids=bank_ids,
+            data_scopes=list(ALL_SCOPES),
+            expires_at=in_days(90),
+            evidence_reference=f"consent:{merchant_id}",
+        )
+        referral = self.platform.submit_referral(
+            merchant=merchant(merchant_id=merchant_id),
+            consent_id=consent.consent_id,
+            bank_ids=bank_ids,
+        )
+        return referral.referral_id
+
+    def pushes(self, referral_id: str) -> list[delivery_pb2.DeliveryTask]:
+        return [d.push for d in self.platform.get_referral(referral_id).deliveries]
+
+    def tasks(self, state: int = 0) -> list[delivery_pb2.DeliveryTask]:
+        response = self.admin.ListDeliveryTasks(
+            admin_service_pb2.ListDeliveryTasksRequest(state=state), metadata=ADMIN, timeout=10
+        )
+        return list(response.tasks)
+
+
+@contextmanager
+def network(data_dir: Path, database_url: str | None) -> Iterator[Network]:
+    with (
+        running_gateway(data_dir, database_url, delivery_policy=FAST_DELIVERY) as running,
+        grpc.insecure_channel(running.target) as channel,
+    ):
+        yield Network(
+            running=running,
+            channel=channel,
+            platform=PlatformClient(channel=channel, caller="platform"),
+            admin=admin_service_pb2_grpc.AdminServiceStub(channel),
+        )
+
+
+@contextmanager
+def mock_bank(net: Network, bank_id: str, script: Script, **register: bool) -> Iterator[MockBank]:
+    bank = MockBank(bank_id=bank_id, verify=net.bank_client(bank_id).verify, script=script)
+    port = bank.start()
+    try:
+        net.register(bank_id, endpoint=f"127.0.0.1:{port}", **register)
+        yield bank
+    finally:
+        bank.stop()
+
+
+def test_a_flaky_bank_gets_every_referral_once(data_dir: Path, database_url: str | None) -> None:
+    with (
+        network(data_dir, database_url) as net,
+        mock_bank(net, "bank-a", Script(unavailable_per_mille=500, seed=7)) as bank,
+        dispatching(net.running.gateway),
+    ):
+        referral_ids = [net.refer(f"m-{n}", ["bank-a"]) for n in range(8)]
+        eventually(lambda: len(bank.received()) == 8, what="eight distinct referrals")
+        eventually(
+            lambda: all(
+                p.state == ST.DELIVERY_STATE_DELIVERED for r in referral_ids for p in net.pushes(r)
+            ),
+            what="every task closed by a receipt",
+        )
+        assert {r.referral_id for r in bank.received()} == set(referral_ids)
+        assert bank.stats.unavailable > 0  # the script did fail some calls...
+        pushes = [p for r in referral_ids for p in net.pushes(r)]
+        retried = [p for p in pushes if p.attempt_count > 1]
+        assert retried  # ...and they were retried
+        for push in pushes:
+            assert push.bank_reference == bank.reference_of(push.referral_id)
+            assert push.attempts[-1].status_code == "OK"
+            assert push.attempts[-1].outcome == ST.DELIVERY_OUTCOME_DELIVERED
+            assert all(a.status_code == "UNAVAILABLE" for a in push.attempts[:-1])
+            assert [a.attempt for a in push.attempts] == list(range(1, push.attempt_count + 1))
+        cases = [net.platform.get_referral(r).deliveries[0] for r in referral_ids]
+        assert {c.state for c in cases} == {financing_pb2.FINANCING_STATE_DELIVERED}
+
+
+def test_a_down_bank_is_dead_lettered_then_requeued(
+    data_dir: Path, database_url: str | None
+) -> None:
+    with (
+        network(data_dir, database_url) as net,
+        mock_bank(net, "bank-a", Script(down=True)) as bank,
+        dispatching(net.running.gateway),
+    ):
+        referral_id = net.refer("m-1", ["bank-a"])
+        eventually(
+            lambda: net.tasks(ST.DELIVERY_STATE_DEAD_LETTERED) != [], what="a dead letter"
+        )
+        [dead] = net.tasks(ST.DELIVERY_STATE_DEAD_LETTERED)
+        assert dead.referral_id == referral_id
+        assert dead.attempt_count == FAST_DELIVERY.max_attempts
+        assert "gave up after 12 attempts" in dead.last_error
+        assert bank.received() == []
+
+        bank.script.down = False  # the bank is back; the operator re-queues the dead letter
+        requeued = net.admin.RequeueDelivery(
+            admin_service_pb2.RequeueDeliveryRequest(request_id=request_id(), task_id=dead.task_id),
+            metadata=ADMIN,
+            timeout=10,
+        ).task
+        assert requeued.state == ST.DELIVERY_STATE_PENDING
+        assert requeued.attempt_count == 0
+        eventually(lambda: len(bank.received()) == 1, what="the re-queued delivery")
+        eventually(
+            lambda: net.pushes(referral_id)[0].state == ST.DELIVERY_STATE_DELIVERED,
+            what="the receipt",
+        )
+        # A delivered task is not a dead letter: re-queueing it is refused.
+        with pytest.raises(grpc.RpcError) as refused:
+            net.admin.RequeueDelivery(
+                admin_service_pb2.RequeueDeliveryRequest(
+                    request_id=request_id(), task_id=dead.task_id
+                ),
+                metadata=ADMIN,
+                timeout=10,
+            )
+        assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_bank_that_cannot_verify_refuses_for_good(
+    data_dir: Path, database_url: str | None
+) -> None:
+    stranger = Ed25519PrivateKey.generate().public_key()
+
+    with network(data_dir, database_url) as net:
+        # This bank trusts only a key the gateway never signed with.
+        bank = MockBank(
+            bank_id="bank-a",
+            verify=lambda envelope: verify_referral(
+                envelope, trusted_keys={key_id(stranger): stranger}, bank_id="bank-a"
+            ),
+        )
+        port = bank.start()
+        try:
+            net.register("bank-a", endpoint=f"127.0.0.1:{port}")
+            with dispatching(net.running.gateway):
+                referral_id = net.refer("m-1", ["bank-a"])
+                eventually(
+                    lambda: net.pushes(referral_id)[0].state == ST.DELIVERY_STATE_DEAD_LETTERED,
+                    what="a final refusal",
+                )
+            [push] = net.pushes(referral_id)
+            assert push.attempt_count == 1  # INVALID_ARGUMENT is final: never retried
+            assert push.attempts[0].status_code == "INVALID_ARGUMENT"
+            assert push.attempts[0].outcome == ST.DELIVERY_OUTCOME_FINAL
+            assert "refused by the bank" in push.last_error
+            assert bank.stats.rejected == 1
+        finally:
+            bank.stop()
+
+
+def test_an_ordered_bank_receives_in_submission_order(
+    data_dir: Path, database_url: str | None
+) -> None:
+    with (
+        network(data_dir, database_url) as net,
+        mock_bank(net, "bank-a", Script(unavailable_per_mille=400, seed=3), ordered=True) as bank,
+    ):
+        referral_ids = [net.refer(f"m-{n}", ["bank-a"]) for n in range(6)]
+        with dispatching(net.running.gateway, workers=3):
+            eventually(lambda: len(bank.received()) == 6, what="six referrals")
+        assert [r.referral_id for r in bank.received()] == referral_ids
+
+
+def test_a_streaming_bank_follows_live_and_resumes_from_its_cursor(
+    data_dir: Path, database_url: str | None
+) -> None:
+    with network(data_dir, database_url) as net:
+        net.register("bank-b")  # no endpoint: it streams
+        first = net.refer("m-1", ["bank-b"])
+        bank = net.bank_client("bank-b")
+        stream = bank.stream()
+        referral, cursor = next(stream)
+        assert referral.referral_id == first
+        second = net.refer("m-2", ["bank-b"])  # submitted while the stream is open
+        referral, cursor = next(stream)
+        assert referral.referral_id == second
+        stream.close()  # the bank disconnects
+
+        third = net.refer("m-3", ["bank-b"])
+        resumed = bank.stream(cursor=cursor)
+        referral, _ = next(resumed)
+        assert referral.referral_id == third  # nothing missed, nothing repeated
+        resumed.close()
+        # Streamed referrals count as delivered.
+        delivery = net.platform.get_referral(first).deliveries[0]
+        assert delivery.state == financing_pb2.FINANCING_STATE_DELIVERED
+        assert delivery.push.state == ST.DELIVERY_STATE_NOT_PUSHED
