@@ -5,114 +5,19 @@ resumes from its cursor. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
-from colending.v1 import (
-    admin_service_pb2,
-    admin_service_pb2_grpc,
-    delivery_pb2,
-    financing_pb2,
-    partner_pb2,
-)
+from colending.v1 import admin_service_pb2, delivery_pb2, financing_pb2
+from contract.harness import mock_bank, network
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from testkit import (
-    ADMIN,
-    ALL_SCOPES,
-    FAST_DELIVERY,
-    RunningGateway,
-    dispatching,
-    eventually,
-    in_days,
-    merchant,
-    request_id,
-    running_gateway,
-)
+from testkit import ADMIN, FAST_DELIVERY, dispatching, eventually, request_id
 
 from partners.mock import MockBank, Script
-from partners.sdk import BankClient, PlatformClient, key_id, verify_referral
+from partners.sdk import key_id, verify_referral
 
 ST = delivery_pb2
-
-
-@dataclass
-class Network:
-    running: RunningGateway
-    channel: grpc.Channel
-    platform: PlatformClient
-    admin: admin_service_pb2_grpc.AdminServiceStub
-
-    def bank_client(self, bank_id: str) -> BankClient:
-        return BankClient(channel=self.channel, bank_id=bank_id, caller=f"partner/{bank_id}")
-
-    def register(
-        self, bank_id: str, *, endpoint: str = "", ordered: bool = False
-    ) -> None:
-        policy = partner_pb2.EligibilityPolicy(ordered_delivery=ordered) if ordered else None
-        self.admin.RegisterPartner(
-            admin_service_pb2.RegisterPartnerRequest(
-                request_id=request_id(),
-                partner_id=bank_id,
-                display_name=bank_id,
-                endpoint=endpoint,
-                policy=policy,
-            ),
-            metadata=ADMIN,
-            timeout=10,
-        )
-
-    def refer(self, merchant_id: str, bank_ids: list[str]) -> str:
-        consent = self.platform.record_consent(
-            platform_merchant_id=merchant_id,
-            bank_ids=bank_ids,
-            data_scopes=list(ALL_SCOPES),
-            expires_at=in_days(90),
-            evidence_reference=f"consent:{merchant_id}",
-        )
-        referral = self.platform.submit_referral(
-            merchant=merchant(merchant_id=merchant_id),
-            consent_id=consent.consent_id,
-            bank_ids=bank_ids,
-        )
-        return referral.referral_id
-
-    def pushes(self, referral_id: str) -> list[delivery_pb2.DeliveryTask]:
-        return [d.push for d in self.platform.get_referral(referral_id).deliveries]
-
-    def tasks(self, state: int = 0) -> list[delivery_pb2.DeliveryTask]:
-        response = self.admin.ListDeliveryTasks(
-            admin_service_pb2.ListDeliveryTasksRequest(state=state), metadata=ADMIN, timeout=10
-        )
-        return list(response.tasks)
-
-
-@contextmanager
-def network(data_dir: Path, database_url: str | None) -> Iterator[Network]:
-    with (
-        running_gateway(data_dir, database_url, delivery_policy=FAST_DELIVERY) as running,
-        grpc.insecure_channel(running.target) as channel,
-    ):
-        yield Network(
-            running=running,
-            channel=channel,
-            platform=PlatformClient(channel=channel, caller="platform"),
-            admin=admin_service_pb2_grpc.AdminServiceStub(channel),
-        )
-
-
-@contextmanager
-def mock_bank(net: Network, bank_id: str, script: Script, **register: bool) -> Iterator[MockBank]:
-    bank = MockBank(bank_id=bank_id, verify=net.bank_client(bank_id).verify, script=script)
-    port = bank.start()
-    try:
-        net.register(bank_id, endpoint=f"127.0.0.1:{port}", **register)
-        yield bank
-    finally:
-        bank.stop()
 
 
 def test_a_flaky_bank_gets_every_referral_once(data_dir: Path, database_url: str | None) -> None:
@@ -153,9 +58,7 @@ def test_a_down_bank_is_dead_lettered_then_requeued(
         dispatching(net.running.gateway),
     ):
         referral_id = net.refer("m-1", ["bank-a"])
-        eventually(
-            lambda: net.tasks(ST.DELIVERY_STATE_DEAD_LETTERED) != [], what="a dead letter"
-        )
+        eventually(lambda: net.tasks(ST.DELIVERY_STATE_DEAD_LETTERED) != [], what="a dead letter")
         [dead] = net.tasks(ST.DELIVERY_STATE_DEAD_LETTERED)
         assert dead.referral_id == referral_id
         assert dead.attempt_count == FAST_DELIVERY.max_attempts
