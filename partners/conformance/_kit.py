@@ -1,0 +1,247 @@
+"""The conformance kit: proves a bank's ``BankReceiverService`` speaks the contract.
+
+It pushes referrals it signs itself with a test key (which the receiver under test must be
+configured to trust, and nothing in production must) and checks each answer:
+
+* a good referral gets a receipt with the bank's own reference; a repeat, and a retry with a
+  higher attempt number, get the same receipt flagged as a duplicate (delivery is at least once);
+* a referral whose bytes were altered, that is signed by an unknown key, whose payload type is
+  wrong, that is addressed to another bank, or whose unsigned ids disagree with the signed ones
+  is refused with ``INVALID_ARGUMENT``;
+* an expired referral is refused with ``FAILED_PRECONDITION`` or ``INVALID_ARGUMENT``;
+* every answer comes within the gateway's delivery deadline.
+
+Each check is independent and reported on its own, so a bank sees every gap at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from colending.v1 import (
+    bank_receiver_service_pb2,
+    bank_receiver_service_pb2_grpc,
+    common_pb2,
+    consent_pb2,
+    merchant_pb2,
+    referral_pb2,
+)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from partners.sdk._dsse import REFERRAL_PAYLOAD_TYPE, key_id, pae
+
+br = bank_receiver_service_pb2
+DEADLINE_SECONDS = 5.0  # the gateway's default call timeout for a push
+REFUSED = (grpc.StatusCode.INVALID_ARGUMENT,)
+EXPIRED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    code: grpc.StatusCode
+    response: br.DeliverReferralResponse | None
+    details: str
+    seconds: float
+
+
+class ConformanceKit:
+    def __init__(
+        self, *, channel: grpc.Channel, bank_id: str, signer: Ed25519PrivateKey | None = None
+    ) -> None:
+        self._stub = bank_receiver_service_pb2_grpc.BankReceiverServiceStub(channel)
+        self._bank_id = bank_id
+        self._signer = signer or Ed25519PrivateKey.generate()
+
+    @property
+    def public_key(self) -> bytes:
+        """The raw test key the receiver under test must trust for the run."""
+        return self._signer.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    # --- building referrals ---------------------------------------------------------------
+
+    def referral(
+        self, *, bank_id: str | None = None, expires_in: timedelta = timedelta(days=30)
+    ) -> tuple[str, str, referral_pb2.ReferralPayload]:
+        now = datetime.now(UTC)
+        referral_id = f"ref_CONFORMANCE{secrets.token_hex(6).upper()}"
+        case_id = f"case_CONFORMANCE{secrets.token_hex(6).upper()}"
+        payload = referral_pb2.ReferralPayload(
+            referral_id=referral_id,
+            case_id=case_id,
+            bank_id=bank_id or self._bank_id,
+            issued_at=_ts(now - timedelta(minutes=1)),
+            expires_at=_ts(now + expires_in),
+            nonce=secrets.token_bytes(16),
+            consent_id="cns_CONFORMANCE",
+            shared_scopes=[consent_pb2.DATA_SCOPE_IDENTITY],
+            merchant=merchant_pb2.MerchantProfile(
+                identity=merchant_pb2.MerchantIdentity(
+                    platform_merchant_id="m-conformance",
+                    legal_name="Conformance Test Trading Co.",
+                    unified_social_credit_code="91330106673959654P",
+                )
+            ),
+            offer=referral_pb2.CreditOffer(
+                product=common_pb2.PRODUCT_TYPE_REVOLVING_LINE,
+                total_limit=common_pb2.Money(currency_code="CNY", amount_minor=10_000_000),
+                revolving_limit=common_pb2.Money(currency_code="CNY", amount_minor=10_000_000),
+                term_months=12,
+                revolving_daily_rate_ppm=600,
+            ),
+        )
+        return referral_id, case_id, payload
+
+    def envelope(
+        self,
+        payload: bytes,
+        *,
+        payload_type: str = REFERRAL_PAYLOAD_TYPE,
+        signer: Ed25519PrivateKey | None = None,
+    ) -> common_pb2.Envelope:
+        key = signer or self._signer
+        return common_pb2.Envelope(
+            payload=payload,
+            payload_type=payload_type,
+            signatures=[
+                common_pb2.Signature(
+                    keyid=key_id(key.public_key()), sig=key.sign(pae(payload_type, payload))
+                )
+            ],
+        )
+
+    def push(
+        self, referral_id: str, case_id: str, envelope: common_pb2.Envelope, attempt: int = 1
+    ) -> _Answer:
+        request = br.DeliverReferralRequest(
+            referral_id=referral_id, case_id=case_id, envelope=envelope, attempt=attempt
+        )
+        started = time.monotonic()
+        try:
+            response = self._stub.DeliverReferral(request, timeout=DEADLINE_SECONDS)
+            return _Answer(grpc.StatusCode.OK, response, "", time.monotonic() - started)
+        except grpc.RpcError as error:
+            code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+            details = (error.details() if isinstance(error, grpc.Call) else "") or ""
+            return _Answer(code, None, details, time.monotonic() - started)
+
+    # --- the checks -----------------------------------------------------------------------
+
+    def run(self) -> list[CheckResult]:
+        checks: list[tuple[str, Callable[[], str | None]]] = [
+            ("accepts a good referral, then answers repeats with the same receipt", self._good),
+            ("refuses altered bytes", self._tampered),
+            ("refuses a signature by an unknown key", self._unknown_key),
+            ("refuses a wrong payload type", self._wrong_type),
+            ("refuses a referral addressed to another bank", self._misaddressed),
+            ("refuses unsigned ids that differ from the signed ones", self._mismatched_ids),
+            ("refuses an expired referral", self._expired),
+        ]
+        results = []
+        for name, check in checks:
+            try:
+                problem = check()
+            except Exception as error:  # a crash in one check must not hide the others
+                problem = f"the check itself failed: {type(error).__name__}: {error}"
+            results.append(CheckResult(name, problem is None, problem or "ok"))
+        return results
+
+    def _good(self) -> str | None:
+        referral_id, case_id, payload = self.referral()
+        envelope = self.envelope(payload.SerializeToString())
+        first = self.push(referral_id, case_id, envelope)
+        if (problem := _expect_ok(first)) is not None:
+            return problem
+        assert first.response is not None
+        if not first.response.bank_reference:
+            return "the receipt has no bank_reference"
+        if first.response.duplicate:
+            return "a first delivery was flagged as a duplicate"
+        for attempt in (1, 2):
+            again = self.push(referral_id, case_id, envelope, attempt=attempt)
+            if (problem := _expect_ok(again)) is not None:
+                return f"repeat (attempt {attempt}): {problem}"
+            assert again.response is not None
+            if again.response.bank_reference != first.response.bank_reference:
+                return (
+                    f"repeat (attempt {attempt}) got reference "
+                    f"{again.response.bank_reference!r}, the first was "
+                    f"{first.response.bank_reference!r}"
+                )
+            if not again.response.duplicate:
+                return f"repeat (attempt {attempt}) was not flagged as a duplicate"
+        return None
+
+    def _tampered(self) -> str | None:
+        referral_id, case_id, payload = self.referral()
+        envelope = self.envelope(payload.SerializeToString())
+        flipped = bytearray(envelope.payload)
+        flipped[len(flipped) // 2] ^= 0x01
+        envelope.payload = bytes(flipped)
+        return _expect(self.push(referral_id, case_id, envelope), REFUSED)
+
+    def _unknown_key(self) -> str | None:
+        referral_id, case_id, payload = self.referral()
+        envelope = self.envelope(payload.SerializeToString(), signer=Ed25519PrivateKey.generate())
+        return _expect(self.push(referral_id, case_id, envelope), REFUSED)
+
+    def _wrong_type(self) -> str | None:
+        referral_id, case_id, payload = self.referral()
+        envelope = self.envelope(
+            payload.SerializeToString(),
+            payload_type="application/vnd.colending.decision.v1+protobuf",
+        )
+        return _expect(self.push(referral_id, case_id, envelope), REFUSED)
+
+    def _misaddressed(self) -> str | None:
+        referral_id, case_id, payload = self.referral(bank_id=f"{self._bank_id}-other")
+        envelope = self.envelope(payload.SerializeToString())
+        return _expect(self.push(referral_id, case_id, envelope), REFUSED)
+
+    def _mismatched_ids(self) -> str | None:
+        referral_id, case_id, payload = self.referral()
+        envelope = self.envelope(payload.SerializeToString())
+        return _expect(self.push(referral_id + "X", case_id, envelope), REFUSED)
+
+    def _expired(self) -> str | None:
+        referral_id, case_id, payload = self.referral(expires_in=-timedelta(hours=1))
+        envelope = self.envelope(payload.SerializeToString())
+        return _expect(self.push(referral_id, case_id, envelope), EXPIRED)
+
+
+def _expect_ok(answer: _Answer) -> str | None:
+    if answer.code is not grpc.StatusCode.OK:
+        return f"expected OK, got {answer.code.name}: {answer.details}"
+    return _in_time(answer)
+
+
+def _expect(answer: _Answer, codes: tuple[grpc.StatusCode, ...]) -> str | None:
+    if answer.code not in codes:
+        wanted = " or ".join(c.name for c in codes)
+        return f"expected {wanted}, got {answer.code.name}: {answer.details}"
+    return _in_time(answer)
+
+
+def _in_time(answer: _Answer) -> str | None:
+    if answer.seconds > DEADLINE_SECONDS:
+        return f"answered in {answer.seconds:.1f} s, beyond the {DEADLINE_SECONDS:.0f} s deadline"
+    return None
+
+
+def _ts(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
