@@ -45,9 +45,11 @@ EXPIRED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    name: str
+    case_id: str  # stable, e.g. "receiver.tampered"
+    rationale: str  # why a bank must pass it, in one line
     passed: bool
-    detail: str
+    detail: str  # "ok", or what went wrong
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,34 +78,7 @@ class ConformanceKit:
     def referral(
         self, *, bank_id: str | None = None, expires_in: timedelta = timedelta(days=30)
     ) -> tuple[str, str, referral_pb2.ReferralPayload]:
-        now = datetime.now(UTC)
-        referral_id = f"ref_CONFORMANCE{secrets.token_hex(6).upper()}"
-        case_id = f"case_CONFORMANCE{secrets.token_hex(6).upper()}"
-        payload = referral_pb2.ReferralPayload(
-            referral_id=referral_id,
-            case_id=case_id,
-            bank_id=bank_id or self._bank_id,
-            issued_at=_ts(now - timedelta(minutes=1)),
-            expires_at=_ts(now + expires_in),
-            nonce=secrets.token_bytes(16),
-            consent_id="cns_CONFORMANCE",
-            shared_scopes=[consent_pb2.DATA_SCOPE_IDENTITY],
-            merchant=merchant_pb2.MerchantProfile(
-                identity=merchant_pb2.MerchantIdentity(
-                    platform_merchant_id="m-conformance",
-                    legal_name="Conformance Test Trading Co.",
-                    unified_social_credit_code="91330106673959654P",
-                )
-            ),
-            offer=referral_pb2.CreditOffer(
-                product=common_pb2.PRODUCT_TYPE_REVOLVING_LINE,
-                total_limit=common_pb2.Money(currency_code="CNY", amount_minor=10_000_000),
-                revolving_limit=common_pb2.Money(currency_code="CNY", amount_minor=10_000_000),
-                term_months=12,
-                revolving_daily_rate_ppm=600,
-            ),
-        )
-        return referral_id, case_id, payload
+        return build_referral(bank_id=bank_id or self._bank_id, expires_in=expires_in)
 
     def envelope(
         self,
@@ -112,16 +87,7 @@ class ConformanceKit:
         payload_type: str = REFERRAL_PAYLOAD_TYPE,
         signer: Ed25519PrivateKey | None = None,
     ) -> common_pb2.Envelope:
-        key = signer or self._signer
-        return common_pb2.Envelope(
-            payload=payload,
-            payload_type=payload_type,
-            signatures=[
-                common_pb2.Signature(
-                    keyid=key_id(key.public_key()), sig=key.sign(pae(payload_type, payload))
-                )
-            ],
-        )
+        return sign_referral(payload, signer=signer or self._signer, payload_type=payload_type)
 
     def push(
         self, referral_id: str, case_id: str, envelope: common_pb2.Envelope, attempt: int = 1
@@ -140,23 +106,63 @@ class ConformanceKit:
 
     # --- the checks -----------------------------------------------------------------------
 
-    def run(self) -> list[CheckResult]:
-        checks: list[tuple[str, Callable[[], str | None]]] = [
-            ("accepts a good referral, then answers repeats with the same receipt", self._good),
-            ("refuses altered bytes", self._tampered),
-            ("refuses a signature by an unknown key", self._unknown_key),
-            ("refuses a wrong payload type", self._wrong_type),
-            ("refuses a referral addressed to another bank", self._misaddressed),
-            ("refuses unsigned ids that differ from the signed ones", self._mismatched_ids),
-            ("refuses an expired referral", self._expired),
+    def cases(self) -> list[tuple[str, str, Callable[[], str | None]]]:
+        """``(case id, rationale, check)``; a check returns None or what went wrong."""
+        return [
+            (
+                "receiver.receipt-and-duplicates",
+                "delivery is at least once: a repeat must get the first receipt, flagged",
+                self._good,
+            ),
+            (
+                "receiver.tampered",
+                "the signature covers the exact bytes: one flipped bit must be refused",
+                self._tampered,
+            ),
+            (
+                "receiver.unknown-key",
+                "only the gateway's published keys may vouch for a referral",
+                self._unknown_key,
+            ),
+            (
+                "receiver.wrong-payload-type",
+                "a decision or checkpoint envelope must never pass as a referral",
+                self._wrong_type,
+            ),
+            (
+                "receiver.misaddressed",
+                "a referral signed for another bank must not be acted on",
+                self._misaddressed,
+            ),
+            (
+                "receiver.mismatched-ids",
+                "unsigned ids beside the envelope must agree with the signed ones",
+                self._mismatched_ids,
+            ),
+            (
+                "receiver.expired",
+                "a referral past its validity must not be acted on",
+                self._expired,
+            ),
         ]
+
+    def run(self) -> list[CheckResult]:
         results = []
-        for name, check in checks:
+        for case_id, rationale, check in self.cases():
+            started = time.monotonic()
             try:
                 problem = check()
             except Exception as error:  # a crash in one check must not hide the others
                 problem = f"the check itself failed: {type(error).__name__}: {error}"
-            results.append(CheckResult(name, problem is None, problem or "ok"))
+            results.append(
+                CheckResult(
+                    case_id=case_id,
+                    rationale=rationale,
+                    passed=problem is None,
+                    detail=problem or "ok",
+                    seconds=time.monotonic() - started,
+                )
+            )
         return results
 
     def _good(self) -> str | None:
@@ -220,6 +226,55 @@ class ConformanceKit:
         referral_id, case_id, payload = self.referral(expires_in=-timedelta(hours=1))
         envelope = self.envelope(payload.SerializeToString())
         return _expect(self.push(referral_id, case_id, envelope), EXPIRED)
+
+
+def build_referral(
+    *, bank_id: str, expires_in: timedelta = timedelta(days=30)
+) -> tuple[str, str, referral_pb2.ReferralPayload]:
+    """A well-formed test referral payload: ``(referral id, case id, payload)``."""
+    now = datetime.now(UTC)
+    referral_id = f"ref_CONFORMANCE{secrets.token_hex(6).upper()}"
+    case_id = f"case_CONFORMANCE{secrets.token_hex(6).upper()}"
+    payload = referral_pb2.ReferralPayload(
+        referral_id=referral_id,
+        case_id=case_id,
+        bank_id=bank_id,
+        issued_at=_ts(now - timedelta(minutes=1)),
+        expires_at=_ts(now + expires_in),
+        nonce=secrets.token_bytes(16),
+        consent_id="cns_CONFORMANCE",
+        shared_scopes=[consent_pb2.DATA_SCOPE_IDENTITY],
+        merchant=merchant_pb2.MerchantProfile(
+            identity=merchant_pb2.MerchantIdentity(
+                platform_merchant_id="m-conformance",
+                legal_name="Conformance Test Trading Co.",
+                unified_social_credit_code="91330106673959654P",
+            )
+        ),
+        offer=referral_pb2.CreditOffer(
+            product=common_pb2.PRODUCT_TYPE_REVOLVING_LINE,
+            total_limit=common_pb2.Money(currency_code="CNY", amount_minor=10_000_000),
+            revolving_limit=common_pb2.Money(currency_code="CNY", amount_minor=10_000_000),
+            term_months=12,
+            revolving_daily_rate_ppm=600,
+        ),
+    )
+    return referral_id, case_id, payload
+
+
+def sign_referral(
+    payload: bytes, *, signer: Ed25519PrivateKey, payload_type: str = REFERRAL_PAYLOAD_TYPE
+) -> common_pb2.Envelope:
+    """A DSSE envelope over ``payload``, signed as the gateway signs (PAE, Ed25519)."""
+    return common_pb2.Envelope(
+        payload=payload,
+        payload_type=payload_type,
+        signatures=[
+            common_pb2.Signature(
+                keyid=key_id(signer.public_key()), sig=signer.sign(pae(payload_type, payload))
+            )
+        ],
+    )
 
 
 def _expect_ok(answer: _Answer) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -264,11 +264,19 @@ class BankClient(_Client):
             clock_skew=self._clock_skew,
         )
 
-    def pull(self, *, cursor: str = "", page_size: int = 50) -> PulledPage:
+    def pull(
+        self,
+        *,
+        cursor: str = "",
+        page_size: int = 50,
+        on_rejected: Callable[[VerificationError], None] | None = None,
+    ) -> PulledPage:
         """Fetch the next page of referrals addressed to this bank, each one verified.
 
-        A referral that fails verification raises (it is never skipped silently); the error's
-        ``case_id`` and ``resume_cursor`` say which one and where to resume after it.
+        A referral that fails verification is never skipped silently: without ``on_rejected``
+        it raises, and the error's ``case_id`` and ``resume_cursor`` say which one and where to
+        resume after it; with ``on_rejected`` it is handed to the callback (to record and
+        report) and the rest of the page is still returned.
         """
         response = self._call(
             self._stub.PullReferrals,
@@ -287,7 +295,10 @@ class BankClient(_Client):
             except VerificationError as exc:
                 exc.case_id = item.case_id
                 exc.resume_cursor = item.cursor
-                raise
+                if on_rejected is None:
+                    raise
+                on_rejected(exc)
+                continue
             referrals.append(referral)
         return PulledPage(referrals=referrals, next_cursor=response.next_cursor)
 
