@@ -25,6 +25,7 @@ from testkit import (
     running_gateway,
 )
 
+from gateway.domain.delivery import DeliveryPolicy
 from partners.mock import MockBank, Script
 from partners.sdk import BankClient, PlatformClient
 
@@ -79,9 +80,11 @@ class Network:
 
 
 @contextmanager
-def network(data_dir: Path, database_url: str | None) -> Iterator[Network]:
+def network(
+    data_dir: Path, database_url: str | None, *, policy: DeliveryPolicy = FAST_DELIVERY
+) -> Iterator[Network]:
     with (
-        running_gateway(data_dir, database_url, delivery_policy=FAST_DELIVERY) as running,
+        running_gateway(data_dir, database_url, delivery_policy=policy) as running,
         grpc.insecure_channel(running.target) as channel,
     ):
         yield Network(
