@@ -10,11 +10,16 @@ import sys
 import threading
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from google.protobuf import json_format
+
 from gateway._transactions import Idempotency
+from gateway.demo import run_demo
 from gateway.domain.partner import PartnerState
 from gateway.errors import GatewayError
+from gateway.sample import SampleMix, sample_merchants
 from gateway.server import InsecureBindRefused, ServerConfig, build_server, open_gateway
 from gateway.service import Gateway
 from gateway.signing.network_key import open_network_key
@@ -90,6 +95,26 @@ def _parser() -> argparse.ArgumentParser:
         "and decide appeals past their deadline",
     )
     _common(sweep)
+
+    demo = commands.add_parser(
+        "demo", help="run the whole network on this machine, checked step by step"
+    )
+    demo.add_argument("--merchants", type=int, default=36, help="merchants the platform submits")
+    demo.add_argument("--seed", type=int, default=2026, help="sample data seed")
+
+    sample = commands.add_parser("sample", help="generate sample data")
+    sample_kinds = sample.add_subparsers(dest="sample_kind", required=True)
+    sample_merchants_parser = sample_kinds.add_parser(
+        "merchants", help="merchant profiles as JSON Lines (protobuf JSON), deterministic by seed"
+    )
+    sample_merchants_parser.add_argument("--count", type=int, default=100)
+    sample_merchants_parser.add_argument("--seed", type=int, default=1)
+    sample_merchants_parser.add_argument(
+        "--ineligible-pct", type=int, default=20, help="share deliberately ineligible"
+    )
+    sample_merchants_parser.add_argument(
+        "--risky-pct", type=int, default=15, help="share with disputes or overdue history"
+    )
 
     keys = commands.add_parser("keys", help="referral-signing, log and network keys")
     _common(keys)
@@ -206,6 +231,18 @@ def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> No
             log.warning("expiry sweep skipped: %s", exc.message)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    return 0 if run_demo(merchants=args.merchants, seed=args.seed) else 1
+
+
+def _sample(args: argparse.Namespace) -> int:
+    mix = SampleMix(ineligible_pct=args.ineligible_pct, risky_pct=args.risky_pct)
+    today = datetime.now(UTC).date()
+    for profile in sample_merchants(args.count, seed=args.seed, as_of=today, mix=mix):
+        print(json_format.MessageToJson(profile, indent=None, ensure_ascii=False))
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     gateway = _gateway(args)
     moved = gateway.expire_due()
@@ -290,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "keys": _keys,
         "partners": _partners,
         "sweep": _sweep,
+        "demo": _demo,
+        "sample": _sample,
     }
     try:
         return handlers[args.command](args)

@@ -1,0 +1,380 @@
+"""``colending-gateway demo``: the whole network on one machine, checked step by step.
+
+A gateway on a temporary data directory; two mock banks with different policies receiving by
+push; the platform submitting generated merchants; banks deciding (approve, decline, counter);
+loans disbursed and repaid; one borrower defaulting; the blacklist entry reaching the other
+bank's verified copy; the platform's enforcement event. It ends with a summary and exits 0 only
+if every check held.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import grpc
+from colending.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    common_pb2,
+    consent_pb2,
+    enforcement_pb2,
+    financing_pb2,
+    partner_pb2,
+)
+
+from gateway._transactions import business_date
+from gateway.domain.delivery import DeliveryPolicy
+from gateway.sample import sample_merchants
+from gateway.server import ServerConfig, build_server, open_gateway
+from gateway.service import Gateway
+from partners.mock import Decision, MockBank, Script
+from partners.sdk import (
+    BankClient,
+    BlacklistClient,
+    FailedPreconditionError,
+    IdentifierKind,
+    LocalBlacklist,
+    PlatformClient,
+    public_key_from_raw,
+)
+
+FS = financing_pb2
+ALL_SCOPES = [
+    consent_pb2.DATA_SCOPE_IDENTITY,
+    consent_pb2.DATA_SCOPE_QUALIFICATION,
+    consent_pb2.DATA_SCOPE_TRANSACTION_REPUTATION,
+    consent_pb2.DATA_SCOPE_VERIFICATION,
+]
+DEMO_DELIVERY = DeliveryPolicy(
+    first_backoff=timedelta(milliseconds=50), max_backoff=timedelta(seconds=1)
+)
+
+
+@dataclass
+class _Report:
+    out: TextIO
+    checks: list[tuple[str, bool]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def step(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.2f}s] {text}", file=self.out, flush=True)
+
+    def check(self, what: str, ok: bool) -> None:
+        self.checks.append((what, ok))
+        self.step(f"{'ok  ' if ok else 'FAIL'} {what}")
+
+
+def run_demo(*, merchants: int = 36, seed: int = 2026, out: TextIO = sys.stdout) -> bool:
+    report = _Report(out)
+    with tempfile.TemporaryDirectory(prefix="colending-demo-") as tmp:
+        config = ServerConfig(
+            data_dir=Path(tmp) / "data", port=0, max_workers=16, delivery_policy=DEMO_DELIVERY
+        )
+        gateway = open_gateway(config)
+        server, port = build_server(config, gateway=gateway)
+        server.start()
+        target = f"127.0.0.1:{port}"
+        report.step(f"gateway listening on {target} (data in {config.data_dir})")
+        try:
+            with _dispatching(gateway), grpc.insecure_channel(target) as channel:
+                _run(report, gateway, channel, config.data_dir, merchants, seed)
+        finally:
+            server.stop(grace=None).wait()
+    passed = all(ok for _, ok in report.checks)
+    failed = [what for what, ok in report.checks if not ok]
+    print(
+        "\nall checks passed" if passed else f"\n{len(failed)} check(s) failed: {failed}",
+        file=out,
+    )
+    return passed
+
+
+def _run(
+    report: _Report,
+    gateway: Gateway,
+    channel: grpc.Channel,
+    data_dir: Path,
+    count: int,
+    seed: int,
+) -> None:
+    admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+    meta = (("x-colending-caller", "admin"),)
+    clients = {b: BankClient(channel=channel, bank_id=b, caller=f"partner/{b}") for b in BANKS}
+    banks = {
+        "bank-a": MockBank(
+            bank_id="bank-a",
+            verify=clients["bank-a"].verify,
+            script=Script(decision=Decision.BY_SCORE, unavailable_per_mille=150, seed=seed),
+        ),
+        "bank-b": MockBank(
+            bank_id="bank-b",
+            verify=clients["bank-b"].verify,
+            script=Script(decision=Decision.APPROVE),
+        ),
+    }
+    policies = {
+        # The historical defaults; refuses blacklisted merchants.
+        "bank-a": None,
+        # Takes listed merchants flagged, wants pushes in order, and a higher platform share.
+        "bank-b": partner_pb2.EligibilityPolicy(
+            blacklist_action=partner_pb2.BLACKLIST_ACTION_FLAG,
+            ordered_delivery=True,
+            platform_share_floor_bps=3000,
+        ),
+    }
+    for bank_id, bank in banks.items():
+        bank_port = bank.start()
+        admin.RegisterPartner(
+            admin_service_pb2.RegisterPartnerRequest(
+                request_id=f"demo-register-{bank_id}",
+                partner_id=bank_id,
+                display_name=f"Demo {bank_id}",
+                endpoint=f"127.0.0.1:{bank_port}",
+                policy=policies[bank_id],
+            ),
+            metadata=meta,
+            timeout=10,
+        )
+        script = bank.script
+        report.step(
+            f"mock {bank_id} receiving pushes on 127.0.0.1:{bank_port}: decides "
+            f"{script.decision.value}, {script.unavailable_per_mille / 10:.0f} % of calls fail"
+        )
+    try:
+        _network(report, gateway, channel, data_dir, admin, meta, clients, banks, count, seed)
+    finally:
+        for bank in banks.values():
+            bank.stop()
+
+
+BANKS = ("bank-a", "bank-b")
+
+
+def _network(
+    report: _Report,
+    gateway: Gateway,
+    channel: grpc.Channel,
+    data_dir: Path,
+    admin: admin_service_pb2_grpc.AdminServiceStub,
+    meta: tuple[tuple[str, str], ...],
+    clients: dict[str, BankClient],
+    banks: dict[str, MockBank],
+    count: int,
+    seed: int,
+) -> None:
+    platform = PlatformClient(channel=channel, caller="platform")
+    today = business_date(datetime.now(UTC))
+    merchants = sample_merchants(count, seed=seed, as_of=today)
+    refusals: Counter[str] = Counter()
+    referred: dict[str, str] = {}  # merchant id -> consent id
+    for profile in merchants:
+        merchant_id = profile.identity.platform_merchant_id
+        consent = platform.record_consent(
+            platform_merchant_id=merchant_id,
+            bank_ids=list(BANKS),
+            data_scopes=ALL_SCOPES,
+            expires_at=datetime.now(UTC) + timedelta(days=90),
+            evidence_reference=f"demo-consent:{merchant_id}",
+        )
+        try:
+            platform.submit_referral(
+                merchant=profile, consent_id=consent.consent_id, bank_ids=list(BANKS)
+            )
+            referred[merchant_id] = consent.consent_id
+        except FailedPreconditionError as refused:
+            refusals.update({v.type for v in refused.violations})
+    report.step(
+        f"platform submitted {count} merchants: {len(referred)} referred to both banks, "
+        f"{count - len(referred)} refused ({dict(refusals)})"
+    )
+    report.check("some merchants were referred", bool(referred))
+
+    expected = len(referred)
+    _wait(lambda: all(len(b.received()) == expected for b in banks.values()))
+    pushes = sum(b.stats.pushes for b in banks.values())
+    report.check(
+        f"both banks received and verified all {expected} referrals by push "
+        f"({pushes} calls, {banks['bank-a'].stats.unavailable} answered UNAVAILABLE and retried)",
+        all(len(b.received()) == expected for b in banks.values()),
+    )
+
+    outcomes: Counter[tuple[str, financing_pb2.FinancingState.ValueType]] = Counter()
+    lending: dict[str, list[financing_pb2.FinancingCase]] = {b: [] for b in BANKS}
+    for bank_id, bank in banks.items():
+        for case in bank.decide_pending(clients[bank_id]):
+            outcomes[(bank_id, case.state)] += 1
+            if case.state == FS.FINANCING_STATE_COUNTER_OFFERED:
+                case = platform.respond_to_counter_offer(case.case_id, accept=True)
+            if case.state in (FS.FINANCING_STATE_APPROVED, FS.FINANCING_STATE_ACCEPTED):
+                lending[bank_id].append(case)
+    for bank_id in BANKS:
+        summary = {
+            FS.FinancingState.Name(state).removeprefix("FINANCING_STATE_").lower(): n
+            for (b, state), n in sorted(outcomes.items())
+            if b == bank_id
+        }
+        report.step(f"{bank_id} decided: {summary}")
+    report.check("bank-a approved at least one loan", bool(lending["bank-a"]))
+
+    # Loans: every approved case disburses; one in three repays in full and settles, the others
+    # repay a tenth and run on; one borrower at bank-a defaults.
+    date = common_pb2.Date(year=today.year, month=today.month, day=today.day)
+    defaulter = lending["bank-a"][0] if lending["bank-a"] else None
+    settled = running = 0
+    for bank_id, cases in lending.items():
+        client = clients[bank_id]
+        for n, case in enumerate(cases):
+            amount = case.agreed_terms.amount.amount_minor
+            client.report_loan_event(
+                case.case_id,
+                FS.LoanEvent(
+                    type=FS.LOAN_EVENT_TYPE_DISBURSED,
+                    event_date=date,
+                    bank_loan_reference=f"{bank_id.upper()}-LN-{case.case_id[-6:]}",
+                    disbursed_amount=_cny(amount),
+                ),
+            )
+            if defaulter is not None and case.case_id == defaulter.case_id:
+                for event in (
+                    FS.LoanEvent(type=FS.LOAN_EVENT_TYPE_OVERDUE, event_date=date, days_overdue=91),
+                    FS.LoanEvent(type=FS.LOAN_EVENT_TYPE_DEFAULT, event_date=date),
+                ):
+                    client.report_loan_event(case.case_id, event)
+                continue
+            in_full = n % 3 == 0
+            client.report_loan_event(
+                case.case_id,
+                FS.LoanEvent(
+                    type=FS.LOAN_EVENT_TYPE_REPAYMENT,
+                    event_date=date,
+                    principal=_cny(amount if in_full else amount // 10),
+                    interest=_cny(0),  # repaid the day it was drawn: nothing has accrued yet
+                ),
+            )
+            if in_full:
+                client.report_loan_event(
+                    case.case_id, FS.LoanEvent(type=FS.LOAN_EVENT_TYPE_SETTLED, event_date=date)
+                )
+                settled += 1
+            else:
+                running += 1
+    report.step(
+        f"loans disbursed: {settled} repaid and settled, {running} repaying, "
+        "one defaulted at bank-a"
+    )
+
+    # The default reaches the other bank's verified copy of the blacklist...
+    network_key = bytes.fromhex((data_dir / "network-key" / "network.key").read_text().strip())
+    log_keys = {
+        k.keyid: public_key_from_raw(k.public_key) for k in gateway.blacklist.published_log_keys()
+    }
+    with BlacklistClient(
+        channel=channel, caller="partner/bank-b", network_key=network_key, log_keys=log_keys
+    ) as blacklist:
+        copy = LocalBlacklist()
+        blacklist.sync(copy)
+        checkpoint = blacklist.checkpoint()
+        listed = []
+        if defaulter is not None:
+            code = next(
+                m.identity.unified_social_credit_code
+                for m in merchants
+                if m.identity.platform_merchant_id == defaulter.platform_merchant_id
+            )
+            listed = copy.in_force(
+                blacklist.pseudonym(IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE, code)
+            )
+    report.check(
+        f"bank-b's verified copy lists the defaulter (log size {copy.size}, "
+        f"root {copy.root.hex()[:16]}...)",
+        len(listed) == 1 and listed[0].reporter == "bank-a",
+    )
+    report.check("the copy's root is the signed checkpoint's", copy.root == checkpoint.root_hash)
+
+    # ...the platform is told to restrict the store...
+    events, _ = platform.enforcement_events()
+    restricted = [
+        e for e in events if e.action == enforcement_pb2.ENFORCEMENT_ACTION_RESTRICT_STORE
+    ]
+    report.check(
+        "the platform received a RESTRICT_STORE event for the defaulter",
+        defaulter is not None
+        and [e.platform_merchant_id for e in restricted] == [defaulter.platform_merchant_id],
+    )
+
+    # ...and a new referral of the defaulter goes to bank-b flagged (its policy says FLAG).
+    if defaulter is not None:
+        again = platform.submit_referral(
+            merchant=next(
+                m
+                for m in merchants
+                if m.identity.platform_merchant_id == defaulter.platform_merchant_id
+            ),
+            consent_id=referred[defaulter.platform_merchant_id],
+            bank_ids=["bank-b"],
+        )
+        _wait(lambda: any(r.referral_id == again.referral_id for r in banks["bank-b"].received()))
+        flagged = [r for r in banks["bank-b"].received() if r.referral_id == again.referral_id]
+        report.check(
+            "a new referral of the defaulter reached bank-b flagged as blacklisted",
+            bool(flagged) and flagged[0].payload.blacklist_flagged,
+        )
+
+    stats = admin.GetPortfolioStats(
+        admin_service_pb2.GetPortfolioStatsRequest(), metadata=meta, timeout=10
+    )
+    print(
+        "\n  bank     referred approved declined  disbursed (CNY)  defaults  NPL", file=report.out
+    )
+    for s in [*stats.banks, stats.overall]:
+        print(
+            f"  {s.bank_id or 'all':<8} {s.referred_count:>8} {s.approved_count:>8} "
+            f"{s.declined_count:>8} {s.disbursed.amount_minor / 100:>16,.2f} "
+            f"{s.defaulted_count:>9}  {s.non_performing_ratio_bps / 100:.2f} %",
+            file=report.out,
+        )
+    print(
+        f"  blacklist checkpoint: size {checkpoint.tree_size}, root {checkpoint.root_hash.hex()}\n",
+        file=report.out,
+    )
+    report.check("portfolio stats count exactly one default", stats.overall.defaulted_count == 1)
+
+
+def _cny(fen: int) -> common_pb2.Money:
+    return common_pb2.Money(currency_code="CNY", amount_minor=fen)
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@contextmanager
+def _dispatching(gateway: Gateway) -> Iterator[None]:
+    assert gateway.dispatcher is not None
+    stop = threading.Event()
+    workers = [
+        threading.Thread(
+            target=gateway.dispatcher.run, args=(stop,), kwargs={"poll_interval": 0.05}
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
