@@ -152,6 +152,11 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
         with self._lock:
             return [r.referral for r in self._received.values()]
 
+    def receipt_times(self) -> dict[str, datetime]:
+        """When each distinct referral first arrived, by referral id."""
+        with self._lock:
+            return {k: r.received_at for k, r in self._received.items()}
+
     def reference_of(self, referral_id: str) -> str:
         with self._lock:
             return self._received[referral_id].reference
