@@ -17,6 +17,7 @@ from google.protobuf import json_format
 
 from gateway._transactions import Idempotency
 from gateway.demo import run_demo
+from gateway.domain.blacklist import BlacklistRules
 from gateway.domain.partner import PartnerState
 from gateway.errors import GatewayError
 from gateway.sample import SampleMix, sample_merchants
@@ -53,6 +54,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colending-gateway", description="Bank-platform co-lending gateway."
@@ -83,6 +91,25 @@ def _parser() -> argparse.ArgumentParser:
         default=2,
         help="threads pushing referrals to banks with an endpoint (default: %(default)s; "
         "0 leaves it to `colending-gateway deliver`)",
+    )
+
+    serve.add_argument(
+        "--retention-years",
+        type=_positive,
+        default=5,
+        help="a blacklist entry expires this long after its default ends (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--appeal-days",
+        type=_positive,
+        default=20,
+        help="days the reporter has to answer an appeal (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--remove-on-recovery",
+        action="store_true",
+        help="lift a blacklist entry when its defaulted loan is recovered (default: keep it "
+        "until it expires, as the credit reporting regulation allows)",
     )
 
     deliver = commands.add_parser("deliver", help="run only the push-delivery workers")
@@ -156,6 +183,11 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         max_workers=args.workers,
         allow_insecure_remote=args.allow_insecure_remote,
+        blacklist_rules=BlacklistRules(
+            retention_years=args.retention_years,
+            appeal_days=args.appeal_days,
+            remove_on_recovery=args.remove_on_recovery,
+        ),
     )
     gateway = open_gateway(config)
     try:
