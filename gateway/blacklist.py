@@ -67,10 +67,18 @@ _LENT = frozenset(
         FinancingState.REPAYING,
         FinancingState.OVERDUE,
         FinancingState.DEFAULTED,
+        FinancingState.RECOVERED,
         FinancingState.WRITTEN_OFF,
+        FinancingState.SETTLED,
     }
 )
-_DEFAULTED = frozenset({FinancingState.DEFAULTED, FinancingState.WRITTEN_OFF})
+_DEFAULTED = frozenset(
+    {FinancingState.DEFAULTED, FinancingState.RECOVERED, FinancingState.WRITTEN_OFF}
+)
+# A case in one of these has ended: its default (if any) has an end date.
+CASE_ENDED = frozenset(
+    {FinancingState.RECOVERED, FinancingState.WRITTEN_OFF, FinancingState.SETTLED}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,14 +185,16 @@ class BlacklistNetwork:
 
         def act(session: Session, now: datetime) -> tuple[str, BlacklistChange]:
             _require_active_partner(session, reporter_bank_id)
-            default_ended = True  # without a case, the default date stands for the end
+            ended_on: date | None = default_date  # without a case, the default date is the end
             if evidence_case_id:
                 case = repo.get_case(session, evidence_case_id, for_update=True)
                 # Another bank's case is reported as absent, so case ids cannot be probed.
                 if case is None or case.bank_id != reporter_bank_id:
                     raise NotFound("financing case", evidence_case_id)
                 _check_evidence(case, kind, borrower_pseudonym, reason)
-                default_ended = False
+                # A case that has ended fixes the end; one still running leaves it open until
+                # it ends (see end_default_in).
+                ended_on = business_date(case.updated_at) if case.state in CASE_ENDED else None
                 if (existing := bl.in_force_for_case(session, case.case_id)) is not None:
                     raise AlreadyExists(
                         "blacklist entry",
@@ -201,7 +211,7 @@ class BlacklistNetwork:
                 outstanding_fen=outstanding_fen,
                 default_date=default_date,
                 evidence_case_id=evidence_case_id,
-                default_ended=default_ended,
+                default_ended_on=ended_on,
                 now=now,
                 rules=self._rules,
                 tz=BUSINESS_TZ,
@@ -235,7 +245,7 @@ class BlacklistNetwork:
             outstanding_fen=outstanding_fen,
             default_date=default_date,
             evidence_case_id=case.case_id,
-            default_ended=False,
+            default_ended_on=None,
             now=now,
             rules=self._rules,
             tz=BUSINESS_TZ,
@@ -245,7 +255,8 @@ class BlacklistNetwork:
     def end_default_in(
         self, session: Session, *, case_id: str, ended_on: date, recovered: bool
     ) -> BlacklistChange | None:
-        """The case's default ended: start the retention clock, or remove per the rules."""
+        """The case ended (repaid, recovered or written off): start the retention clock of its
+        entry in force, if it has one, or remove the entry per the rules."""
         current = bl.in_force_for_case(session, case_id)
         if current is None:
             return None
@@ -258,6 +269,10 @@ class BlacklistNetwork:
             return None
         change_type, entry = step
         return self._log(session, change_type, entry, current, self._clock(), case_id=case_id)
+
+    def require_active_partner(self, bank_id: str) -> None:
+        with self._db.reading() as session:
+            _require_active_partner(session, bank_id)
 
     def changed(self) -> None:
         """Tell local sync streams that a transaction which logged changes has committed."""

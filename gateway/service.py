@@ -25,7 +25,7 @@ from gateway._transactions import (
     raise_all,
     utc_now,
 )
-from gateway.blacklist import BlacklistNetwork
+from gateway.blacklist import CASE_ENDED, BlacklistNetwork
 from gateway.delivery import Dispatcher
 from gateway.domain import paging
 from gateway.domain.consent import (
@@ -863,12 +863,14 @@ class Gateway:
                     outstanding_fen=ledger.principal_outstanding_fen,
                     default_date=event.event_date,
                 )
-            elif case.state is FinancingState.DEFAULTED and target is not FinancingState.DEFAULTED:
+            elif target in CASE_ENDED:
+                # Repaid, recovered or written off: an entry on this case starts its retention
+                # clock (or, repaid, is lifted where the network's rules say so).
                 self._blacklist.end_default_in(
                     session,
                     case_id=case_id,
                     ended_on=event.event_date,
-                    recovered=target is FinancingState.RECOVERED,
+                    recovered=target is not FinancingState.WRITTEN_OFF,
                 )
             return _move(
                 session,

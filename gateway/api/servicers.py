@@ -481,6 +481,11 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
         self._network = network
         self._streams = streams or StreamSlots(4)
 
+    def _require_active(self, caller: Caller) -> None:
+        """A bank must be registered and active to read or answer for the list."""
+        if caller.role is Role.PARTNER:
+            self._network.require_active_partner(caller.partner_id)
+
     @unary(BLACKLIST, bl.ReportDefaultResponse)
     def ReportDefault(
         self, request: bl.ReportDefaultRequest, context: grpc.ServicerContext, caller: Caller
@@ -518,6 +523,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
     def CheckBorrowers(
         self, request: bl.CheckBorrowersRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.CheckBorrowersResponse:
+        self._require_active(caller)
         problems: list[FieldViolation] = []
         borrowers = [
             convert.borrower_from_proto(b, f"borrowers[{i}]", problems)
@@ -542,8 +548,10 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
     def SyncBlacklist(
         self, request: bl.SyncBlacklistRequest, context: grpc.ServicerContext, caller: Caller
     ) -> Iterator[bl.SyncBlacklistResponse]:
+        self._require_active(caller)
         position = request.from_log_index
-        if not 0 <= position <= (size := self._network.log_size()):
+        size = self._network.log_size()
+        if not 0 <= position <= size:
             raise InvalidArgument.single(
                 "from_log_index", f"must be between 0 and the log size {size}"
             )
@@ -582,6 +590,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
     def ResolveAppeal(
         self, request: bl.ResolveAppealRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.ResolveAppealResponse:
+        self._require_active(caller)
         problems: list[FieldViolation] = []
         outcome = convert.enum_value(request.outcome, convert.APPEAL_OUTCOMES, "outcome", problems)
         _raise_if(problems)

@@ -167,12 +167,12 @@ def new_entry(
     outstanding_fen: int,
     default_date: date,
     evidence_case_id: str,
-    default_ended: bool,
+    default_ended_on: date | None,
     now: datetime,
     rules: BlacklistRules,
     tz: tzinfo,
 ) -> BlacklistEntry:
-    """A new ACTIVE entry. ``default_ended``: the default's end is known to be its date."""
+    """A new ACTIVE entry; ``default_ended_on`` is when the default ended, if it has."""
     return BlacklistEntry(
         entry_id=entry_id,
         pseudonym=pseudonym,
@@ -183,7 +183,9 @@ def new_entry(
         default_date=default_date,
         evidence_case_id=evidence_case_id,
         reported_at=now,
-        expires_at=retained_until(default_date, rules, tz) if default_ended else None,
+        expires_at=None
+        if default_ended_on is None
+        else retained_until(default_ended_on, rules, tz),
         status=EntryStatus.ACTIVE,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, text, tuple_
+from sqlalchemy import and_, func, or_, text
 from sqlmodel import Session, col, select
 
 from gateway.signing.merkle import NodeKey
@@ -39,9 +39,19 @@ class DatabaseHashStore:
         if not keys:
             return {}
         wanted = set(keys)
+        by_level: dict[int, list[int]] = {}
+        for level, index in wanted:
+            by_level.setdefault(level, []).append(index)
+        # One "level = ? AND idx IN (...)" per level: a primary-key range each. A row-value
+        # "(level, idx) IN (...)" reads the same rows, but SQLite plans it as a full scan.
         rows = self._session.exec(
             select(LogNodeRow).where(
-                tuple_(col(LogNodeRow.level), col(LogNodeRow.idx)).in_(list(wanted))
+                or_(
+                    *(
+                        and_(col(LogNodeRow.level) == level, col(LogNodeRow.idx).in_(indexes))
+                        for level, indexes in by_level.items()
+                    )
+                )
             )
         )
         found = {(r.level, r.idx): r.hash for r in rows}

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     Text,
@@ -161,9 +162,12 @@ class BlacklistEntryRow(SQLModel, table=True):
     """An entry's current state; its history is in ``blacklist_changes``."""
 
     __tablename__ = "blacklist_entries"
+    # Checks look up pseudonyms among entries in force: one index answers both conditions,
+    # so the planner is never tempted by the (unselective) status index alone.
+    __table_args__ = (Index("ix_blacklist_entries_pseudonym_status", "pseudonym", "status"),)
 
     entry_id: str = Field(primary_key=True, max_length=40)
-    pseudonym: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
+    pseudonym: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     identifier_kind: str = Field(max_length=8)
     reporter_bank_id: str = Field(max_length=40, index=True)
     reason: str = Field(max_length=24)

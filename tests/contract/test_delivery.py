@@ -18,12 +18,16 @@ from partners.mock import MockBank, Script
 from partners.sdk import key_id, verify_referral
 
 ST = delivery_pb2
+# The flaky bank's coin is seeded. With seed 6 its first 8 successes come among 15 tosses, so no
+# referral can meet more than 7 failures whatever the interleaving, well under the 12 attempts a
+# task gets: the test shows retries without ever depending on luck.
+SEED = 6
 
 
 def test_a_flaky_bank_gets_every_referral_once(data_dir: Path, database_url: str | None) -> None:
     with (
         network(data_dir, database_url) as net,
-        mock_bank(net, "bank-a", Script(unavailable_per_mille=500, seed=7)) as bank,
+        mock_bank(net, "bank-a", Script(unavailable_per_mille=500, seed=SEED)) as bank,
         dispatching(net.running.gateway),
     ):
         referral_ids = [net.refer(f"m-{n}", ["bank-a"]) for n in range(8)]

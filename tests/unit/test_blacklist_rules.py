@@ -24,7 +24,9 @@ NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 RULES = BlacklistRules()
 
 
-def entry(*, default_ended: bool = False, default_date: date = date(2026, 3, 1)) -> BlacklistEntry:
+def entry(
+    *, default_ended_on: date | None = None, default_date: date = date(2026, 3, 1)
+) -> BlacklistEntry:
     return rules.new_entry(
         entry_id="bl_1",
         pseudonym=b"\x07" * 32,
@@ -34,7 +36,7 @@ def entry(*, default_ended: bool = False, default_date: date = date(2026, 3, 1))
         outstanding_fen=1_000_00,
         default_date=default_date,
         evidence_case_id="case_1",
-        default_ended=default_ended,
+        default_ended_on=default_ended_on,
         now=NOW,
         rules=RULES,
         tz=BUSINESS_TZ,
@@ -51,7 +53,8 @@ def test_retention_is_five_calendar_years_from_midnight_business_time() -> None:
 
 def test_an_open_default_has_no_expiry_until_it_ends() -> None:
     assert entry().expires_at is None
-    assert entry(default_ended=True).expires_at == datetime(2031, 3, 1, tzinfo=BUSINESS_TZ)
+    ended = entry(default_ended_on=date(2026, 3, 1)).expires_at
+    assert ended == datetime(2031, 3, 1, tzinfo=BUSINESS_TZ)
     step = rules.end_default(
         entry(), ended_on=date(2027, 6, 30), recovered=False, rules=RULES, tz=BUSINESS_TZ
     )
