@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from gateway.errors import AlreadyExists, FieldViolation, InvalidArgument, Unavailable
@@ -93,6 +93,10 @@ class Transactions:
                     return work(session)
             except (IntegrityError, repo.ConcurrentUpdate, ConcurrentEntryUpdate):
                 continue
+            except OperationalError as error:
+                if _sqlstate(error) not in _RETRYABLE_SQLSTATES:
+                    raise
+                continue
         raise Unavailable("the resource kept changing under concurrent requests; retry")
 
     def replayed(self, idem: Idempotency, replay: Callable[[Session, str], T]) -> T | None:
@@ -106,6 +110,14 @@ class Transactions:
                 return None
             same_request_or_raise(idem, prior.fingerprint)
             return replay(session, prior.resource_id)
+
+
+# PostgreSQL's "try again" states: a deadlock victim, a serialisation failure.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _sqlstate(error: OperationalError) -> str:
+    return str(getattr(error.orig, "sqlstate", "") or "")
 
 
 def check_request_id(request_id: str) -> None:

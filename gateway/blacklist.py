@@ -54,6 +54,7 @@ from gateway.store.log_store import DatabaseHashStore
 from partners.sdk._checkpoint import LOG_ORIGIN, Checkpoint, format_checkpoint
 from partners.sdk._dsse import CHECKPOINT_PAYLOAD_TYPE, Envelope
 from partners.sdk._identifiers import IdentifierError
+from partners.sdk._leaf import decode_leaf
 from partners.sdk._pseudonym import PSEUDONYM_BYTES, IdentifierKind, pseudonym
 
 # Checkpoints are evidence for as long as anyone keeps one: retired log keys stay published.
@@ -195,6 +196,7 @@ class BlacklistNetwork:
                 # A case that has ended fixes the end; one still running leaves it open until
                 # it ends (see end_default_in).
                 ended_on = business_date(case.updated_at) if case.state in CASE_ENDED else None
+                _lock_log(session)  # lock order: case row, then the log, then entry rows
                 if (existing := bl.in_force_for_case(session, case.case_id)) is not None:
                     raise AlreadyExists(
                         "blacklist entry",
@@ -216,6 +218,13 @@ class BlacklistNetwork:
                 rules=self._rules,
                 tz=BUSINESS_TZ,
             )
+            if entry.expires_at is not None and entry.expires_at <= now:
+                # It would be born expired: listed and lifted in one breath, forever in the log.
+                raise InvalidArgument.single(
+                    "default_date",
+                    f"the default ended on {ended_on}; its {self._rules.retention_years}-year "
+                    f"retention ended on {entry.expires_at.date().isoformat()}",
+                )
             change = self._log(
                 session, ChangeType.ADDED, entry, None, now, case_id=evidence_case_id
             )
@@ -260,6 +269,7 @@ class BlacklistNetwork:
         current = bl.in_force_for_case(session, case_id)
         if current is None:
             return None
+        _lock_log(session)  # lock order: case row, then the log, then entry rows
         current = bl.get_entry(session, current.entry_id, for_update=True)
         assert current is not None
         step = rules_.end_default(
@@ -377,24 +387,18 @@ class BlacklistNetwork:
         changed = 0
         while True:
             with self._db.writing() as session:
+                _lock_log(session)  # before any entry row: the order every writer keeps
                 now = self._clock()
                 due = bl.due_to_expire(session, now=now, limit=batch)
-                lapsed = [
-                    e
-                    for e in bl.under_appeal(session, limit=batch)
-                    if e.appeal is not None and e.appeal.deadline <= now
-                ]
-                for stale in [*due, *lapsed]:
+                lapsed = bl.appeals_due(session, now=now, limit=batch)
+                for stale in {e.entry_id: e for e in [*due, *lapsed]}.values():
                     current = bl.get_entry(session, stale.entry_id, for_update=True)
                     if current is None or current.status is not stale.status:
                         continue
-                    if current.expires_at is not None and current.expires_at <= now:
-                        self._log(session, ChangeType.EXPIRED, rules_.expire(current), current, now)
-                    elif current.appeal is not None and current.appeal.deadline <= now:
-                        removed = rules_.lapse_appeal(current, now=now)
-                        self._log(session, ChangeType.REMOVED, removed, current, now)
-                    else:
+                    step = rules_.sweep_step(current, now=now)
+                    if step is None:
                         continue
+                    self._log(session, step[0], step[1], current, now)
                     changed += 1
             self._notify()
             if len(due) < batch and len(lapsed) < batch:
@@ -473,7 +477,7 @@ class BlacklistNetwork:
         self, *, page_size: int, page_token: str, platform_merchant_id: str = ""
     ) -> EnforcementPage:
         size = paging.page_size(page_size)
-        after = int(paging.decode_token(page_token, "enforcement")) if page_token else 0
+        after = paging.decode_int_token(page_token, "enforcement") if page_token else 0
         with self._db.reading() as session:
             events = bl.enforcement_after(
                 session, after=after, limit=size, platform_merchant_id=platform_merchant_id
@@ -498,10 +502,15 @@ class BlacklistNetwork:
             session, change_type=change_type, entry=entry, previous=previous, now=now
         )
         was_in_force = previous is not None and previous.in_force
+        others = [
+            e for e in self.in_force_in(session, entry.pseudonym) if e.entry_id != entry.entry_id
+        ]
         if entry.in_force and not was_in_force:
-            self._enforce(session, entry, RESTRICT, _restrict_reason(entry), case_id, now)
+            # Restrict once per borrower: a second entry adds nothing the platform must do.
+            if not others:
+                self._enforce(session, entry, RESTRICT, _restrict_reason(entry), case_id, now)
         # Lift only when no other entry keeps the borrower listed.
-        elif was_in_force and not entry.in_force and not self.in_force_in(session, entry.pseudonym):
+        elif was_in_force and not entry.in_force and not others:
             reason = f"blacklist entry {entry.entry_id} is {entry.status.name}"
             self._enforce(session, entry, LIFT, reason, case_id, now)
         return change
@@ -573,7 +582,17 @@ def _require_active_partner(session: Session, bank_id: str) -> None:
         )
 
 
+def _lock_log(session: Session) -> None:
+    """Serialise blacklist writers on PostgreSQL (a no-op on SQLite, which has one writer).
+
+    Every writer takes its locks in one order, case row, then this, then entry rows, so two of
+    them can wait on each other but never in a circle.
+    """
+    DatabaseHashStore(session=session).lock_for_append()
+
+
 def _load_entry(session: Session, entry_id: str) -> BlacklistEntry:
+    _lock_log(session)
     entry = bl.get_entry(session, entry_id, for_update=True)
     if entry is None:
         raise NotFound("blacklist entry", entry_id)
@@ -588,11 +607,12 @@ def _replay_entry(session: Session, entry_id: str) -> BlacklistEntry:
 
 
 def _replay_change(session: Session, log_index: str) -> BlacklistChange:
+    """The change as first answered: the entry as its leaf states it, not as it stands now."""
     (first,) = bl.changes_from(session, start=int(log_index), limit=1)
     return BlacklistChange(
         log_index=first.log_index,
         change_type=first.change_type,
-        entry=_replay_entry(session, first.entry_id),
+        entry=rules_.entry_from_leaf(decode_leaf(first.leaf).entry),
         logged_at=first.logged_at,
         leaf=first.leaf,
     )

@@ -261,6 +261,8 @@ def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> No
                 log.info("expired or decided %d blacklist entr(ies)", changed)
         except GatewayError as exc:  # a database outage: try again next round
             log.warning("expiry sweep skipped: %s", exc.message)
+        except Exception:  # anything else: keep the sweeper alive, say why loudly
+            log.exception("expiry sweep failed; trying again next round")
 
 
 def _demo(args: argparse.Namespace) -> int:

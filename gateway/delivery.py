@@ -21,6 +21,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 from gateway._transactions import utc_now
+from gateway.domain.consent import ConsentState
 from gateway.domain.delivery import (
     DeliveryAttempt,
     DeliveryPolicy,
@@ -32,6 +33,7 @@ from gateway.domain.delivery import (
 )
 from gateway.domain.financing import FinancingState
 from gateway.domain.ids import new_id
+from gateway.domain.partner import PartnerState
 from gateway.domain.referral import FinancingCase, SignedPayload
 from gateway.store import delivery_repository as outbox
 from gateway.store import repository as repo
@@ -71,6 +73,35 @@ class _Result:
     attempt: DeliveryAttempt | None = None
     receipt: Receipt | None = None
     cancel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where and what to push for one task, or why it must not be pushed any more."""
+
+    case: FinancingCase | None = None
+    endpoint: str = ""
+    cancel: str = ""
+
+
+def _target(session: Session, task: DeliveryTask, now: datetime) -> _Target:
+    """Read afresh at each attempt: the push must stop when the case, the merchant's consent or
+    the bank stops allowing it, and goes to the bank's endpoint as it is now."""
+    case = repo.get_case(session, task.case_id)
+    if case is None or case.state is not FinancingState.REFERRED:
+        # Withdrawn, expired, or pulled by the bank first: nothing left to push.
+        return _Target(cancel=f"case is {'gone' if case is None else case.state.name}")
+    if case.expires_at <= now:
+        return _Target(cancel="the referral expired before it could be delivered")
+    consent = repo.get_consent(session, case.consent_id)
+    if consent is None or (state := consent.state(now)) is not ConsentState.ACTIVE:
+        return _Target(cancel=f"consent is {'gone' if consent is None else state.name}")
+    partner = repo.get_partner(session, task.bank_id)
+    if partner is None or partner.state is not PartnerState.ACTIVE:
+        return _Target(cancel="the bank is suspended")
+    if not partner.endpoint:
+        return _Target(cancel="the bank no longer takes pushes (no endpoint)")
+    return _Target(case=case, endpoint=partner.endpoint)
 
 
 class Dispatcher:
@@ -119,8 +150,8 @@ class Dispatcher:
         if not tasks:
             return 0
         with self._db.reading() as session:
-            cases = {t.case_id: repo.get_case(session, t.case_id) for t in tasks}
-        results = list(self._calls.map(lambda t: self._call(t, cases[t.case_id]), tasks))
+            targets = {t.task_id: _target(session, t, now) for t in tasks}
+        results = list(self._calls.map(lambda t: self._call(t, targets[t.task_id]), tasks))
         with self._db.writing() as session:
             for task, result in zip(tasks, results, strict=True):
                 try:
@@ -135,12 +166,22 @@ class Dispatcher:
     def run(self, stop: threading.Event, *, poll_interval: float = 0.5) -> None:
         """Work until ``stop`` is set; one call per worker thread."""
         worker = f"{self._worker_prefix}:{new_id('w')}"
+        failures = 0
         while not stop.is_set():
             try:
                 worked = self.run_once(worker)
-            except Exception:  # a database outage: log it, back off, try again
-                log.exception("delivery worker %s: a batch failed", worker)
-                worked = 0
+                failures = 0
+            except Exception as error:  # a database outage: back off, say so once a while
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    log.warning(
+                        "delivery worker %s: batch failed (%d in a row): %s",
+                        worker,
+                        failures,
+                        error,
+                    )
+                stop.wait(min(30.0, poll_interval * 2 ** min(failures, 6)))
+                continue
             if not worked:
                 self._wakeup.wait(poll_interval)
                 self._wakeup.clear()
@@ -151,16 +192,17 @@ class Dispatcher:
         while self.run_once() and time.monotonic() < deadline:
             pass
 
-    def _call(self, task: DeliveryTask, case: FinancingCase | None) -> _Result:
-        if case is None or case.state is not FinancingState.REFERRED:
-            # Withdrawn, expired, or pulled by the bank first: nothing left to push.
-            return _Result(cancel=f"case is {'gone' if case is None else case.state.name}")
+    def _call(self, task: DeliveryTask, target: _Target) -> _Result:
+        if target.cancel:
+            return _Result(cancel=target.cancel)
+        case = target.case
+        assert case is not None
         attempt_no = task.attempt_count + 1
         started = self._clock()
         clock_start = time.perf_counter_ns()
         try:
             receipt = self._transport.deliver(
-                endpoint=task.endpoint,
+                endpoint=target.endpoint,
                 referral_id=task.referral_id,
                 case_id=task.case_id,
                 envelope=case.envelope,

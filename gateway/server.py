@@ -120,6 +120,10 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            # Ping idle connections, so a stream whose client vanished (a dropped NAT entry)
+            # ends and frees its stream slot instead of holding it forever.
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
         ],
     )
     streams = StreamSlots(config.max_streams)

@@ -672,6 +672,14 @@ class Gateway:
         size = paging.page_size(page_size)
         after = paging.decode_int_token(cursor, "cursor", field="cursor") if cursor else 0
 
+        with self._db.reading() as session:
+            self._require_active_bank(session, bank_id)
+            # A read first: an idle poll or live stream must not take the write lock for nothing.
+            if not repo.pending_cases_for_bank(
+                session, bank_id=bank_id, after_seq=after, limit=1, now=self._clock(), lock=False
+            ):
+                return [], cursor
+
         def pull(session: Session) -> list[FinancingCase]:
             self._require_active_bank(session, bank_id)
             now = self._clock()
@@ -870,7 +878,7 @@ class Gateway:
                     session,
                     case_id=case_id,
                     ended_on=event.event_date,
-                    recovered=target is not FinancingState.WRITTEN_OFF,
+                    recovered=target is FinancingState.RECOVERED,
                 )
             return _move(
                 session,

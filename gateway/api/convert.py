@@ -727,7 +727,10 @@ def borrower_from_proto(
     return Borrower(kind=kind, raw=message.raw.value)
 
 
-def blacklist_entry_to_proto(entry: BlacklistEntry) -> blacklist_pb2.BlacklistEntry:
+def blacklist_entry_to_proto(
+    entry: BlacklistEntry, *, free_text: bool = True
+) -> blacklist_pb2.BlacklistEntry:
+    """``free_text``: include the appeal's grounds and resolution reason (for its parties)."""
     appeal = entry.appeal
     return blacklist_pb2.BlacklistEntry(
         entry_id=entry.entry_id,
@@ -746,7 +749,7 @@ def blacklist_entry_to_proto(entry: BlacklistEntry) -> blacklist_pb2.BlacklistEn
         else blacklist_pb2.Appeal(
             appeal_id=appeal.appeal_id,
             filed_by=appeal.filed_by,
-            grounds=appeal.grounds,
+            grounds=appeal.grounds if free_text else "",
             filed_at=timestamp(appeal.filed_at),
             deadline=timestamp(appeal.deadline),
             outcome=blacklist_pb2.APPEAL_OUTCOME_UNSPECIFIED
@@ -754,7 +757,7 @@ def blacklist_entry_to_proto(entry: BlacklistEntry) -> blacklist_pb2.BlacklistEn
             else APPEAL_OUTCOME_NUMBERS[appeal.outcome],
             resolved_at=timestamp(appeal.resolved_at),
             resolved_by=appeal.resolved_by,
-            resolution_reason=appeal.resolution_reason,
+            resolution_reason=appeal.resolution_reason if free_text else "",
         ),
     )
 

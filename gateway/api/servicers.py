@@ -27,6 +27,8 @@ from gateway.api.auth import Caller, Role
 from gateway.blacklist import BlacklistNetwork
 from gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from gateway.service import Gateway, PartnerChanges
+from partners.sdk._identifiers import IdentifierError
+from partners.sdk._pseudonym import IdentifierKind
 
 REFERRAL = "colending.v1.ReferralService"
 BANK = "colending.v1.PartnerBankService"
@@ -481,6 +483,21 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
         self._network = network
         self._streams = streams or StreamSlots(4)
 
+    def _without_identifier(
+        self, request: bl.ReportDefaultRequest, kind: IdentifierKind | None
+    ) -> bl.ReportDefaultRequest:
+        """The request as its idempotency record fingerprints it: the raw identifier replaced by
+        its pseudonym, since a plain hash of an 18-character code can be reversed by trial."""
+        scrubbed = bl.ReportDefaultRequest()
+        scrubbed.CopyFrom(request)
+        try:
+            scrubbed.borrower.value = (
+                self._network.pseudonym_of(kind, request.borrower.value).hex() if kind else ""
+            )
+        except IdentifierError:
+            scrubbed.borrower.value = ""  # refused before anything is stored
+        return scrubbed
+
     def _require_active(self, caller: Caller) -> None:
         """A bank must be registered and active to read or answer for the list."""
         if caller.role is Role.PARTNER:
@@ -505,7 +522,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
             problems.append(FieldViolation("outstanding", "required (CNY, in fen; 0 allowed)"))
         default_date = convert.date_from_proto(request.default_date, "default_date", problems)
         change = self._network.report_default(
-            idem=idempotency(request, caller, "ReportDefault"),
+            idem=idempotency(self._without_identifier(request, kind), caller, "ReportDefault"),
             reporter_bank_id=caller.partner_id,
             kind=kind,
             raw_identifier=borrower.value,
@@ -537,7 +554,10 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
                     index=r.index,
                     pseudonym=r.pseudonym,
                     clear=not r.entries,
-                    entries=[convert.blacklist_entry_to_proto(e) for e in r.entries],
+                    # Appeal grounds and answers are the parties' business, not every bank's.
+                    entries=[
+                        convert.blacklist_entry_to_proto(e, free_text=False) for e in r.entries
+                    ],
                 )
                 for r in results
             ],
@@ -608,6 +628,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
     def GetCheckpoint(
         self, request: bl.GetCheckpointRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.GetCheckpointResponse:
+        self._require_active(caller)
         signed = self._network.checkpoint()
         return bl.GetCheckpointResponse(checkpoint=convert.signed_checkpoint_to_proto(signed))
 
@@ -615,6 +636,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
     def GetInclusionProof(
         self, request: bl.GetInclusionProofRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.GetInclusionProofResponse:
+        self._require_active(caller)
         size, leaf, hashes = self._network.inclusion_proof(
             log_index=request.log_index, tree_size=request.tree_size
         )
@@ -629,6 +651,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
         context: grpc.ServicerContext,
         caller: Caller,
     ) -> bl.GetConsistencyProofResponse:
+        self._require_active(caller)
         size, hashes = self._network.consistency_proof(
             first=request.first_tree_size, second=request.second_tree_size
         )

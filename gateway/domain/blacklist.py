@@ -274,7 +274,8 @@ def end_default(
     """The evidence case's default ended; the change to log, or None if nothing changes."""
     if not entry.in_force:
         return None
-    if recovered and rules.remove_on_recovery:
+    # Only a default is cured by repayment: fraud or misuse stays listed until it expires.
+    if recovered and rules.remove_on_recovery and entry.reason is ListingReason.DEFAULT_OVERDUE:
         return ChangeType.REMOVED, replace(
             entry, status=EntryStatus.REMOVED, removal_reason="the defaulted loan was recovered"
         )
@@ -286,6 +287,51 @@ def end_default(
 
 def expire(entry: BlacklistEntry) -> BlacklistEntry:
     return replace(entry, status=EntryStatus.EXPIRED)
+
+
+def sweep_step(entry: BlacklistEntry, *, now: datetime) -> tuple[ChangeType, BlacklistEntry] | None:
+    """What the sweep does to ``entry`` now: whichever of its deadlines came first, if any."""
+    if not entry.in_force:
+        return None
+    expiry = entry.expires_at
+    deadline = (
+        entry.appeal.deadline if entry.status is EntryStatus.UNDER_APPEAL and entry.appeal else None
+    )
+    if deadline is not None and deadline <= now and (expiry is None or deadline <= expiry):
+        return ChangeType.REMOVED, lapse_appeal(entry, now=now)
+    if expiry is not None and expiry <= now:
+        return ChangeType.EXPIRED, expire(entry)
+    return None
+
+
+def entry_from_leaf(leaf: LeafEntry) -> BlacklistEntry:
+    """The entry a leaf states (free text, which leaves never hold, is empty)."""
+    appeal = leaf.appeal
+    return BlacklistEntry(
+        entry_id=leaf.entry_id,
+        pseudonym=leaf.pseudonym,
+        identifier_kind=IdentifierKind(leaf.identifier_kind),
+        reporter_bank_id=leaf.reporter,
+        reason=ListingReason(leaf.reason),
+        outstanding_fen=leaf.outstanding_minor,
+        default_date=leaf.default_date,
+        evidence_case_id=leaf.evidence_case_id,
+        reported_at=leaf.reported_at,
+        expires_at=leaf.expires_at,
+        status=EntryStatus(leaf.status),
+        appeal=None
+        if appeal is None
+        else Appeal(
+            appeal_id=appeal.appeal_id,
+            filed_by=appeal.filed_by,
+            grounds="",
+            filed_at=appeal.filed_at,
+            deadline=appeal.deadline,
+            outcome=AppealOutcome(appeal.outcome) if appeal.outcome else None,
+            resolved_at=appeal.resolved_at,
+            resolved_by=appeal.resolved_by,
+        ),
+    )
 
 
 def leaf_of(

@@ -124,11 +124,15 @@ def due_to_expire(session: Session, *, now: datetime, limit: int) -> list[Blackl
     return [_entry_from_row(r) for r in rows]
 
 
-def under_appeal(session: Session, *, limit: int) -> list[BlacklistEntry]:
+def appeals_due(session: Session, *, now: datetime, limit: int) -> list[BlacklistEntry]:
+    """Entries under appeal whose deadline has passed, the longest overdue first."""
     rows = session.exec(
         select(BlacklistEntryRow)
-        .where(BlacklistEntryRow.status == EntryStatus.UNDER_APPEAL.value)
-        .order_by(col(BlacklistEntryRow.updated_at))
+        .where(
+            BlacklistEntryRow.status == EntryStatus.UNDER_APPEAL.value,
+            col(BlacklistEntryRow.appeal_deadline) <= now,
+        )
+        .order_by(col(BlacklistEntryRow.appeal_deadline))
         .limit(limit)
     )
     return [_entry_from_row(r) for r in rows]
@@ -284,6 +288,9 @@ def _entry_values(entry: BlacklistEntry) -> dict[str, Any]:
         "expires_at": entry.expires_at,
         "status": entry.status.value,
         "appeal_json": None if entry.appeal is None else _dump_appeal(entry.appeal),
+        "appeal_deadline": entry.appeal.deadline
+        if entry.appeal is not None and entry.status is EntryStatus.UNDER_APPEAL
+        else None,
         "removal_reason": entry.removal_reason,
     }
 

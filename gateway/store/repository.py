@@ -305,7 +305,13 @@ def get_case(session: Session, case_id: str, *, for_update: bool = False) -> Fin
 
 
 def pending_cases_for_bank(
-    session: Session, *, bank_id: str, after_seq: int, limit: int, now: datetime
+    session: Session,
+    *,
+    bank_id: str,
+    after_seq: int,
+    limit: int,
+    now: datetime,
+    lock: bool = True,
 ) -> list[FinancingCase]:
     """Cases the bank has still to acknowledge, after a cursor, whose consent is still live."""
     query = (
@@ -321,10 +327,11 @@ def pending_cases_for_bank(
         )
         .order_by(col(FinancingCaseRow.seq))
         .limit(limit)
+    )
+    if lock:
         # A second poller of the same bank waits, then sees the rows as the first left them
         # (delivered, still unacknowledged): at least once, and never skipped.
-        .with_for_update(of=FinancingCaseRow)
-    )
+        query = query.with_for_update(of=FinancingCaseRow)
     return [case_from_row(r) for r in session.exec(query)]
 
 

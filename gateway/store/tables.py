@@ -178,6 +178,8 @@ class BlacklistEntryRow(SQLModel, table=True):
     expires_at: datetime | None = _time(nullable=True, index=True)
     status: str = Field(max_length=16, index=True)
     appeal_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Set while an appeal is open: the sweep finds lapsed appeals by it.
+    appeal_deadline: datetime | None = _time(nullable=True, index=True)
     removal_reason: str = Field(default="", max_length=2100)
     updated_at: datetime = _time()
 

@@ -758,11 +758,13 @@ class BlacklistClient(_Client):
                                 return summary()
                     elif item == "checkpoint":
                         streamed = self._verify_signed(response.checkpoint)
-                        matched(streamed)
-                        failures = 0
+                        # Prove it extends the checkpoint the copy is ahead of before the copy
+                        # records it as verified (and a caller saves it).
                         if unmatched is not None:
                             self._check_extends(unmatched, streamed)
                             unmatched = None
+                        matched(streamed)
+                        failures = 0
                         if not follow and local.size >= target:
                             return summary()
                     # Any other item is from a newer contract: nothing to apply.

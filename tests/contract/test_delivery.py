@@ -163,3 +163,24 @@ def test_a_streaming_bank_follows_live_and_resumes_from_its_cursor(
         delivery = net.platform.get_referral(first).deliveries[0]
         assert delivery.state == financing_pb2.FINANCING_STATE_DELIVERED
         assert delivery.push.state == ST.DELIVERY_STATE_NOT_PUSHED
+
+
+def test_a_push_stops_when_consent_is_revoked_or_the_bank_suspended(
+    data_dir: Path, database_url: str | None
+) -> None:
+    with (
+        network(data_dir, database_url) as net,
+        mock_bank(net, "bank-a", Script(down=True)) as bank,
+        dispatching(net.running.gateway),
+    ):
+        referral_id = net.refer("m-1", ["bank-a"])
+        consent_id = net.platform.get_referral(referral_id).consent_id
+        eventually(lambda: net.pushes(referral_id)[0].attempt_count >= 1, what="a first try")
+        net.platform.revoke_consent(consent_id, reason="the merchant withdrew consent")
+        bank.script.down = False
+        eventually(
+            lambda: net.pushes(referral_id)[0].state == ST.DELIVERY_STATE_CANCELLED,
+            what="the push to be cancelled",
+        )
+        assert "consent is REVOKED" in net.pushes(referral_id)[0].last_error
+        assert bank.received() == []  # the merchant's data never left after revocation

@@ -6,12 +6,15 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import date
+from pathlib import Path
 
 from sqlmodel import select
 from testkit import uscc
 
 from gateway._transactions import Idempotency
-from gateway.domain.blacklist import ListingReason
+from gateway.domain.blacklist import AppealOutcome, BlacklistRules, ListingReason
+from gateway.errors import FailedPrecondition
+from gateway.server import ServerConfig, open_gateway
 from gateway.service import Gateway
 from gateway.signing.merkle import MerkleLog
 from gateway.store.log_store import DatabaseHashStore
@@ -75,3 +78,86 @@ def test_concurrent_reports_append_one_leaf_per_index(gateway: Gateway) -> None:
     # The tree the gateway signs is the tree of exactly the leaves it serves.
     assert root == root_from_leaves([leaf for _, leaf in leaves])
     assert gateway.blacklist.checkpoint().checkpoint.root_hash == root
+
+
+def test_the_sweep_and_appeal_answers_never_deadlock(
+    data_dir: Path, database_url: str | None
+) -> None:
+    """Every blacklist writer takes its locks in one order (case, log, entries): a sweep over
+    many entries and answers to single appeals, racing, all finish."""
+    config = ServerConfig(
+        data_dir=data_dir, database_url=database_url, blacklist_rules=BlacklistRules(appeal_days=0)
+    )
+    gateway = open_gateway(config)
+    gateway.register_partner(
+        idem=idem("admin", "RegisterPartner"),
+        partner_id="bank-a",
+        display_name="bank-a",
+        endpoint="",
+        policy=None,
+        decision_public_key=b"",
+    )
+    entries = []
+    for n in range(16):
+        change = gateway.blacklist.report_default(
+            idem=idem("partner/bank-a", "ReportDefault"),
+            reporter_bank_id="bank-a",
+            kind=IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE,
+            raw_identifier=uscc(f"9133010699{n:07d}"),
+            reason=ListingReason.FRAUD,
+            outstanding_fen=100,
+            default_date=date(2026, 1, 2),
+            evidence_case_id="",
+        )
+        gateway.blacklist.file_appeal(
+            idem=idem("platform", "FileAppeal"),
+            filed_by="platform",
+            entry_id=change.entry.entry_id,
+            grounds="paid",
+        )
+        entries.append(change.entry.entry_id)  # each appeal is due at once (0 days)
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def sweep() -> None:
+        start.wait()
+        try:
+            gateway.blacklist.sweep(batch=4)
+        except BaseException as error:
+            errors.append(error)
+
+    def answer(order: list[str]) -> None:
+        start.wait()
+        for entry_id in order:
+            try:
+                gateway.blacklist.resolve_appeal(
+                    idem=idem("admin", "ResolveAppeal"),
+                    resolved_by="admin",
+                    resolver_bank_id=None,
+                    entry_id=entry_id,
+                    outcome=AppealOutcome.UPHELD,
+                    reason="checked",
+                )
+            except FailedPrecondition:
+                pass  # the sweep decided it first: a clear answer, not a deadlock
+            except BaseException as error:
+                errors.append(error)
+
+    threads = [
+        threading.Thread(target=sweep),
+        threading.Thread(target=answer, args=(entries[::-1],)),
+        threading.Thread(target=answer, args=(entries[::2],)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with gateway._db.reading() as session:  # the test reads storage directly on purpose
+        log = MerkleLog(store=DatabaseHashStore(session=session))
+        rows = session.exec(select(BlacklistChangeRow).order_by(BlacklistChangeRow.log_index))  # type: ignore[arg-type]
+        leaves = [r.leaf for r in rows]
+        assert log.root() == root_from_leaves(leaves)
+    # 16 reports, 16 appeals, then one decision per entry.
+    assert len(leaves) == 48

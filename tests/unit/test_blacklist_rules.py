@@ -160,3 +160,54 @@ def test_report_problems(outstanding: int, default_date: date | None, fields: li
         outstanding_fen=outstanding, default_date=default_date, today=date(2026, 11, 28)
     )
     assert [p.field for p in problems] == fields
+
+
+def test_the_sweep_applies_whichever_deadline_came_first() -> None:
+    ended = rules.end_default(
+        entry(), ended_on=date(2026, 3, 1), recovered=False, rules=RULES, tz=BUSINESS_TZ
+    )
+    assert ended is not None
+    listed = ended[1]  # expires 2031-03-01
+    appealed = rules.file_appeal(
+        listed, appeal_id="apl_1", filed_by="platform", grounds="g", now=NOW, rules=RULES
+    )
+    assert rules.sweep_step(appealed, now=NOW) is None  # nothing due yet
+    # The appeal lapses first: decided for the borrower, not expired.
+    lapse = rules.sweep_step(appealed, now=NOW + timedelta(days=21))
+    assert lapse is not None
+    assert lapse[0] is ChangeType.REMOVED
+    # An appeal filed just before expiry: the expiry comes first.
+    late = rules.file_appeal(
+        listed,
+        appeal_id="apl_2",
+        filed_by="platform",
+        grounds="g",
+        now=datetime(2031, 2, 27, tzinfo=UTC),
+        rules=RULES,
+    )
+    both_due = rules.sweep_step(late, now=datetime(2031, 6, 1, tzinfo=UTC))
+    assert both_due is not None
+    assert both_due[0] is ChangeType.EXPIRED
+
+
+def test_recovery_never_lifts_a_fraud_entry() -> None:
+    lifting = BlacklistRules(remove_on_recovery=True)
+    fraud = rules.new_entry(
+        entry_id="bl_2",
+        pseudonym=b"\x08" * 32,
+        identifier_kind=IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE,
+        reporter_bank_id="bank-a",
+        reason=ListingReason.FRAUD,
+        outstanding_fen=0,
+        default_date=date(2026, 3, 1),
+        evidence_case_id="case_2",
+        default_ended_on=None,
+        now=NOW,
+        rules=lifting,
+        tz=BUSINESS_TZ,
+    )
+    step = rules.end_default(
+        fraud, ended_on=date(2027, 1, 5), recovered=True, rules=lifting, tz=BUSINESS_TZ
+    )
+    assert step is not None
+    assert step[0] is ChangeType.RETENTION_SET  # kept, with its retention clock started
