@@ -290,8 +290,13 @@ class BlacklistNetwork:
 
     # --- checks --------------------------------------------------------------------------
 
-    def check(self, borrowers: Sequence[Borrower]) -> tuple[list[CheckResult], int]:
-        """Per borrower, the entries in force; plus the log size the answer reflects."""
+    def check(
+        self, borrowers: Sequence[Borrower], *, partner_id: str | None = None
+    ) -> tuple[list[CheckResult], int]:
+        """Per borrower, the entries in force; plus the log size the answer reflects.
+
+        ``partner_id``: the calling bank, which must be active (checked in the same read).
+        """
         if not 1 <= len(borrowers) <= rules_.MAX_BATCH:
             raise InvalidArgument.single(
                 "borrowers", f"must hold 1 to {rules_.MAX_BATCH} borrowers, got {len(borrowers)}"
@@ -306,6 +311,8 @@ class BlacklistNetwork:
                 pseudonyms.append(value)
         raise_all((), problems)
         with self._db.reading() as session:
+            if partner_id is not None:
+                _require_active_partner(session, partner_id)
             size = DatabaseHashStore(session=session).size()
             found = bl.in_force_by_pseudonym(session, pseudonyms)
         results = [

@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--delivery-workers",
         type=int,
-        default=2,
+        default=4,
         help="threads pushing referrals to banks with an endpoint (default: %(default)s; "
         "0 leaves it to `colending-gateway deliver`)",
     )
@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
     deliver = commands.add_parser("deliver", help="run only the push-delivery workers")
     _common(deliver)
-    deliver.add_argument("--workers", type=int, default=2, help="delivery threads")
+    deliver.add_argument("--workers", type=int, default=4, help="delivery threads")
 
     sweep = commands.add_parser(
         "sweep",

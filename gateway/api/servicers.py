@@ -540,14 +540,16 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
     def CheckBorrowers(
         self, request: bl.CheckBorrowersRequest, context: grpc.ServicerContext, caller: Caller
     ) -> bl.CheckBorrowersResponse:
-        self._require_active(caller)
         problems: list[FieldViolation] = []
         borrowers = [
             convert.borrower_from_proto(b, f"borrowers[{i}]", problems)
             for i, b in enumerate(request.borrowers)
         ]
         _raise_if(problems)
-        results, tree_size = self._network.check([b for b in borrowers if b is not None])
+        results, tree_size = self._network.check(
+            [b for b in borrowers if b is not None],
+            partner_id=caller.partner_id if caller.role is Role.PARTNER else None,
+        )
         return bl.CheckBorrowersResponse(
             results=[
                 bl.BorrowerCheckResult(
