@@ -5,6 +5,10 @@ channel): what Python gRPC costs with no work behind it. The ratio is what the g
 validate-score-sign-persist path costs on top. Results go to bench/results/submit.json.
 
     python -m bench [--seconds 10] [--warmup 2]
+
+``python -m bench blacklist [--entries N] ...`` runs the blacklist benchmark instead
+(bench/blacklist.py), and ``python -m bench delivery [--seconds 5] ...`` the push-delivery
+benchmark (bench/delivery.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from partners.sdk import PlatformClient
 
 # The benchmark submits the same realistic merchant the tests use.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from testkit import ALL_SCOPES, merchant
+from testkit import ALL_SCOPES, merchant  # type: ignore[import-not-found]
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -60,6 +64,16 @@ def _measure(call: Callable[[], object], *, seconds: float, warmup: float) -> di
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["blacklist"]:
+        from bench.blacklist import main as blacklist_main
+
+        blacklist_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["delivery"]:
+        from bench.delivery import main as delivery_main
+
+        delivery_main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -90,7 +104,7 @@ def main() -> None:
                 health = health_pb2_grpc.HealthStub(channel)
 
                 def noop() -> object:
-                    return health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                    return health.Check(health_pb2.HealthCheckRequest(), timeout=10)  # type: ignore[attr-defined]
 
                 def submit() -> object:
                     return platform_client.submit_referral(

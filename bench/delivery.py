@@ -7,7 +7,7 @@ and how long it takes to drain, and submit-to-bank latency (from the start of Su
 the bank's receipt of that referral: p50, p99). Delivery keeps up when the backlog stays near
 zero. SQLite, same machine; the numbers are ratios of one another, not absolutes.
 
-    python -m bench.delivery [--seconds 5] [--submitters 4] [--workers 2] [--banks 1,3]
+    python -m bench.delivery [--seconds 5] [--submitters 4] [--workers 4] [--banks 1,3]
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--submitters", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--banks", default="1,3", help="comma-separated bank counts")
     args = parser.parse_args(argv)
     runs = [
