@@ -24,7 +24,8 @@ from gateway.sample import SampleMix, sample_merchants
 from gateway.server import InsecureBindRefused, ServerConfig, build_server, open_gateway
 from gateway.service import Gateway
 from gateway.signing.network_key import open_network_key
-from gateway.store.db import StaleSchema
+from gateway.store import migrations
+from gateway.store.db import Database, StaleSchema, sqlite_url
 
 log = logging.getLogger("colending")
 
@@ -122,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
         "and decide appeals past their deadline",
     )
     _common(sweep)
+
+    db = commands.add_parser("db", help="the database schema")
+    _common(db)
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="migrate the schema to this gateway's revision")
+    db_commands.add_parser("current", help="show the schema revision of the database")
 
     demo = commands.add_parser(
         "demo", help="run the whole network on this machine, checked step by step"
@@ -265,6 +272,23 @@ def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> No
             log.exception("expiry sweep failed; trying again next round")
 
 
+def _db(args: argparse.Namespace) -> int:
+    if args.database_url is None and not (args.data_dir / "gateway.db").exists():
+        if args.db_command == "current":
+            print(f"no database in {args.data_dir} (this gateway's revision: {migrations.head()})")
+            return 0
+        args.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    database = Database(url=args.database_url or sqlite_url(args.data_dir))
+    try:
+        if args.db_command == "upgrade":
+            database.create_schema()
+        revision = migrations.current(database.engine)
+        print(f"schema revision {revision or 'none'} (this gateway's: {migrations.head()})")
+    finally:
+        database.dispose()
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     return 0 if run_demo(merchants=args.merchants, seed=args.seed) else 1
 
@@ -355,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    # Alembic narrates every start at INFO; its warnings and errors still show.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     handlers = {
         "serve": _serve,
         "deliver": _deliver,
@@ -362,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "partners": _partners,
         "sweep": _sweep,
         "demo": _demo,
+        "db": _db,
         "sample": _sample,
     }
     try:

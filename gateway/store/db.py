@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel
 
 from gateway.errors import Unavailable
+from gateway.store import migrations
 from gateway.store import tables as _tables  # noqa: F401  (registers the tables)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -64,14 +65,33 @@ class Database:
             self._write_engine = self.engine
 
     def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
-        self._refuse_stale_schema()
+        """Bring the database to this gateway's schema: migrate it up to the head revision
+        (from nothing, for a new one). Refuses a database it cannot vouch for."""
+        revision = migrations.current(self.engine)
+        tables = set(inspect(self.engine).get_table_names()) - {"alembic_version"}
+        if revision is None and tables:
+            # Made before migrations existed: adopt it only if it already has every column.
+            self._refuse_stale_schema()
+            migrations.stamp(self.engine)
+        elif revision is not None and revision not in migrations.known():
+            raise StaleSchema(
+                f"the database is at schema revision {revision!r}, which this gateway does not "
+                "know: it was migrated by a newer gateway. Run that version (or newer)."
+            )
+        migrations.upgrade(self.engine)
 
     def _refuse_stale_schema(self) -> None:
-        """create_all adds missing tables but never columns: say so instead of failing later
-        with a confusing SQL error. (Versioned migrations are planned work.)"""
+        """Say which columns an unversioned database lacks, rather than fail later with a
+        confusing SQL error."""
         inspector = inspect(self.engine)
+        present_tables = set(inspector.get_table_names())
         for name, table in SQLModel.metadata.tables.items():
+            if name not in present_tables:
+                raise StaleSchema(
+                    f"database table {name!r} is missing: the database was made by an older "
+                    "gateway without schema versions. Start with a fresh data directory (or "
+                    "database)."
+                )
             present = {c["name"] for c in inspector.get_columns(name)}
             if missing := sorted(c.name for c in table.columns if c.name not in present):
                 raise StaleSchema(
@@ -80,7 +100,7 @@ class Database:
                 )
 
     def drop_schema(self) -> None:
-        SQLModel.metadata.drop_all(self.engine)
+        migrations.downgrade(self.engine, "base")
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

@@ -167,10 +167,25 @@ def test_an_older_database_is_refused_with_a_clear_message(
 
     data = tmp_path / "data"
     assert run(capsys, "keys", "--data-dir", str(data), "show")[0] == 0
+    # What a gateway from before schema versions left: no alembic_version, a column missing.
     with sqlite3.connect(data / "gateway.db") as db:
+        db.execute("DROP TABLE alembic_version")
         db.execute("ALTER TABLE financing_cases DROP COLUMN ledger_json")
     code, _, err = run(capsys, "keys", "--data-dir", str(data), "show")
     assert code == 1
     assert "financing_cases" in err
     assert "ledger_json" in err
     assert "fresh data directory" in err
+
+
+def test_db_upgrade_and_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path / "data")
+    code, out, _ = run(capsys, "db", "--data-dir", data, "current")
+    assert code == 0
+    assert out.startswith("no database")
+    code, out, _ = run(capsys, "db", "--data-dir", data, "upgrade")
+    assert code == 0
+    revision = out.split()[2]
+    assert out.strip() == f"schema revision {revision} (this gateway's: {revision})"
+    code, again, _ = run(capsys, "db", "--data-dir", data, "current")
+    assert again == out

@@ -1,0 +1,66 @@
+"""Versioned schema migrations (Alembic), run by ``colending-gateway db upgrade`` and at start.
+
+The scripts live beside this file; :func:`upgrade` and :func:`current` drive them
+programmatically on the gateway's own engine, so no ``alembic.ini`` or URL is needed. A new
+model change ships with a new revision in ``versions/``: the test suite upgrades an empty
+database and fails if the models and the migrated schema differ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+SCRIPTS = Path(__file__).parent
+
+
+def _config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head() -> str:
+    """The newest revision this gateway knows."""
+    revision = _scripts().get_current_head()
+    assert revision is not None
+    return revision
+
+
+def known() -> set[str]:
+    """Every revision this gateway has a script for."""
+    return {script.revision for script in _scripts().walk_revisions()}
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config_without_engine())
+
+
+def current(engine: Engine) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    command.upgrade(_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    command.downgrade(_config(engine), revision)
+
+
+def stamp(engine: Engine, revision: str = "head") -> None:
+    command.stamp(_config(engine), revision)
+
+
+def _config_without_engine() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    return config

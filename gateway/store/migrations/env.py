@@ -1,0 +1,27 @@
+"""Alembic's entry point: migrate the engine the gateway handed over, against its models."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+import gateway.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+
+# Any constant: on PostgreSQL, replicas starting together migrate one at a time.
+_MIGRATION_LOCK = 0x6D69677261
+
+engine = context.config.attributes["engine"]
+with engine.connect() as connection:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    context.configure(
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        # SQLite alters tables by copying them; batch mode does that for every migration.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()
