@@ -14,12 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from google.protobuf import json_format
+from prometheus_client import REGISTRY, start_http_server
 
+from gateway import bulk
 from gateway._transactions import Idempotency
 from gateway.demo import run_demo
 from gateway.domain.blacklist import BlacklistRules
 from gateway.domain.partner import PartnerState
 from gateway.errors import GatewayError
+from gateway.observe import StoreCollector, configure_logging
 from gateway.sample import SampleMix, sample_merchants
 from gateway.server import InsecureBindRefused, ServerConfig, build_server, open_gateway
 from gateway.service import Gateway
@@ -67,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="colending-gateway", description="Bank-platform co-lending gateway."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        default=os.environ.get("COLENDING_LOG_FORMAT", "auto"),
+        help="log lines as JSON or text (default: text on a terminal, JSON otherwise)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gRPC server")
@@ -94,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
         "0 leaves it to `colending-gateway deliver`)",
     )
 
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (same host; default: off)",
+    )
     serve.add_argument(
         "--retention-years",
         type=_positive,
@@ -123,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
         "and decide appeals past their deadline",
     )
     _common(sweep)
+
+    commands.add_parser(
+        "submit",
+        help="submit merchants from a JSON Lines file (see `submit --help`)",
+        add_help=False,  # its own parser (gateway.bulk) answers --help
+    )
 
     db = commands.add_parser("db", help="the database schema")
     _common(db)
@@ -203,6 +224,10 @@ def _serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     server.start()
+    if args.metrics_port is not None:
+        REGISTRY.register(StoreCollector(gateway.database))
+        start_http_server(args.metrics_port, addr=args.host)
+        log.info("metrics on http://%s:%d/metrics", args.host, args.metrics_port)
     print(INSECURE_BANNER, file=sys.stderr, flush=True)
     store = args.database_url.split("@")[-1] if args.database_url else args.data_dir / "gateway.db"
     log.warning("insecure development mode: no TLS, caller identity is self-declared")
@@ -374,11 +399,14 @@ def _partners(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `submit` has its own parser: hand it everything after the word, --help included.
+    tail: list[str] = []
+    if "submit" in argv and all(a.startswith("-") for a in argv[: argv.index("submit")]):
+        at = argv.index("submit")
+        argv, tail = argv[: at + 1], argv[at + 1 :]
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    configure_logging(level=logging.DEBUG if args.verbose else logging.INFO, style=args.log_format)
     # Alembic narrates every start at INFO; its warnings and errors still show.
     logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     handlers = {
@@ -388,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "partners": _partners,
         "sweep": _sweep,
         "demo": _demo,
+        "submit": lambda _: bulk.main(tail),
         "db": _db,
         "sample": _sample,
     }

@@ -35,6 +35,7 @@ from gateway.domain.financing import FinancingState
 from gateway.domain.ids import new_id
 from gateway.domain.partner import PartnerState
 from gateway.domain.referral import FinancingCase, SignedPayload
+from gateway.observe import DELIVERY_ATTEMPTS
 from gateway.store import delivery_repository as outbox
 from gateway.store import repository as repo
 from gateway.store.db import Database
@@ -233,6 +234,7 @@ class Dispatcher:
             outbox.cancel(session, task=task, worker=worker, reason=result.cancel)
             return
         attempt = result.attempt
+        DELIVERY_ATTEMPTS.labels(task.bank_id, attempt.outcome.value).inc()
         if result.receipt is not None:
             self._delivered(session, task, worker, attempt, result.receipt, now)
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ class ServerConfig:
     # Live server streams (StreamReferrals, SyncBlacklist) together; each holds a worker thread,
     # so this stays well below max_workers.
     max_streams: int = 8
+    health_interval: float = 5.0  # seconds between database checks of the health service
     blacklist_rules: BlacklistRules = field(default_factory=BlacklistRules)
     delivery_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     allow_insecure_remote: bool = False
@@ -93,6 +95,30 @@ def open_gateway(config: ServerConfig, *, transport: BankTransport | None = None
         blacklist=blacklist,
         dispatcher=dispatcher,
     )
+
+
+def _set_health(servicer: health.HealthServicer, *, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", *SERVICE_NAMES):
+        servicer.set(name, status)
+
+
+def _watch_database(
+    server: grpc.Server, gateway: Gateway, servicer: health.HealthServicer, interval: float
+) -> None:
+    """NOT_SERVING while the database does not answer, SERVING again once it does, so load
+    balancers route around a replica that cannot work; ends when the server stops."""
+    serving = True
+    while server.wait_for_termination(timeout=interval):  # True: timed out, still running
+        answers = gateway.database_answers()
+        if answers != serving:
+            serving = answers
+            _set_health(servicer, serving=serving)
+            log.warning("health: %s", "SERVING" if serving else "NOT_SERVING (database down)")
 
 
 def _is_loopback(host: str) -> bool:
@@ -143,8 +169,13 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVICE_NAMES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    _set_health(health_servicer, serving=True)
+    threading.Thread(
+        target=_watch_database,
+        args=(server, gateway, health_servicer, config.health_interval),
+        name="health-watch",
+        daemon=True,
+    ).start()
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )

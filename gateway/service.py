@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
+from sqlalchemy import text
 from sqlmodel import Session
 
 from gateway._transactions import (
@@ -148,6 +149,19 @@ class Gateway:
     @property
     def blacklist(self) -> BlacklistNetwork:
         return self._blacklist
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    def database_answers(self) -> bool:
+        """Whether the database answers a trivial query now (the health check)."""
+        try:
+            with self._db.reading() as session:
+                session.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
 
     @property
     def dispatcher(self) -> Dispatcher | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -13,8 +16,18 @@ from google.protobuf.message import Message
 
 from gateway._transactions import Idempotency
 from gateway.api.auth import Caller, authenticate, authorize
-from gateway.api.errors import set_error, set_internal_error
+from gateway.api.errors import set_error, set_internal_error, status_code
 from gateway.errors import FieldViolation, GatewayError, InvalidArgument
+from gateway.observe import (
+    REQUEST_ID_KEY,
+    RPC_SECONDS,
+    RPCS,
+    caller_var,
+    request_id_from,
+    request_id_var,
+)
+
+log = logging.getLogger("gateway.rpc")
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -25,23 +38,51 @@ Handler = Callable[[Any, Req, grpc.ServicerContext], Resp]
 
 def unary(service: str, response: type[Resp]) -> Callable[[Method[Req, Resp]], Handler[Req, Resp]]:
     def decorate(method: Method[Req, Resp]) -> Handler[Req, Resp]:
+        name = f"{service}/{method.__name__}"
+
         @functools.wraps(method)
         def handle(self: Any, request: Req, context: grpc.ServicerContext) -> Resp:
-            try:
-                caller = authenticate(context)
-                authorize(caller, service, method.__name__)
-                if problems := nul_problems(request):
-                    raise InvalidArgument(problems)
-                return method(self, request, context, caller)
-            except GatewayError as error:
-                set_error(context, error)
-            except Exception:
-                set_internal_error(context, f"{service}/{method.__name__}")
-            return response()
+            with _observed(context, name) as outcome:
+                try:
+                    caller = authenticate(context)
+                    caller_var.set(caller.name)
+                    authorize(caller, service, method.__name__)
+                    if problems := nul_problems(request):
+                        raise InvalidArgument(problems)
+                    return method(self, request, context, caller)
+                except GatewayError as error:
+                    outcome.append(status_code(error))
+                    set_error(context, error)
+                except Exception:
+                    outcome.append(grpc.StatusCode.INTERNAL)
+                    set_internal_error(context, name)
+                return response()
 
         return handle
 
     return decorate
+
+
+@contextlib.contextmanager
+def _observed(context: grpc.ServicerContext, name: str) -> Iterator[list[grpc.StatusCode]]:
+    """Request id in, one log line and the RPC metrics out. The body appends the status code
+    when it is not OK."""
+    request_id = request_id_from(context.invocation_metadata())
+    tokens = (request_id_var.set(request_id), caller_var.set("-"))
+    with contextlib.suppress(Exception):  # the request id is a courtesy, never a failure
+        context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+    outcome: list[grpc.StatusCode] = []
+    started = time.perf_counter()
+    try:
+        yield outcome
+    finally:
+        seconds = time.perf_counter() - started
+        code = outcome[-1] if outcome else grpc.StatusCode.OK
+        RPCS.labels(name, code.name).inc()
+        RPC_SECONDS.labels(name).observe(seconds)
+        log.info("%s %s %.1f ms", name, code.name, seconds * 1e3)
+        request_id_var.reset(tokens[0])
+        caller_var.reset(tokens[1])
 
 
 StreamMethod = Callable[[Any, Req, grpc.ServicerContext, Caller], Iterator[Resp]]
@@ -53,18 +94,24 @@ def server_stream(service: str) -> Callable[[StreamMethod[Req, Resp]], StreamHan
     status (whether raised before the first message or after the thousandth)."""
 
     def decorate(method: StreamMethod[Req, Resp]) -> StreamHandler[Req, Resp]:
+        name = f"{service}/{method.__name__}"
+
         @functools.wraps(method)
         def handle(self: Any, request: Req, context: grpc.ServicerContext) -> Iterator[Resp]:
-            try:
-                caller = authenticate(context)
-                authorize(caller, service, method.__name__)
-                if problems := nul_problems(request):
-                    raise InvalidArgument(problems)
-                yield from method(self, request, context, caller)
-            except GatewayError as error:
-                set_error(context, error)
-            except Exception:
-                set_internal_error(context, f"{service}/{method.__name__}")
+            with _observed(context, name) as outcome:
+                try:
+                    caller = authenticate(context)
+                    caller_var.set(caller.name)
+                    authorize(caller, service, method.__name__)
+                    if problems := nul_problems(request):
+                        raise InvalidArgument(problems)
+                    yield from method(self, request, context, caller)
+                except GatewayError as error:
+                    outcome.append(status_code(error))
+                    set_error(context, error)
+                except Exception:
+                    outcome.append(grpc.StatusCode.INTERNAL)
+                    set_internal_error(context, name)
 
         return handle
 
