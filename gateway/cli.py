@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from gateway.observe import StoreCollector, configure_logging
 from gateway.sample import SampleMix, sample_merchants
 from gateway.server import InsecureBindRefused, ServerConfig, build_server, open_gateway
 from gateway.service import Gateway
+from gateway.settings import Settings, SettingsError, load_settings, masked
 from gateway.signing.network_key import open_network_key
 from gateway.store import migrations
 from gateway.store.db import Database, StaleSchema, sqlite_url
@@ -65,6 +68,51 @@ def _positive(text: str) -> int:
     return value
 
 
+def _serve_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of `serve` (and `config show`). None means "not given": the environment, the config
+    file or the default decides (see gateway.settings)."""
+    d = Settings()
+    add = parser.add_argument
+    add("--config", type=Path, help="TOML settings file ([gateway] table; or $COLENDING_CONFIG)")
+    add("--data-dir", help=f"SQLite database and keys (default: {d.data_dir})")
+    add("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db")
+    add("--host", help=f"listen address (default: {d.host})")
+    add("--port", help=f"listen port, 0 picks a free one (default: {d.port})")
+    add("--workers", help=f"RPC worker threads (default: {d.workers})")
+    add(
+        "--delivery-workers",
+        help=f"threads pushing referrals to banks with an endpoint (default: "
+        f"{d.delivery_workers}; 0 leaves it to `colending-gateway deliver`)",
+    )
+    add("--metrics-port", help="serve Prometheus metrics on this port (default: off)")
+    add("--sweep-interval", help=f"seconds between expiry sweeps (default: {d.sweep_interval})")
+    add(
+        "--retention-years",
+        help=f"a blacklist entry expires this long after its default ends "
+        f"(default: {d.retention_years})",
+    )
+    add("--appeal-days", help=f"days to answer an appeal (default: {d.appeal_days})")
+    add(
+        "--remove-on-recovery",
+        action="store_const",
+        const=True,
+        help="lift a blacklist entry when its defaulted loan is recovered (default: keep it "
+        "until it expires, as the credit reporting regulation allows)",
+    )
+    add(
+        "--allow-insecure-remote",
+        action="store_const",
+        const=True,
+        help="listen on a non-loopback address without TLS (dangerous)",
+    )
+    add("--max-streams", help=f"live server streams at once (default: {d.max_streams})")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    return load_settings(flags=flags, environ=os.environ, config_file=args.config)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="colending-gateway", description="Bank-platform co-lending gateway."
@@ -73,60 +121,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-format",
         choices=["auto", "json", "text"],
-        default=os.environ.get("COLENDING_LOG_FORMAT", "auto"),
+        default=None,
         help="log lines as JSON or text (default: text on a terminal, JSON otherwise)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the gRPC server")
-    _common(serve)
-    serve.add_argument("--host", default="127.0.0.1", help="listen address (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port")
-    serve.add_argument("--workers", type=int, default=16, help="RPC worker threads")
-    serve.add_argument(
-        "--allow-insecure-remote",
-        action="store_true",
-        help="listen on a non-loopback address without TLS (dangerous)",
+    serve = commands.add_parser(
+        "serve",
+        help="run the gRPC server (settings: flags > COLENDING_* environment > --config TOML)",
     )
-    serve.add_argument(
-        "--sweep-interval",
-        type=float,
-        default=60.0,
-        help="seconds between expiry sweeps (default: %(default)s)",
-    )
-
-    serve.add_argument(
-        "--delivery-workers",
-        type=int,
-        default=4,
-        help="threads pushing referrals to banks with an endpoint (default: %(default)s; "
-        "0 leaves it to `colending-gateway deliver`)",
-    )
-
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        help="serve Prometheus metrics on this port (same host; default: off)",
-    )
-    serve.add_argument(
-        "--retention-years",
-        type=_positive,
-        default=5,
-        help="a blacklist entry expires this long after its default ends (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--appeal-days",
-        type=_positive,
-        default=20,
-        help="days the reporter has to answer an appeal (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--remove-on-recovery",
-        action="store_true",
-        help="lift a blacklist entry when its defaulted loan is recovered (default: keep it "
-        "until it expires, as the credit reporting regulation allows)",
-    )
+    _serve_flags(serve)
+    config = commands.add_parser("config", help="the effective settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    _serve_flags(config_commands.add_parser("show", help="print them, secrets masked"))
 
     deliver = commands.add_parser("deliver", help="run only the push-delivery workers")
     _common(deliver)
@@ -204,17 +211,28 @@ def _idem(method: str) -> Idempotency:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        style=args.log_format or settings.log_format,
+    )
     config = ServerConfig(
-        data_dir=args.data_dir,
-        database_url=args.database_url,
-        host=args.host,
-        port=args.port,
-        max_workers=args.workers,
-        allow_insecure_remote=args.allow_insecure_remote,
+        data_dir=settings.data_dir,
+        database_url=settings.database_url or None,
+        host=settings.host,
+        port=settings.port,
+        max_workers=settings.workers,
+        allow_insecure_remote=settings.allow_insecure_remote,
+        max_streams=settings.max_streams,
+        health_interval=settings.health_interval,
         blacklist_rules=BlacklistRules(
-            retention_years=args.retention_years,
-            appeal_days=args.appeal_days,
-            remove_on_recovery=args.remove_on_recovery,
+            retention_years=settings.retention_years,
+            appeal_days=settings.appeal_days,
+            remove_on_recovery=settings.remove_on_recovery,
         ),
     )
     gateway = open_gateway(config)
@@ -224,19 +242,23 @@ def _serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     server.start()
-    if args.metrics_port is not None:
+    if settings.metrics_port:
         REGISTRY.register(StoreCollector(gateway.database))
-        start_http_server(args.metrics_port, addr=args.host)
-        log.info("metrics on http://%s:%d/metrics", args.host, args.metrics_port)
+        start_http_server(settings.metrics_port, addr=settings.host)
+        log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
     print(INSECURE_BANNER, file=sys.stderr, flush=True)
-    store = args.database_url.split("@")[-1] if args.database_url else args.data_dir / "gateway.db"
+    store = (
+        masked(settings)["database_url"]
+        if settings.database_url
+        else settings.data_dir / "gateway.db"
+    )
     log.warning("insecure development mode: no TLS, caller identity is self-declared")
     log.info(
         "listening on %s:%d (database: %s, keys: %s)",
-        args.host,
+        settings.host,
         port,
         store,
-        args.data_dir / "keys",
+        settings.data_dir / "keys",
     )
     log.info("active signing key %s", gateway.published_keys()[0].keyid)
 
@@ -244,9 +266,9 @@ def _serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     sweeper = threading.Thread(
-        target=_sweep_until, args=(gateway, stop, args.sweep_interval), name="expiry-sweep"
+        target=_sweep_until, args=(gateway, stop, settings.sweep_interval), name="expiry-sweep"
     )
-    workers = _start_delivery(gateway, stop, args.delivery_workers)
+    workers = _start_delivery(gateway, stop, settings.delivery_workers)
     sweeper.start()
     stop.wait()
     sweeper.join()
@@ -295,6 +317,26 @@ def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> No
             log.warning("expiry sweep skipped: %s", exc.message)
         except Exception:  # anything else: keep the sweeper alive, say why loudly
             log.exception("expiry sweep failed; trying again next round")
+
+
+def _config(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # Valid TOML: it can be saved and passed back with --config.
+    print("[gateway]")
+    shown = masked(settings)
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, bool):
+            print(f"{f.name} = {str(value).lower()}")
+        elif isinstance(value, int | float):
+            print(f"{f.name} = {value}")
+        else:
+            print(f"{f.name} = {json.dumps(shown[f.name], ensure_ascii=False)}")
+    return 0
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -418,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _demo,
         "submit": lambda _: bulk.main(tail),
         "db": _db,
+        "config": _config,
         "sample": _sample,
     }
     try:

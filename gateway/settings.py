@@ -1,0 +1,180 @@
+"""The gateway's settings: one object from flags, the environment and a TOML file.
+
+Precedence, highest first: command-line flags, ``COLENDING_<NAME>`` environment variables, the
+TOML file (``--config FILE`` or ``COLENDING_CONFIG``), then the defaults below. A bad value stops
+the start with a message naming the setting and where it came from. ``config show`` prints the
+result with secrets (a database password) masked.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "COLENDING_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the gateway cannot start with; the message names it and its source."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite in data_dir
+    host: str = "127.0.0.1"
+    port: int = 50051
+    workers: int = 16
+    delivery_workers: int = 4
+    metrics_port: int = 0  # 0: no metrics endpoint
+    log_format: str = "auto"
+    sweep_interval: float = 60.0
+    retention_years: int = 5
+    appeal_days: int = 20
+    remove_on_recovery: bool = False
+    allow_insecure_remote: bool = False
+    max_streams: int = 8
+    health_interval: float = 5.0
+
+
+def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
+    def parse(name: str, value: Any) -> int:
+        try:
+            number = int(value)
+            if isinstance(value, bool) or (isinstance(value, float) and value != number):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise SettingsError(f"must be an integer, got {value!r}") from None
+        if not low <= number <= high:
+            raise SettingsError(f"must be between {low} and {high}, got {number}")
+        return number
+
+    return parse
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"must be a number of seconds, got {value!r}") from None
+    if not 0 < seconds <= 86_400:
+        raise SettingsError(f"must be more than 0 and at most 86400 seconds, got {seconds}")
+    return seconds
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"must be true or false, got {value!r}")
+
+
+def _choice(*options: str) -> Callable[[str, Any], str]:
+    def parse(name: str, value: Any) -> str:
+        if value not in options:
+            raise SettingsError(f"must be one of {', '.join(options)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"must be text, got {value!r}")
+    return value
+
+
+def _path(name: str, value: Any) -> Path:
+    if not isinstance(value, str | Path) or not str(value):
+        raise SettingsError(f"must be a path, got {value!r}")
+    return Path(value)
+
+
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "data_dir": _path,
+    "database_url": _text,
+    "host": _text,
+    "port": _int_in(0, 65_535),
+    "workers": _int_in(1, 1_000),
+    "delivery_workers": _int_in(0, 100),
+    "metrics_port": _int_in(0, 65_535),
+    "log_format": _choice("auto", "json", "text"),
+    "sweep_interval": _positive_seconds,
+    "retention_years": _int_in(1, 50),
+    "appeal_days": _int_in(1, 365),
+    "remove_on_recovery": _flag,
+    "allow_insecure_remote": _flag,
+    "max_streams": _int_in(1, 1_000),
+    "health_interval": _positive_seconds,
+}
+
+
+def load_settings(
+    *,
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge the sources; ``flags`` holds only the flags given (None values are skipped)."""
+    settings = Settings()
+    names = {f.name for f in fields(Settings)}
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    file = config_file or (
+        Path(environ["COLENDING_CONFIG"]) if "COLENDING_CONFIG" in environ else None
+    )
+    if file is not None:
+        try:
+            document = tomllib.loads(file.read_text())
+        except OSError as error:
+            raise SettingsError(f"config file {file}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise SettingsError(f"config file {file}: not valid TOML ({error})") from None
+        section = document.get("gateway", document)
+        if unknown := sorted(set(section) - names):
+            raise SettingsError(f"config file {file}: unknown setting(s) {', '.join(unknown)}")
+        layers.append((f"config file {file}", section))
+    layers.append(
+        (
+            "environment",
+            {
+                name: environ[ENV_PREFIX + name.upper()]
+                for name in names
+                if ENV_PREFIX + name.upper() in environ
+            },
+        )
+    )
+    layers.append(("flag", {k: v for k, v in flags.items() if v is not None and k in names}))
+    for source, values in layers:
+        for name, raw in values.items():
+            where = (
+                f"{ENV_PREFIX}{name.upper()}"
+                if source == "environment"
+                else f"--{name.replace('_', '-')}"
+                if source == "flag"
+                else f"{name} in {source}"
+            )
+            try:
+                settings = replace(settings, **{name: _PARSERS[name](name, raw)})
+            except SettingsError as error:
+                raise SettingsError(f"{where}: {error}") from None
+    return settings
+
+
+def masked(settings: Settings) -> dict[str, str]:
+    """Every setting as text, with the password of a database URL hidden."""
+    shown = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if f.name == "database_url":
+            text = re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", text)
+        shown[f.name] = text
+    return shown

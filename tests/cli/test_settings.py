@@ -1,0 +1,78 @@
+"""Settings: flags over environment over file over defaults; bad values stop the start naming
+the setting and where it came from; secrets are masked when shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.settings import Settings, SettingsError, load_settings, masked
+
+
+def _file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    return path
+
+
+def test_precedence_is_flags_then_environment_then_file_then_defaults(tmp_path: Path) -> None:
+    config = _file(tmp_path, "[gateway]\nport = 6000\nworkers = 8\nappeal_days = 30\n")
+    settings = load_settings(
+        flags={"port": "7000", "host": None},
+        environ={"COLENDING_PORT": "6500", "COLENDING_WORKERS": "12"},
+        config_file=config,
+    )
+    assert settings.port == 7000  # the flag
+    assert settings.workers == 12  # the environment over the file
+    assert settings.appeal_days == 30  # the file over the default
+    assert settings.host == Settings().host  # a flag not given does not override
+    # The file may also be named by the environment.
+    from_env = load_settings(flags={}, environ={"COLENDING_CONFIG": str(config)})
+    assert from_env.port == 6000
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "text", "message"),
+    [
+        ({"port": "abc"}, {}, "", "--port: must be an integer, got 'abc'"),
+        ({}, {"COLENDING_PORT": "70000"}, "", "COLENDING_PORT: must be between 0 and 65535"),
+        ({}, {}, "[gateway]\nlog_format = 'xml'\n", "log_format in config file"),
+        ({}, {}, "[gateway]\nprot = 1\n", "unknown setting(s) prot"),
+        ({}, {}, "[gateway\nport = 1\n", "not valid TOML"),
+        ({}, {"COLENDING_REMOVE_ON_RECOVERY": "maybe"}, "", "must be true or false"),
+        ({"sweep_interval": "0"}, {}, "", "--sweep-interval: must be more than 0"),
+    ],
+)
+def test_a_bad_setting_is_named_with_its_source(
+    tmp_path: Path, flags: dict[str, str], environ: dict[str, str], text: str, message: str
+) -> None:
+    config = _file(tmp_path, text) if text else None
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(flags=flags, environ=environ, config_file=config)
+
+
+def test_secrets_are_masked() -> None:
+    settings = Settings(database_url="postgresql+psycopg://app:s3cret@db:5432/prod")
+    assert masked(settings)["database_url"] == "postgresql+psycopg://app:***@db:5432/prod"
+    assert "s3cret" not in str(masked(settings))
+
+
+def test_config_show_prints_toml_that_loads_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLENDING_WORKERS", "12")
+    assert main(["config", "show", "--port", "6100", "--remove-on-recovery"]) == 0
+    shown = capsys.readouterr().out
+    saved = _file(tmp_path, shown)
+    again = load_settings(flags={}, environ={}, config_file=saved)
+    assert (again.port, again.workers, again.remove_on_recovery) == (6100, 12, True)
+
+
+def test_serve_stops_on_a_bad_setting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLENDING_APPEAL_DAYS", "0")
+    assert main(["serve"]) == 2
+    assert "COLENDING_APPEAL_DAYS: must be between 1 and 365, got 0" in capsys.readouterr().err
