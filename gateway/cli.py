@@ -20,13 +20,20 @@ from prometheus_client import REGISTRY, start_http_server
 
 from gateway import bulk
 from gateway._transactions import Idempotency
+from gateway.certs import CertificateError, init_ca, issue_client, issue_server
 from gateway.demo import run_demo
 from gateway.domain.blacklist import BlacklistRules
-from gateway.domain.partner import PartnerState
+from gateway.domain.partner import PartnerState, partner_id_problem
 from gateway.errors import GatewayError
 from gateway.observe import StoreCollector, configure_logging
 from gateway.sample import SampleMix, sample_merchants
-from gateway.server import InsecureBindRefused, ServerConfig, build_server, open_gateway
+from gateway.server import (
+    InsecureBindRefused,
+    ServerConfig,
+    TlsFiles,
+    build_server,
+    open_gateway,
+)
 from gateway.service import Gateway
 from gateway.settings import Settings, SettingsError, load_settings, masked
 from gateway.signing.network_key import open_network_key
@@ -106,6 +113,15 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         help="listen on a non-loopback address without TLS (dangerous)",
     )
     add("--max-streams", help=f"live server streams at once (default: {d.max_streams})")
+    add(
+        "--tls",
+        action="store_const",
+        const=True,
+        help="mutual TLS (production): clients present certificates the CA signed",
+    )
+    add("--tls-key", help="server private key (default: DATA_DIR/certs/server.key)")
+    add("--tls-cert", help="server certificate (default: DATA_DIR/certs/server.pem)")
+    add("--tls-client-ca", help="CA of client certificates (default: DATA_DIR/certs/ca.pem)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -131,6 +147,21 @@ def _parser() -> argparse.ArgumentParser:
         help="run the gRPC server (settings: flags > COLENDING_* environment > --config TOML)",
     )
     _serve_flags(serve)
+    certs = commands.add_parser("certs", help="a development CA for mutual TLS")
+    _common(certs)
+    certs_commands = certs.add_subparsers(dest="certs_command", required=True)
+    certs_commands.add_parser("init", help="make the CA in DATA_DIR/certs")
+    issue = certs_commands.add_parser("issue", help="a client certificate")
+    who = issue.add_mutually_exclusive_group(required=True)
+    who.add_argument("--partner", metavar="ID", help="for a partner bank")
+    who.add_argument("--platform", action="store_true", help="for the platform")
+    who.add_argument("--admin", action="store_true", help="for an operator")
+    issue.add_argument("--out", type=Path, help="where to write it (default: DATA_DIR/certs)")
+    server_cert = certs_commands.add_parser("server", help="the gateway's server certificate")
+    server_cert.add_argument(
+        "--name", action="append", required=True, help="a host name or IP address it answers as"
+    )
+
     config = commands.add_parser("config", help="the effective settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     _serve_flags(config_commands.add_parser("show", help="print them, secrets masked"))
@@ -220,7 +251,24 @@ def _serve(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         style=args.log_format or settings.log_format,
     )
+    tls = None
+    if settings.tls:
+        certs_dir = settings.data_dir / "certs"
+        tls = TlsFiles(
+            key=Path(settings.tls_key or certs_dir / "server.key"),
+            certificate=Path(settings.tls_cert or certs_dir / "server.pem"),
+            client_ca=Path(settings.tls_client_ca or certs_dir / "ca.pem"),
+        )
+        for path in (tls.key, tls.certificate, tls.client_ca):
+            if not path.is_file():
+                print(
+                    f"error: TLS file {path} is missing (make a development CA with "
+                    "`colending-gateway certs init` and `certs server`)",
+                    file=sys.stderr,
+                )
+                return 2
     config = ServerConfig(
+        tls=tls,
         data_dir=settings.data_dir,
         database_url=settings.database_url or None,
         host=settings.host,
@@ -246,13 +294,16 @@ def _serve(args: argparse.Namespace) -> int:
         REGISTRY.register(StoreCollector(gateway.database))
         start_http_server(settings.metrics_port, addr=settings.host)
         log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
-    print(INSECURE_BANNER, file=sys.stderr, flush=True)
+    if tls is None:
+        print(INSECURE_BANNER, file=sys.stderr, flush=True)
+        log.warning("insecure development mode: no TLS, caller identity is self-declared")
+    else:
+        log.info("mutual TLS: callers are identified by their client certificates")
     store = (
         masked(settings)["database_url"]
         if settings.database_url
         else settings.data_dir / "gateway.db"
     )
-    log.warning("insecure development mode: no TLS, caller identity is self-declared")
     log.info(
         "listening on %s:%d (database: %s, keys: %s)",
         settings.host,
@@ -317,6 +368,31 @@ def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> No
             log.warning("expiry sweep skipped: %s", exc.message)
         except Exception:  # anything else: keep the sweeper alive, say why loudly
             log.exception("expiry sweep failed; trying again next round")
+
+
+def _certs(args: argparse.Namespace) -> int:
+    directory = args.data_dir / "certs"
+    try:
+        if args.certs_command == "init":
+            files = init_ca(directory)
+        elif args.certs_command == "server":
+            files = issue_server(directory, hosts=args.name, out=directory)
+        else:
+            identity = "platform" if args.platform else "admin"
+            if args.partner:
+                identity = f"partner/{args.partner}"
+            if args.partner and partner_id_problem(args.partner):
+                print(
+                    f"error: --partner {args.partner!r}: {partner_id_problem(args.partner)}",
+                    file=sys.stderr,
+                )
+                return 2
+            files = issue_client(directory, identity=identity, out=args.out or directory)
+    except CertificateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {files.certificate} and {files.key} (mode 0600)")
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -461,6 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "submit": lambda _: bulk.main(tail),
         "db": _db,
         "config": _config,
+        "certs": _certs,
         "sample": _sample,
     }
     try:

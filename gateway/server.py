@@ -63,9 +63,18 @@ class ServerConfig:
     # so this stays well below max_workers.
     max_streams: int = 8
     health_interval: float = 5.0  # seconds between database checks of the health service
+    # Mutual TLS: the server's key and certificate, and the CA that signs client certificates.
+    tls: TlsFiles | None = None
     blacklist_rules: BlacklistRules = field(default_factory=BlacklistRules)
     delivery_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     allow_insecure_remote: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsFiles:
+    key: Path
+    certificate: Path
+    client_ca: Path
 
 
 class InsecureBindRefused(Exception):
@@ -132,7 +141,7 @@ def _is_loopback(host: str) -> bool:
 
 def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server, int]:
     """A started-ready (not started) server and the port it bound."""
-    if not _is_loopback(config.host) and not config.allow_insecure_remote:
+    if config.tls is None and not _is_loopback(config.host) and not config.allow_insecure_remote:
         raise InsecureBindRefused(
             f"refusing to listen on {config.host} without TLS: development mode trusts the "
             "caller's own word for its identity. Use a loopback address, or force it with "
@@ -181,7 +190,19 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
     )
 
     address = f"{config.host}:{config.port}"
-    port = server.add_insecure_port(address)
+    if config.tls is not None:
+        # Every client must present a certificate the CA signed: gRPC Python can only request
+        # and require one, or not ask at all, so a client without one fails the handshake (it
+        # sees UNAVAILABLE). A signed certificate naming no colending:// identity is
+        # UNAUTHENTICATED per call (gateway.api.auth).
+        credentials = grpc.ssl_server_credentials(
+            [(config.tls.key.read_bytes(), config.tls.certificate.read_bytes())],
+            root_certificates=config.tls.client_ca.read_bytes(),
+            require_client_auth=True,
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
     return server, port

@@ -39,6 +39,10 @@ class Settings:
     allow_insecure_remote: bool = False
     max_streams: int = 8
     health_interval: float = 5.0
+    tls: bool = False  # mutual TLS; the files default to data_dir/certs (see `certs`)
+    tls_key: str = ""
+    tls_cert: str = ""
+    tls_client_ca: str = ""
 
 
 def _int_in(low: int, high: int) -> Callable[[str, Any], int]:
@@ -114,6 +118,10 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "allow_insecure_remote": _flag,
     "max_streams": _int_in(1, 1_000),
     "health_interval": _positive_seconds,
+    "tls": _flag,
+    "tls_key": _text,
+    "tls_cert": _text,
+    "tls_client_ca": _text,
 }
 
 

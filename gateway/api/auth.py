@@ -8,10 +8,13 @@ server refuses non-loopback addresses in that mode and says so loudly at start.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 
+from gateway.certs import identity_of
 from gateway.domain.partner import partner_id_problem
 from gateway.errors import PermissionDenied, Unauthenticated
 
@@ -56,6 +59,22 @@ def parse_caller(value: str) -> Caller:
 
 
 def authenticate(context: grpc.ServicerContext) -> Caller:
+    """Over TLS the client certificate says who calls (the metadata is ignored); without TLS,
+    in development mode, the caller's own metadata does."""
+    auth: Mapping[str, Sequence[bytes]]
+    try:
+        # The stubs say bytes per key; grpc gives a list of bytes per key.
+        auth = cast("Mapping[str, Sequence[bytes]]", context.auth_context())
+    except NotImplementedError:  # in-process test servers have no transport
+        auth = {}
+    if auth.get("transport_security_type") == [b"ssl"]:
+        certificates: Sequence[bytes] = auth.get("x509_pem_cert") or []
+        if not certificates:
+            raise Unauthenticated("no client certificate: this gateway requires mutual TLS")
+        identity = identity_of(certificates[0])
+        if identity is None:
+            raise Unauthenticated("the client certificate names no colending:// identity")
+        return parse_caller(identity)
     values = [v for k, v in context.invocation_metadata() if k == CALLER_METADATA_KEY]
     if not values:
         raise Unauthenticated(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from colending.v1 import admin_service_pb2, admin_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.cli import main
@@ -189,3 +190,60 @@ def test_db_upgrade_and_current(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert out.strip() == f"schema revision {revision} (this gateway's: {revision})"
     code, again, _ = run(capsys, "db", "--data-dir", data, "current")
     assert again == out
+
+
+def test_certs_and_serve_with_mutual_tls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    assert run(capsys, "certs", "--data-dir", str(data), "init")[0] == 0
+    assert run(capsys, "certs", "--data-dir", str(data), "init")[0] == 1  # never overwritten
+    assert run(capsys, "certs", "--data-dir", str(data), "server", "--name", "localhost")[0] == 0
+    assert run(capsys, "certs", "--data-dir", str(data), "issue", "--admin")[0] == 0
+    code, _, err = run(capsys, "certs", "--data-dir", str(data), "issue", "--partner", "Bad_Id")
+    assert code == 2
+    assert "Bad_Id" in err
+    certs = data / "certs"
+    assert {p.name for p in certs.iterdir()} >= {"ca.pem", "server.pem", "admin.pem", "admin.key"}
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--tls",
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=(certs / "ca.pem").read_bytes(),
+            private_key=(certs / "admin.key").read_bytes(),
+            certificate_chain=(certs / "admin.pem").read_bytes(),
+        )
+        with grpc.secure_channel(f"localhost:{port}", credentials) as channel:
+            grpc.channel_ready_future(channel).result(timeout=20)
+            admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+            answer = admin.ListPartners(admin_service_pb2.ListPartnersRequest(), timeout=5)
+            assert list(answer.partners) == []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "INSECURE DEVELOPMENT MODE" not in err
+    assert "mutual TLS" in err
+
+
+def test_serve_tls_without_certificates_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "serve", "--tls", "--data-dir", str(tmp_path / "data"))
+    assert code == 2
+    assert "certs init" in err
