@@ -653,7 +653,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         },
     }
     with tempfile.TemporaryDirectory(prefix="bench-blacklist-") as tmp:
-        config = ServerConfig(data_dir=Path(tmp) / "data", port=0)
+        # Load generators are one bank at hundreds of calls a second: no per-partner limit.
+        config = ServerConfig(data_dir=Path(tmp) / "data", port=0, partner_rate=0)
         gateway = open_gateway(config)
         _register_partners(gateway)
         server, port = build_server(config, gateway=gateway)

@@ -119,6 +119,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         const=True,
         help="mutual TLS (production): clients present certificates the CA signed",
     )
+    add("--partner-rate", help=f"a bank's calls a second, 0: none (default: {d.partner_rate})")
+    add("--partner-burst", help=f"calls a bank may make at once (default: {d.partner_burst})")
     add("--tls-key", help="server private key (default: DATA_DIR/certs/server.key)")
     add("--tls-cert", help="server certificate (default: DATA_DIR/certs/server.pem)")
     add("--tls-client-ca", help="CA of client certificates (default: DATA_DIR/certs/ca.pem)")
@@ -276,6 +278,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_workers=settings.workers,
         allow_insecure_remote=settings.allow_insecure_remote,
         max_streams=settings.max_streams,
+        partner_rate=settings.partner_rate,
+        partner_burst=settings.partner_burst,
         health_interval=settings.health_interval,
         blacklist_rules=BlacklistRules(
             retention_years=settings.retention_years,

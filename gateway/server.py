@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.api.bank_transport import GrpcBankTransport
 from gateway.api.convert import encode_referral_payload
+from gateway.api.limits import RateLimiter
 from gateway.api.servicers import (
     AdminServicer,
     BlacklistServicer,
@@ -65,6 +66,9 @@ class ServerConfig:
     health_interval: float = 5.0  # seconds between database checks of the health service
     # Mutual TLS: the server's key and certificate, and the CA that signs client certificates.
     tls: TlsFiles | None = None
+    # Each bank's calls: this many a second on average, bursts up to partner_burst (0: off).
+    partner_rate: float = 50.0
+    partner_burst: int = 100
     blacklist_rules: BlacklistRules = field(default_factory=BlacklistRules)
     delivery_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     allow_insecure_remote: bool = False
@@ -162,17 +166,22 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
         ],
     )
     streams = StreamSlots(config.max_streams)
+    limiter = (
+        RateLimiter(rate=config.partner_rate, burst=config.partner_burst)
+        if config.partner_rate > 0
+        else None
+    )
     referral_service_pb2_grpc.add_ReferralServiceServicer_to_server(
         ReferralServicer(gateway=gateway), server
     )
     partner_bank_service_pb2_grpc.add_PartnerBankServiceServicer_to_server(
-        PartnerBankServicer(gateway=gateway, streams=streams), server
+        PartnerBankServicer(gateway=gateway, streams=streams, limiter=limiter), server
     )
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(gateway=gateway), server
     )
     blacklist_service_pb2_grpc.add_BlacklistServiceServicer_to_server(
-        BlacklistServicer(network=gateway.blacklist, streams=streams),
+        BlacklistServicer(network=gateway.blacklist, streams=streams, limiter=limiter),
         server,
     )
 

@@ -39,6 +39,8 @@ class Settings:
     allow_insecure_remote: bool = False
     max_streams: int = 8
     health_interval: float = 5.0
+    partner_rate: float = 50.0  # each bank's calls a second (0: no limit)
+    partner_burst: int = 100
     tls: bool = False  # mutual TLS; the files default to data_dir/certs (see `certs`)
     tls_key: str = ""
     tls_cert: str = ""
@@ -68,6 +70,16 @@ def _positive_seconds(name: str, value: Any) -> float:
     if not 0 < seconds <= 86_400:
         raise SettingsError(f"must be more than 0 and at most 86400 seconds, got {seconds}")
     return seconds
+
+
+def _rate(name: str, value: Any) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"must be calls a second, got {value!r}") from None
+    if not 0 <= rate <= 1_000_000:
+        raise SettingsError(f"must be between 0 (no limit) and 1000000, got {rate}")
+    return rate
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -118,6 +130,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "allow_insecure_remote": _flag,
     "max_streams": _int_in(1, 1_000),
     "health_interval": _positive_seconds,
+    "partner_rate": _rate,
+    "partner_burst": _int_in(1, 100_000),
     "tls": _flag,
     "tls_key": _text,
     "tls_cert": _text,

@@ -15,9 +15,10 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway._transactions import Idempotency
-from gateway.api.auth import Caller, authenticate, authorize
+from gateway.api.auth import Caller, Role, authenticate, authorize
 from gateway.api.errors import set_error, set_internal_error, status_code
-from gateway.errors import FieldViolation, GatewayError, InvalidArgument
+from gateway.api.limits import RateLimiter
+from gateway.errors import FieldViolation, GatewayError, InvalidArgument, ResourceExhausted
 from gateway.observe import (
     REQUEST_ID_KEY,
     RPC_SECONDS,
@@ -47,6 +48,7 @@ def unary(service: str, response: type[Resp]) -> Callable[[Method[Req, Resp]], H
                     caller = authenticate(context)
                     caller_var.set(caller.name)
                     authorize(caller, service, method.__name__)
+                    _limit(self, caller)
                     if problems := nul_problems(request):
                         raise InvalidArgument(problems)
                     return method(self, request, context, caller)
@@ -61,6 +63,19 @@ def unary(service: str, response: type[Resp]) -> Callable[[Method[Req, Resp]], H
         return handle
 
     return decorate
+
+
+def _limit(servicer: Any, caller: Caller) -> None:
+    """Spend one of the calling bank's tokens (servicers carry an optional ``_limiter``)."""
+    limiter: RateLimiter | None = getattr(servicer, "_limiter", None)
+    if limiter is None or caller.role is not Role.PARTNER:
+        return
+    if (wait := limiter.take(caller.name)) is not None:
+        raise ResourceExhausted(
+            f"{caller.name} is over its limit of {limiter.rate:g} calls a second; "
+            f"retry in {wait:.2f} s",
+            retry_after_seconds=wait,
+        )
 
 
 @contextlib.contextmanager
@@ -103,6 +118,7 @@ def server_stream(service: str) -> Callable[[StreamMethod[Req, Resp]], StreamHan
                     caller = authenticate(context)
                     caller_var.set(caller.name)
                     authorize(caller, service, method.__name__)
+                    _limit(self, caller)
                     if problems := nul_problems(request):
                         raise InvalidArgument(problems)
                     yield from method(self, request, context, caller)

@@ -24,6 +24,7 @@ from gateway._transactions import utc_now
 from gateway.api import convert
 from gateway.api._handler import idempotency, server_stream, unary
 from gateway.api.auth import Caller, Role
+from gateway.api.limits import RateLimiter
 from gateway.blacklist import BlacklistNetwork
 from gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from gateway.service import Gateway, PartnerChanges
@@ -212,9 +213,16 @@ STREAM_POLL_SECONDS = 0.5
 
 
 class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServicer):
-    def __init__(self, *, gateway: Gateway, streams: StreamSlots | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        gateway: Gateway,
+        streams: StreamSlots | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self._gateway = gateway
         self._streams = streams or StreamSlots(4)
+        self._limiter = limiter
 
     @unary(BANK, pb.PullReferralsResponse)
     def PullReferrals(
@@ -479,9 +487,16 @@ STREAM_PAGE = 100
 
 
 class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
-    def __init__(self, *, network: BlacklistNetwork, streams: StreamSlots | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        network: BlacklistNetwork,
+        streams: StreamSlots | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self._network = network
         self._streams = streams or StreamSlots(4)
+        self._limiter = limiter
 
     def _without_identifier(
         self, request: bl.ReportDefaultRequest, kind: IdentifierKind | None
