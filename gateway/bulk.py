@@ -31,7 +31,7 @@ The gateway is idempotent on ``request_id``: the same id with the same content g
 answer, the same id with other content is ALREADY_EXISTS. Both ids of a line are derived from
 what identifies the submission and nothing else::
 
-    stem = "bulk-" + sha256(v1 | run id | banks, in the given order | profile)[:32 hex]
+    stem = "bulk-" + sha256(v2 | run id | banks, sorted | profile)[:32 hex]
     consent request id = stem + "-consent",  referral request id = stem + "-referral"
 
 where ``profile`` is the profile's deterministic protobuf encoding (so re-formatting the JSON
@@ -81,7 +81,7 @@ ALL_SCOPES = (
     consent_pb2.DATA_SCOPE_TRANSACTION_REPUTATION,
     consent_pb2.DATA_SCOPE_VERIFICATION,
 )
-_ID_VERSION = b"colending-bulk/v1"  # bump if the derivation changes, so old ids never collide
+_ID_VERSION = b"colending-bulk/v2"  # bump if the derivation changes, so old ids never collide
 
 
 class Outcome(StrEnum):
@@ -186,7 +186,8 @@ def evidence_reference(profile: bytes) -> str:
 def request_ids(*, profile: bytes, banks: Sequence[str], run_id: str = "") -> RequestIds:
     """The line's consent and referral request ids: the same input, the same ids (see above)."""
     digest = hashlib.sha256()
-    for part in (_ID_VERSION, run_id.encode(), ",".join(banks).encode(), profile):
+    # Sorted: the same banks in another order are the same referral, not a second one.
+    for part in (_ID_VERSION, run_id.encode(), ",".join(sorted(banks)).encode(), profile):
         # Length prefixes: no two different inputs concatenate to the same bytes.
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)

@@ -110,12 +110,12 @@ def identity_of(pem: bytes) -> str | None:
     try:
         certificate = x509.load_pem_x509_certificate(pem)
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except (ValueError, x509.ExtensionNotFound):
+        uris = names.value.get_values_for_type(x509.UniformResourceIdentifier)
+    except Exception:  # any certificate we cannot read names nobody
         return None
-    for uri in names.value.get_values_for_type(x509.UniformResourceIdentifier):
-        if uri.startswith(URI_SCHEME):
-            return uri.removeprefix(URI_SCHEME)
-    return None
+    identities = [u.removeprefix(URI_SCHEME) for u in uris if u.startswith(URI_SCHEME)]
+    # Exactly one: a certificate naming two callers (its CA's mistake) names none.
+    return identities[0] if len(identities) == 1 else None
 
 
 def _issue(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from google.protobuf import json_format
 from prometheus_client import REGISTRY, start_http_server
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import bulk
 from gateway._transactions import Idempotency
@@ -287,16 +288,26 @@ def _serve(args: argparse.Namespace) -> int:
             remove_on_recovery=settings.remove_on_recovery,
         ),
     )
-    gateway = open_gateway(config)
     try:
+        gateway = open_gateway(config)
         server, port = build_server(config, gateway=gateway)
     except InsecureBindRefused as exc:
         log.error("%s", exc)
         return 2
+    except (RuntimeError, OSError, SQLAlchemyError) as exc:
+        # A port in use, a key that does not match its certificate, a database that is down:
+        # one line naming it, not a traceback.
+        print(f"error: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     server.start()
     if settings.metrics_port:
         REGISTRY.register(StoreCollector(gateway.database))
-        start_http_server(settings.metrics_port, addr=settings.host)
+        try:
+            start_http_server(settings.metrics_port, addr=settings.host)
+        except OSError as exc:
+            server.stop(grace=None)
+            print(f"error: --metrics-port {settings.metrics_port}: {exc}", file=sys.stderr)
+            return 2
         log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
     if tls is None:
         print(INSECURE_BANNER, file=sys.stderr, flush=True)

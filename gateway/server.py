@@ -188,12 +188,6 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _set_health(health_servicer, serving=True)
-    threading.Thread(
-        target=_watch_database,
-        args=(server, gateway, health_servicer, config.health_interval),
-        name="health-watch",
-        daemon=True,
-    ).start()
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
@@ -214,4 +208,11 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
+    # Only once bound: a server that never binds must not leave a watcher behind.
+    threading.Thread(
+        target=_watch_database,
+        args=(server, gateway, health_servicer, config.health_interval),
+        name="health-watch",
+        daemon=True,
+    ).start()
     return server, port

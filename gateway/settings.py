@@ -8,12 +8,13 @@ result with secrets (a database password) masked.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 ENV_PREFIX = "COLENDING_"
 
@@ -114,9 +115,33 @@ def _path(name: str, value: Any) -> Path:
     return Path(value)
 
 
+def _mask_url(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except Exception:  # unparseable: show nothing of it rather than a secret
+        return "***"
+    query = {k: ("***" if "pass" in k.lower() else v) for k, v in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
+
+
+def _database_url(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"must be text, got {value!r}")
+    if not value:
+        return value
+    try:
+        make_url(value).get_dialect()
+    except Exception:
+        raise SettingsError(
+            f"{_mask_url(value)} is not a database URL this gateway can use (e.g. "
+            "postgresql+psycopg://user@host/db)"
+        ) from None
+    return value
+
+
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "data_dir": _path,
-    "database_url": _text,
+    "database_url": _database_url,
     "host": _text,
     "port": _int_in(0, 65_535),
     "workers": _int_in(1, 1_000),
@@ -187,6 +212,11 @@ def load_settings(
                 settings = replace(settings, **{name: _PARSERS[name](name, raw)})
             except SettingsError as error:
                 raise SettingsError(f"{where}: {error}") from None
+    if settings.max_streams >= settings.workers:
+        raise SettingsError(
+            f"max_streams ({settings.max_streams}) must be below workers ({settings.workers}): "
+            "each live stream holds a worker, and unary calls need some left"
+        )
     return settings
 
 
@@ -196,7 +226,7 @@ def masked(settings: Settings) -> dict[str, str]:
     for f in fields(Settings):
         value = getattr(settings, f.name)
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        if f.name == "database_url":
-            text = re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", text)
+        if f.name == "database_url" and text:
+            text = _mask_url(text)
         shown[f.name] = text
     return shown

@@ -122,6 +122,8 @@ def server_stream(service: str) -> Callable[[StreamMethod[Req, Resp]], StreamHan
                     if problems := nul_problems(request):
                         raise InvalidArgument(problems)
                     yield from method(self, request, context, caller)
+                    if not context.is_active():  # the client went away or its deadline passed
+                        outcome.append(grpc.StatusCode.CANCELLED)
                 except GatewayError as error:
                     outcome.append(status_code(error))
                     set_error(context, error)

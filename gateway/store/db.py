@@ -70,8 +70,16 @@ class Database:
         revision = migrations.current(self.engine)
         tables = set(inspect(self.engine).get_table_names()) - {"alembic_version"}
         if revision is None and tables:
-            # Made before migrations existed: adopt it only if it already has every column.
+            # Made before migrations existed: adopt it only if it is exactly the first revision's
+            # schema (tables, columns and indexes), so later revisions can build on it.
             self._refuse_stale_schema()
+            if differences := migrations.differences(self.engine):
+                raise StaleSchema(
+                    f"the database differs from this gateway's schema ({differences[0]}"
+                    f"{f' and {len(differences) - 1} more' if len(differences) > 1 else ''}): "
+                    "it was made by an older gateway. Start with a fresh data directory (or "
+                    "database)."
+                )
             migrations.stamp(self.engine)
         elif revision is not None and revision not in migrations.known():
             raise StaleSchema(

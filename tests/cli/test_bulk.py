@@ -260,8 +260,12 @@ def test_request_ids_depend_on_the_submission_not_on_formatting() -> None:
     assert re.fullmatch(r"bulk-[0-9a-f]{32}-consent", ids.consent)
     assert ids.referral == ids.consent.removesuffix("-consent") + "-referral"
     data = profile_bytes(profile)
+    # The same banks in another order are the same referral.
+    assert request_ids(profile=data, banks=("bank-b", "bank-a")) == request_ids(
+        profile=data, banks=("bank-a", "bank-b")
+    )
     others = {
-        request_ids(profile=data, banks=("bank-b", "bank-a")),
+        request_ids(profile=data, banks=("bank-c", "bank-a")),
         request_ids(profile=data, banks=("bank-a",)),
         request_ids(profile=data, banks=("bank-a", "bank-b"), run_id="again"),
         request_ids(

@@ -18,7 +18,7 @@ def _file(tmp_path: Path, text: str) -> Path:
 
 
 def test_precedence_is_flags_then_environment_then_file_then_defaults(tmp_path: Path) -> None:
-    config = _file(tmp_path, "[gateway]\nport = 6000\nworkers = 8\nappeal_days = 30\n")
+    config = _file(tmp_path, "[gateway]\nport = 6000\nworkers = 10\nappeal_days = 30\n")
     settings = load_settings(
         flags={"port": "7000", "host": None},
         environ={"COLENDING_PORT": "6500", "COLENDING_WORKERS": "12"},
@@ -76,3 +76,21 @@ def test_serve_stops_on_a_bad_setting(
     monkeypatch.setenv("COLENDING_APPEAL_DAYS", "0")
     assert main(["serve"]) == 2
     assert "COLENDING_APPEAL_DAYS: must be between 1 and 365, got 0" in capsys.readouterr().err
+
+
+def test_database_urls_are_checked_and_always_masked() -> None:
+    with pytest.raises(SettingsError, match="not a database URL"):
+        load_settings(flags={"database_url": "postgres-ish://x"}, environ={})
+    for url, secret in (
+        ("postgresql+psycopg://:s3cret@db/x", "s3cret"),
+        ("postgresql+psycopg://u@db/x?password=s3cret", "s3cret"),
+        ("postgresql+psycopg://u:p%40ss@db/x", "p%40ss"),
+    ):
+        shown = masked(Settings(database_url=url))["database_url"]
+        assert secret not in shown
+        assert "p@ss" not in shown
+
+
+def test_streams_must_leave_workers_for_unary_calls() -> None:
+    with pytest.raises(SettingsError, match="max_streams"):
+        load_settings(flags={"workers": "4"}, environ={})

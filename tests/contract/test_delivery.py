@@ -5,6 +5,8 @@ resumes from its cursor. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -168,8 +170,13 @@ def test_a_streaming_bank_follows_live_and_resumes_from_its_cursor(
 def test_a_push_stops_when_consent_is_revoked_or_the_bank_suspended(
     data_dir: Path, database_url: str | None
 ) -> None:
+    # Retries a second apart: the consent is revoked between two attempts, never after the
+    # task has already used them all up.
+    patient = replace(
+        FAST_DELIVERY, first_backoff=timedelta(seconds=1), max_backoff=timedelta(seconds=1)
+    )
     with (
-        network(data_dir, database_url) as net,
+        network(data_dir, database_url, policy=patient) as net,
         mock_bank(net, "bank-a", Script(down=True)) as bank,
         dispatching(net.running.gateway),
     ):

@@ -150,3 +150,24 @@ def test_key_files_are_private(tmp_path: Path) -> None:
     assert oct(files.key.stat().st_mode & 0o777) == "0o600"
     client = issue_client(tmp_path / "ca", identity="partner/bank-a", out=tmp_path / "c")
     assert oct(client.key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_certificate_naming_two_callers_names_none(tmp_path: Path) -> None:
+    from gateway.certs import identity_of
+
+    init_ca(tmp_path / "ca")
+    two = _issue(
+        tmp_path / "ca",
+        common_name="confused",
+        names=[
+            x509.UniformResourceIdentifier("colending://partner/bank-a"),
+            x509.UniformResourceIdentifier("colending://admin"),
+        ],
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        out=tmp_path / "two",
+        stem="two",
+    )
+    assert identity_of(two.certificate.read_bytes()) is None
+    assert identity_of(b"not a certificate") is None
+    one = issue_client(tmp_path / "ca", identity="partner/bank-a", out=tmp_path / "one")
+    assert identity_of(one.certificate.read_bytes()) == "partner/bank-a"

@@ -62,3 +62,14 @@ def test_an_unversioned_database_with_every_column_is_adopted(
     SQLModel.metadata.create_all(database.engine)
     database.create_schema()
     assert migrations.current(database.engine) == migrations.head()
+
+
+def test_an_unversioned_database_missing_an_index_is_refused(
+    data_dir: Path, database_url: str | None
+) -> None:
+    database = _database(data_dir, database_url)
+    SQLModel.metadata.create_all(database.engine)
+    with database.engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_blacklist_entries_pseudonym_status"))
+    with pytest.raises(StaleSchema, match="ix_blacklist_entries_pseudonym_status"):
+        database.create_schema()

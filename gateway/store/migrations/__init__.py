@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlmodel import SQLModel
 
 SCRIPTS = Path(__file__).parent
 
@@ -46,6 +48,18 @@ def current(engine: Engine) -> str | None:
     """The revision the database is at (None: never migrated)."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def differences(engine: Engine) -> list[str]:
+    """How the database's schema differs from the models (empty: identical)."""
+    import gateway.store.tables  # noqa: F401  (registers the tables)
+
+    with engine.connect() as connection:
+        found = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    return [
+        " ".join(str(part) for part in diff[:3]) if isinstance(diff, tuple) else str(diff)
+        for diff in found
+    ]
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -12,6 +12,10 @@ import gateway.store.tables  # noqa: F401  (registers every table on SQLModel.me
 _MIGRATION_LOCK = 0x6D69677261
 
 engine = context.config.attributes["engine"]
+if engine.dialect.name == "sqlite":
+    # Take SQLite's write lock at BEGIN: a second process starting at the same moment waits,
+    # then finds the schema at head, instead of failing with "database is locked".
+    engine = engine.execution_options(sqlite_begin="IMMEDIATE")
 with engine.connect() as connection:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
