@@ -74,14 +74,7 @@ def run(*, banks: int, seconds: float, submitters: int, workers: int) -> dict[st
             mocks.append(mock)
         assert gateway.dispatcher is not None
         stop_delivery = threading.Event()
-        dispatchers = [
-            threading.Thread(
-                target=gateway.dispatcher.run, args=(stop_delivery,), kwargs={"poll_interval": 0.01}
-            )
-            for _ in range(workers)
-        ]
-        for thread in dispatchers:
-            thread.start()
+        dispatchers = gateway.dispatcher.start(stop_delivery, workers=workers, poll_interval=0.01)
 
         platform = PlatformClient(channel=channel, caller="platform")
         merchants = sample_merchants(

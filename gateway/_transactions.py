@@ -12,7 +12,15 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from gateway.errors import AlreadyExists, FieldViolation, InvalidArgument, Unavailable
+from gateway.domain.partner import Partner, PartnerState
+from gateway.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    Unavailable,
+)
 from gateway.store import repository as repo
 from gateway.store.blacklist_repository import ConcurrentEntryUpdate
 from gateway.store.db import Database
@@ -118,6 +126,18 @@ _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 def _sqlstate(error: OperationalError) -> str:
     return str(getattr(error.orig, "sqlstate", "") or "")
+
+
+def require_active_partner(session: Session, bank_id: str, *, for_update: bool = False) -> Partner:
+    """The calling bank, which must be registered (else PERMISSION_DENIED) and active."""
+    partner = repo.get_partner(session, bank_id, for_update=for_update)
+    if partner is None:
+        raise PermissionDenied(f"partner/{bank_id} is not a registered partner")
+    if partner.state is not PartnerState.ACTIVE:
+        raise FailedPrecondition.single(
+            "PARTNER_SUSPENDED", f"partners/{bank_id}", "partner is suspended"
+        )
+    return partner
 
 
 def check_request_id(request_id: str) -> None:

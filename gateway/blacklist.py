@@ -20,6 +20,7 @@ from gateway._transactions import (
     Transactions,
     business_date,
     raise_all,
+    require_active_partner,
     utc_now,
 )
 from gateway.domain import blacklist as rules_
@@ -34,7 +35,6 @@ from gateway.domain.blacklist import (
 )
 from gateway.domain.financing import FinancingState
 from gateway.domain.ids import new_id
-from gateway.domain.partner import PartnerState
 from gateway.domain.referral import FinancingCase
 from gateway.errors import (
     AlreadyExists,
@@ -185,7 +185,7 @@ class BlacklistNetwork:
         assert default_date is not None
 
         def act(session: Session, now: datetime) -> tuple[str, BlacklistChange]:
-            _require_active_partner(session, reporter_bank_id)
+            require_active_partner(session, reporter_bank_id)
             ended_on: date | None = default_date  # without a case, the default date is the end
             if evidence_case_id:
                 case = repo.get_case(session, evidence_case_id, for_update=True)
@@ -282,7 +282,7 @@ class BlacklistNetwork:
 
     def require_active_partner(self, bank_id: str) -> None:
         with self._db.reading() as session:
-            _require_active_partner(session, bank_id)
+            require_active_partner(session, bank_id)
 
     def changed(self) -> None:
         """Tell local sync streams that a transaction which logged changes has committed."""
@@ -312,7 +312,7 @@ class BlacklistNetwork:
         raise_all((), problems)
         with self._db.reading() as session:
             if partner_id is not None:
-                _require_active_partner(session, partner_id)
+                require_active_partner(session, partner_id)
             size = DatabaseHashStore(session=session).size()
             found = bl.in_force_by_pseudonym(session, pseudonyms)
         results = [
@@ -576,16 +576,6 @@ def _check_evidence(
             "CASE_NOT_DEFAULTED",
             f"financingCases/{case.case_id}",
             f"case is {case.state.name}; report DEFAULT_OVERDUE once the case is DEFAULTED",
-        )
-
-
-def _require_active_partner(session: Session, bank_id: str) -> None:
-    partner = repo.get_partner(session, bank_id)
-    if partner is None:
-        raise PermissionDenied(f"partner/{bank_id} is not a registered partner")
-    if partner.state is not PartnerState.ACTIVE:
-        raise FailedPrecondition.single(
-            "PARTNER_SUSPENDED", f"partners/{bank_id}", "partner is suspended"
         )
 
 

@@ -347,12 +347,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _start_delivery(gateway: Gateway, stop: threading.Event, count: int) -> list[threading.Thread]:
     assert gateway.dispatcher is not None
-    workers = [
-        threading.Thread(target=gateway.dispatcher.run, args=(stop,), name=f"delivery-{n}")
-        for n in range(count)
-    ]
-    for worker in workers:
-        worker.start()
+    workers = gateway.dispatcher.start(stop, workers=count)
     if workers:
         log.info("push delivery: %d worker(s)", len(workers))
     return workers

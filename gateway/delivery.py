@@ -8,11 +8,12 @@ module knows nothing of gRPC and tests can put any bank behind it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import datetime
@@ -187,11 +188,34 @@ class Dispatcher:
                 self._wakeup.wait(poll_interval)
                 self._wakeup.clear()
 
-    def drain(self, *, timeout: float = 30.0) -> None:
-        """Work until nothing is due (tests and the demo): not for production loops."""
-        deadline = time.monotonic() + timeout
-        while self.run_once() and time.monotonic() < deadline:
-            pass
+    def start(
+        self, stop: threading.Event, *, workers: int, poll_interval: float = 0.5
+    ) -> list[threading.Thread]:
+        """Start ``workers`` threads running :meth:`run` until ``stop`` is set."""
+        threads = [
+            threading.Thread(
+                target=self.run,
+                args=(stop,),
+                kwargs={"poll_interval": poll_interval},
+                name=f"delivery-{n}",
+            )
+            for n in range(workers)
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    @contextlib.contextmanager
+    def running(self, *, workers: int, poll_interval: float = 0.5) -> Iterator[None]:
+        """Workers for the length of a block (the demo, benchmarks, tests)."""
+        stop = threading.Event()
+        threads = self.start(stop, workers=workers, poll_interval=poll_interval)
+        try:
+            yield
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
 
     def _call(self, task: DeliveryTask, target: _Target) -> _Result:
         if target.cancel:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +32,7 @@ from colending.v1 import (
 
 from gateway._transactions import business_date
 from gateway.domain.delivery import DeliveryPolicy
+from gateway.domain.money import format_fen
 from gateway.sample import sample_merchants
 from gateway.server import ServerConfig, build_server, open_gateway
 from gateway.service import Gateway
@@ -86,7 +85,11 @@ def run_demo(*, merchants: int = 36, seed: int = 2026, out: TextIO = sys.stdout)
         target = f"127.0.0.1:{port}"
         report.step(f"gateway listening on {target} (data in {config.data_dir})")
         try:
-            with _dispatching(gateway), grpc.insecure_channel(target) as channel:
+            assert gateway.dispatcher is not None
+            with (
+                gateway.dispatcher.running(workers=2, poll_interval=0.05),
+                grpc.insecure_channel(target) as channel,
+            ):
                 _run(report, gateway, channel, config.data_dir, merchants, seed)
         finally:
             server.stop(grace=None).wait()
@@ -334,13 +337,14 @@ def _network(
         admin_service_pb2.GetPortfolioStatsRequest(), metadata=meta, timeout=10
     )
     print(
-        "\n  bank     referred approved declined  disbursed (CNY)  defaults  NPL", file=report.out
+        "\n  bank     referred approved declined             disbursed  defaults  NPL",
+        file=report.out,
     )
     for s in [*stats.banks, stats.overall]:
         print(
             f"  {s.bank_id or 'all':<8} {s.referred_count:>8} {s.approved_count:>8} "
-            f"{s.declined_count:>8} {s.disbursed.amount_minor / 100:>16,.2f} "
-            f"{s.defaulted_count:>9}  {s.non_performing_ratio_bps / 100:.2f} %",
+            f"{s.declined_count:>8} {format_fen(s.disbursed.amount_minor):>21} "
+            f"{s.defaulted_count:>9}  {_percent(s.non_performing_ratio_bps)}",
             file=report.out,
         )
     print(
@@ -348,6 +352,11 @@ def _network(
         file=report.out,
     )
     report.check("portfolio stats count exactly one default", stats.overall.defaulted_count == 1)
+
+
+def _percent(bps: int) -> str:
+    whole, hundredths = divmod(bps, 100)  # integers all the way: no float near money
+    return f"{whole}.{hundredths:02d} %"
 
 
 def _cny(fen: int) -> common_pb2.Money:
@@ -358,23 +367,3 @@ def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-@contextmanager
-def _dispatching(gateway: Gateway) -> Iterator[None]:
-    assert gateway.dispatcher is not None
-    stop = threading.Event()
-    workers = [
-        threading.Thread(
-            target=gateway.dispatcher.run, args=(stop,), kwargs={"poll_interval": 0.05}
-        )
-        for _ in range(2)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()

@@ -25,7 +25,8 @@ from sqlmodel import select
 
 from gateway.domain.ids import new_id
 from gateway.store.db import Database
-from gateway.store.tables import BlacklistEntryRow, DeliveryTaskRow, LogNodeRow
+from gateway.store.log_store import DatabaseHashStore
+from gateway.store.tables import BlacklistEntryRow, DeliveryTaskRow
 
 REQUEST_ID_KEY = "x-request-id"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -129,10 +130,7 @@ class StoreCollector(Collector):
                     )
                 ):
                     entries.add_metric([status], count)
-                last = session.exec(
-                    select(func.max(LogNodeRow.idx)).where(LogNodeRow.level == 0)
-                ).one()
-                log_size.add_metric([], 0 if last is None else int(last) + 1)
+                log_size.add_metric([], DatabaseHashStore(session=session).size())
         except Exception:  # a scrape during an outage: report what we can, not an error page
             logging.getLogger(__name__).warning("metrics: the database did not answer")
             return

@@ -24,6 +24,7 @@ from gateway._transactions import (
     Transactions,
     business_date,
     raise_all,
+    require_active_partner,
     utc_now,
 )
 from gateway.blacklist import CASE_ENDED, BlacklistNetwork
@@ -82,7 +83,6 @@ from gateway.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     PreconditionViolation,
 )
 from gateway.signing.keyring import KeyRing, PublishedKey
@@ -687,7 +687,7 @@ class Gateway:
         after = paging.decode_int_token(cursor, "cursor", field="cursor") if cursor else 0
 
         with self._db.reading() as session:
-            self._require_active_bank(session, bank_id)
+            require_active_partner(session, bank_id)
             # A read first: an idle poll or live stream must not take the write lock for nothing.
             if not repo.pending_cases_for_bank(
                 session, bank_id=bank_id, after_seq=after, limit=1, now=self._clock(), lock=False
@@ -695,7 +695,7 @@ class Gateway:
                 return [], cursor
 
         def pull(session: Session) -> list[FinancingCase]:
-            self._require_active_bank(session, bank_id)
+            require_active_partner(session, bank_id)
             now = self._clock()
             cases = repo.pending_cases_for_bank(
                 session, bank_id=bank_id, after_seq=after, limit=size, now=now
@@ -733,7 +733,7 @@ class Gateway:
             raise InvalidArgument(problems)
 
         def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
-            self._require_active_bank(session, bank_id)
+            require_active_partner(session, bank_id)
             case = _load_bank_case(session, case_id, bank_id, for_update=True)
             subject = f"financingCases/{case_id}"
             _refuse_if_expired(case, now)
@@ -777,7 +777,7 @@ class Gateway:
         def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
             # The partner row lock serialises this bank's decisions, so two approvals cannot
             # both fit under the exposure cap that only one of them fits under.
-            partner = self._require_active_bank(session, bank_id, for_update=True)
+            partner = require_active_partner(session, bank_id, for_update=True)
             case = _load_bank_case(session, case_id, bank_id, for_update=True)
             _refuse_if_expired(case, now)
             transition(case_id, case.state, target)
@@ -861,7 +861,7 @@ class Gateway:
         raise_all(shape_problems, problems)
 
         def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
-            self._require_active_bank(session, bank_id)
+            require_active_partner(session, bank_id)
             case = _load_bank_case(session, case_id, bank_id, for_update=True)
             if case.agreed_terms is None:
                 raise FailedPrecondition.single(
@@ -960,7 +960,7 @@ class Gateway:
         size = paging.page_size(page_size)
         after = paging.decode_int_token(page_token, "cases") if page_token else 0
         with self._db.reading() as session:
-            self._require_active_bank(session, bank_id)
+            require_active_partner(session, bank_id)
             rows = repo.list_cases(
                 session,
                 bank_id=bank_id,
@@ -1000,18 +1000,6 @@ class Gateway:
                         continue
             if len(due) < batch:
                 return moved
-
-    def _require_active_bank(
-        self, session: Session, bank_id: str, *, for_update: bool = False
-    ) -> Partner:
-        partner = repo.get_partner(session, bank_id, for_update=for_update)
-        if partner is None:
-            raise PermissionDenied(f"partner/{bank_id} is not a registered partner")
-        if partner.state is not PartnerState.ACTIVE:
-            raise FailedPrecondition.single(
-                "PARTNER_SUSPENDED", f"partners/{bank_id}", "partner is suspended"
-            )
-        return partner
 
     # --- signing keys --------------------------------------------------------------------
 

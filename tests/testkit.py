@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -166,21 +165,8 @@ FAST_DELIVERY = DeliveryPolicy(
 def dispatching(gateway: Gateway, *, workers: int = 2) -> Iterator[None]:
     """The gateway's push-delivery workers, as ``serve`` runs them, stopped at the end."""
     assert gateway.dispatcher is not None
-    stop = threading.Event()
-    threads = [
-        threading.Thread(
-            target=gateway.dispatcher.run, args=(stop,), kwargs={"poll_interval": 0.02}
-        )
-        for _ in range(workers)
-    ]
-    for thread in threads:
-        thread.start()
-    try:
+    with gateway.dispatcher.running(workers=workers, poll_interval=0.02):
         yield
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
 
 
 def eventually(check: Callable[[], bool], *, timeout: float = 15.0, what: str = "") -> None:

@@ -18,13 +18,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
+import gateway.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+
 SCRIPTS = Path(__file__).parent
 
 
-def _config(engine: Engine) -> Config:
+def _config(engine: Engine | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
-    config.attributes["engine"] = engine
+    if engine is not None:
+        config.attributes["engine"] = engine
     return config
 
 
@@ -41,7 +44,7 @@ def known() -> set[str]:
 
 
 def _scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config_without_engine())
+    return ScriptDirectory.from_config(_config())
 
 
 def current(engine: Engine) -> str | None:
@@ -52,8 +55,6 @@ def current(engine: Engine) -> str | None:
 
 def differences(engine: Engine) -> list[str]:
     """How the database's schema differs from the models (empty: identical)."""
-    import gateway.store.tables  # noqa: F401  (registers the tables)
-
     with engine.connect() as connection:
         found = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     return [
@@ -72,9 +73,3 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def stamp(engine: Engine, revision: str = "head") -> None:
     command.stamp(_config(engine), revision)
-
-
-def _config_without_engine() -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(SCRIPTS))
-    return config
