@@ -115,6 +115,10 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     )
     add("--max-streams", help=f"live server streams at once (default: {d.max_streams})")
     add(
+        "--streams-per-caller",
+        help=f"live streams one caller may hold at once (default: {d.streams_per_caller})",
+    )
+    add(
         "--tls",
         action="store_const",
         const=True,
@@ -279,6 +283,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_workers=settings.workers,
         allow_insecure_remote=settings.allow_insecure_remote,
         max_streams=settings.max_streams,
+        streams_per_caller=settings.streams_per_caller,
         partner_rate=settings.partner_rate,
         partner_burst=settings.partner_burst,
         health_interval=settings.health_interval,

@@ -25,13 +25,12 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.api.bank_transport import GrpcBankTransport
 from gateway.api.convert import encode_referral_payload
-from gateway.api.limits import RateLimiter
+from gateway.api.limits import RateLimiter, StreamSlots
 from gateway.api.servicers import (
     AdminServicer,
     BlacklistServicer,
     PartnerBankServicer,
     ReferralServicer,
-    StreamSlots,
 )
 from gateway.blacklist import BlacklistNetwork
 from gateway.delivery import BankTransport, Dispatcher
@@ -63,6 +62,8 @@ class ServerConfig:
     # Live server streams (StreamReferrals, SyncBlacklist) together; each holds a worker thread,
     # so this stays well below max_workers.
     max_streams: int = 8
+    # ...and at most this many per caller: a bank follows referrals and the blacklist at once.
+    streams_per_caller: int = 2
     health_interval: float = 5.0  # seconds between database checks of the health service
     # Mutual TLS: the server's key and certificate, and the CA that signs client certificates.
     tls: TlsFiles | None = None
@@ -165,7 +166,7 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
             ("grpc.keepalive_timeout_ms", 20_000),
         ],
     )
-    streams = StreamSlots(config.max_streams)
+    streams = StreamSlots(limit=config.max_streams, per_caller=config.streams_per_caller)
     limiter = (
         RateLimiter(rate=config.partner_rate, burst=config.partner_burst)
         if config.partner_rate > 0

@@ -39,6 +39,7 @@ class Settings:
     remove_on_recovery: bool = False
     allow_insecure_remote: bool = False
     max_streams: int = 8
+    streams_per_caller: int = 2
     health_interval: float = 5.0
     partner_rate: float = 50.0  # each bank's calls a second (0: no limit)
     partner_burst: int = 100
@@ -154,6 +155,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "remove_on_recovery": _flag,
     "allow_insecure_remote": _flag,
     "max_streams": _int_in(1, 1_000),
+    "streams_per_caller": _int_in(1, 1_000),
     "health_interval": _positive_seconds,
     "partner_rate": _rate,
     "partner_burst": _int_in(1, 100_000),
@@ -216,6 +218,11 @@ def load_settings(
         raise SettingsError(
             f"max_streams ({settings.max_streams}) must be below workers ({settings.workers}): "
             "each live stream holds a worker, and unary calls need some left"
+        )
+    if settings.streams_per_caller > settings.max_streams:
+        raise SettingsError(
+            f"streams_per_caller ({settings.streams_per_caller}) must not exceed max_streams "
+            f"({settings.max_streams})"
         )
     return settings
 

@@ -1,4 +1,5 @@
-"""Per-partner rate limits: a token bucket per bank, so one bank's burst cannot starve the rest.
+"""Per-partner rate limits: a token bucket per bank, so one bank's burst cannot starve the rest;
+and bounds on live streams, in all and per caller.
 
 A bank may make ``burst`` calls at once and ``rate`` a second on average; beyond that it gets
 RESOURCE_EXHAUSTED with a RetryInfo saying when a token is next free (the SDK waits that long).
@@ -7,9 +8,12 @@ The platform and the operator are not limited: they are one party each, and the 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+from gateway.errors import ResourceExhausted
 
 
 class RateLimiter:
@@ -39,3 +43,41 @@ class RateLimiter:
                 return None
             self._buckets[key] = (tokens, now)
             return (1 - tokens) / self._rate
+
+
+class StreamSlots:
+    """Bounds on live server streams: each holds a worker thread for as long as it lives, so
+    without a bound a few idle followers could starve every unary RPC; and a bound per caller,
+    so one bank's leaked or runaway streams cannot take every slot from the others."""
+
+    def __init__(self, *, limit: int, per_caller: int) -> None:
+        if not 1 <= per_caller <= limit:
+            raise ValueError("per_caller must be between 1 and limit")
+        self._limit = limit
+        self._per_caller = per_caller
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, caller: str) -> Iterator[None]:
+        with self._lock:
+            mine = self._held.get(caller, 0)
+            if mine >= self._per_caller:
+                raise ResourceExhausted(
+                    f"{caller} already has {mine} live streams, the most one caller may hold; "
+                    "close one or retry later",
+                    retry_after_seconds=5,
+                )
+            if sum(self._held.values()) >= self._limit:
+                raise ResourceExhausted(
+                    f"all {self._limit} stream slots are in use; retry later",
+                    retry_after_seconds=5,
+                )
+            self._held[caller] = mine + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[caller] -= 1
+                if not self._held[caller]:
+                    del self._held[caller]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -24,9 +22,9 @@ from gateway._transactions import utc_now
 from gateway.api import convert
 from gateway.api._handler import idempotency, server_stream, unary
 from gateway.api.auth import Caller, Role
-from gateway.api.limits import RateLimiter
+from gateway.api.limits import RateLimiter, StreamSlots
 from gateway.blacklist import BlacklistNetwork
-from gateway.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from gateway.errors import FieldViolation, InvalidArgument
 from gateway.service import Gateway, PartnerChanges
 from partners.sdk._identifiers import IdentifierError
 from partners.sdk._pseudonym import IdentifierKind
@@ -187,26 +185,6 @@ class ReferralServicer(referral_service_pb2_grpc.ReferralServiceServicer):
         )
 
 
-class StreamSlots:
-    """A bound on live server streams: each holds a worker thread for as long as it lives, so
-    without one a few idle followers could starve every unary RPC."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._free = threading.BoundedSemaphore(limit)
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        if not self._free.acquire(blocking=False):
-            raise ResourceExhausted(
-                f"all {self._limit} stream slots are in use; retry later", retry_after_seconds=5
-            )
-        try:
-            yield
-        finally:
-            self._free.release()
-
-
 # A live stream re-reads the database at least this often, which bounds how late it sees a write
 # made through another replica (writes made here wake it at once).
 STREAM_POLL_SECONDS = 0.5
@@ -221,7 +199,7 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
         limiter: RateLimiter | None = None,
     ) -> None:
         self._gateway = gateway
-        self._streams = streams or StreamSlots(4)
+        self._streams = streams or StreamSlots(limit=4, per_caller=2)
         self._limiter = limiter
 
     @unary(BANK, pb.PullReferralsResponse)
@@ -267,7 +245,7 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
         self, request: pb.StreamReferralsRequest, context: grpc.ServicerContext, caller: Caller
     ) -> Iterator[pb.StreamReferralsResponse]:
         cursor = request.cursor
-        with self._streams.hold():
+        with self._streams.hold(caller.name):
             while context.is_active():
                 cases, cursor = self._gateway.pull_referrals(
                     bank_id=caller.partner_id, cursor=cursor, page_size=STREAM_PAGE
@@ -495,7 +473,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
         limiter: RateLimiter | None = None,
     ) -> None:
         self._network = network
-        self._streams = streams or StreamSlots(4)
+        self._streams = streams or StreamSlots(limit=4, per_caller=2)
         self._limiter = limiter
 
     def _without_identifier(
@@ -592,7 +570,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
             raise InvalidArgument.single(
                 "from_log_index", f"must be between 0 and the log size {size}"
             )
-        with self._streams.hold():
+        with self._streams.hold(caller.name):
             checkpointed = -1
             while context.is_active():
                 changes = self._network.changes_from(position, limit=SYNC_PAGE)

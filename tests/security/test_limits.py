@@ -1,5 +1,6 @@
-"""Per-partner rate limits over real sockets: a bank past its budget gets RESOURCE_EXHAUSTED
-with a RetryInfo, other banks and the platform are not affected, and the budget refills."""
+"""Per-partner limits over real sockets: a bank past its budget gets RESOURCE_EXHAUSTED with a
+RetryInfo, other banks and the platform are not affected, and the budget refills; a bank holds
+only so many live streams."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from colending.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
+    blacklist_service_pb2,
+    blacklist_service_pb2_grpc,
     partner_bank_service_pb2,
     partner_bank_service_pb2_grpc,
 )
@@ -18,7 +21,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from testkit import ADMIN, request_id
 
-from gateway.api.limits import RateLimiter
+from gateway.api.limits import RateLimiter, StreamSlots
+from gateway.errors import ResourceExhausted
 from gateway.server import ServerConfig, build_server, open_gateway
 
 
@@ -78,5 +82,66 @@ def test_a_bank_over_its_budget_is_told_when_to_come_back(tmp_path: Path) -> Non
                 admin.ListPartners(admin_service_pb2.ListPartnersRequest(), metadata=ADMIN)
             time.sleep(1.05)
             keys("bank-a")  # refilled
+    finally:
+        server.stop(grace=None).wait()
+
+
+def test_stream_slots_bound_each_caller_and_all_callers() -> None:
+    slots = StreamSlots(limit=3, per_caller=2)
+    with slots.hold("partner/bank-a"), slots.hold("partner/bank-a"):
+        with (
+            pytest.raises(ResourceExhausted, match="partner/bank-a already has 2 live streams"),
+            slots.hold("partner/bank-a"),
+        ):
+            pass
+        with (
+            slots.hold("partner/bank-b"),
+            pytest.raises(ResourceExhausted, match="all 3 stream slots are in use"),
+            slots.hold("partner/bank-c"),
+        ):
+            pass
+    with slots.hold("partner/bank-a"), slots.hold("partner/bank-a"):
+        pass  # released slots are free again
+    with pytest.raises(ValueError, match="per_caller"):
+        StreamSlots(limit=2, per_caller=3)
+
+
+def test_a_bank_may_hold_only_so_many_live_streams(tmp_path: Path) -> None:
+    """Over a real socket: a bank's third live stream is refused, another bank's first is not."""
+    config = ServerConfig(data_dir=tmp_path / "data", port=0, max_streams=4, streams_per_caller=2)
+    gateway = open_gateway(config)
+    server, port = build_server(config, gateway=gateway)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+            for bank_id in ("bank-a", "bank-b"):
+                admin.RegisterPartner(
+                    admin_service_pb2.RegisterPartnerRequest(
+                        request_id=request_id(), partner_id=bank_id, display_name=bank_id
+                    ),
+                    metadata=ADMIN,
+                    timeout=10,
+                )
+            stub = blacklist_service_pb2_grpc.BlacklistServiceStub(channel)
+
+            def follow(bank_id: str) -> grpc.Future:  # type: ignore[type-arg]
+                stream = stub.SyncBlacklist(
+                    blacklist_service_pb2.SyncBlacklistRequest(from_log_index=0),
+                    metadata=(("x-colending-caller", f"partner/{bank_id}"),),
+                    timeout=30,
+                )
+                # The first answer (a checkpoint of the empty log) means the slot is held.
+                assert next(stream).HasField("checkpoint")
+                return stream
+
+            held = [follow("bank-a"), follow("bank-a")]
+            with pytest.raises(grpc.RpcError) as refused:
+                follow("bank-a")
+            assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "partner/bank-a already has 2 live streams" in (refused.value.details() or "")
+            held.append(follow("bank-b"))  # another bank is not affected
+            for stream in held:
+                stream.cancel()
     finally:
         server.stop(grace=None).wait()
