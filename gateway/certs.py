@@ -24,6 +24,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 URI_SCHEME = "colending://"
 CA_DAYS = 3650
 LEAF_DAYS = 365
+# The name in the gateway's own certificate. It is no caller: the gateway refuses it as one.
+GATEWAY = "gateway"
 
 
 class CertificateError(Exception):
@@ -81,27 +83,39 @@ def issue_client(directory: Path, *, identity: str, out: Path) -> IssuedFiles:
         directory,
         common_name=identity,
         names=[x509.UniformResourceIdentifier(URI_SCHEME + identity)],
-        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
         out=out,
         stem=identity.replace("/", "-"),
     )
 
 
-def issue_server(directory: Path, *, hosts: list[str], out: Path) -> IssuedFiles:
-    """The gateway's server certificate for ``hosts`` (names or IP addresses)."""
+def issue_server(
+    directory: Path,
+    *,
+    hosts: list[str],
+    out: Path,
+    stem: str = "server",
+    identity: str | None = GATEWAY,
+) -> IssuedFiles:
+    """A server certificate for ``hosts`` (names or IP addresses): by default the gateway's,
+    which it also presents as a client when it pushes to a bank (hence both key usages and the
+    ``colending://gateway`` name a bank's receiver checks). A bank's receiver passes
+    ``identity=None``."""
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
+    if identity is not None:
+        names.append(x509.UniformResourceIdentifier(URI_SCHEME + identity))
     return _issue(
         directory,
         common_name=hosts[0],
         names=names,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        usage=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
         out=out,
-        stem="server",
+        stem=stem,
     )
 
 
@@ -123,7 +137,7 @@ def _issue(
     *,
     common_name: str,
     names: list[x509.GeneralName],
-    usage: x509.ObjectIdentifier,
+    usage: list[x509.ObjectIdentifier],
     out: Path,
     stem: str,
 ) -> IssuedFiles:
@@ -146,7 +160,7 @@ def _issue(
         .not_valid_after(now + timedelta(days=LEAF_DAYS))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     out.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -164,10 +164,14 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--platform", action="store_true", help="for the platform")
     who.add_argument("--admin", action="store_true", help="for an operator")
     issue.add_argument("--out", type=Path, help="where to write it (default: DATA_DIR/certs)")
-    server_cert = certs_commands.add_parser("server", help="the gateway's server certificate")
+    server_cert = certs_commands.add_parser(
+        "server", help="the gateway's server certificate, or a mock bank's receiver's (--bank)"
+    )
     server_cert.add_argument(
         "--name", action="append", required=True, help="a host name or IP address it answers as"
     )
+    server_cert.add_argument("--bank", metavar="ID", help="for this bank's push receiver")
+    server_cert.add_argument("--out", type=Path, help="where to write it (default: DATA_DIR/certs)")
 
     config = commands.add_parser("config", help="the effective settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -387,21 +391,27 @@ def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> No
 
 def _certs(args: argparse.Namespace) -> int:
     directory = args.data_dir / "certs"
+    bank_id = getattr(args, "partner", None) or getattr(args, "bank", None)
+    if bank_id and (problem := partner_id_problem(bank_id)):
+        print(f"error: bank id {bank_id!r}: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.certs_command == "init":
             files = init_ca(directory)
+        elif args.certs_command == "server" and args.bank:
+            files = issue_server(
+                directory,
+                hosts=args.name,
+                out=args.out or directory,
+                stem=f"bank-{args.bank}-receiver",
+                identity=None,
+            )
         elif args.certs_command == "server":
-            files = issue_server(directory, hosts=args.name, out=directory)
+            files = issue_server(directory, hosts=args.name, out=args.out or directory)
         else:
             identity = "platform" if args.platform else "admin"
             if args.partner:
                 identity = f"partner/{args.partner}"
-            if args.partner and partner_id_problem(args.partner):
-                print(
-                    f"error: --partner {args.partner!r}: {partner_id_problem(args.partner)}",
-                    file=sys.stderr,
-                )
-                return 2
             files = issue_client(directory, identity=identity, out=args.out or directory)
     except CertificateError as error:
         print(f"error: {error}", file=sys.stderr)

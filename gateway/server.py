@@ -99,7 +99,7 @@ def open_gateway(config: ServerConfig, *, transport: BankTransport | None = None
     )
     dispatcher = Dispatcher(
         database=database,
-        transport=transport or GrpcBankTransport(),
+        transport=transport or GrpcBankTransport(credentials=_push_credentials(config.tls)),
         policy=config.delivery_policy,
     )
     return Gateway(
@@ -108,6 +108,18 @@ def open_gateway(config: ServerConfig, *, transport: BankTransport | None = None
         encode_referral=encode_referral_payload,
         blacklist=blacklist,
         dispatcher=dispatcher,
+    )
+
+
+def _push_credentials(tls: TlsFiles | None) -> grpc.ChannelCredentials | None:
+    """In TLS mode pushes are mutual TLS too: a bank's receiver must present a certificate the
+    CA signed, and the gateway presents its own, whose colending://gateway name the bank checks."""
+    if tls is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls.client_ca.read_bytes(),
+        private_key=tls.key.read_bytes(),
+        certificate_chain=tls.certificate.read_bytes(),
     )
 
 

@@ -18,7 +18,7 @@ from colending.v1 import common_pb2, consent_pb2, merchant_pb2
 from gateway.blacklist import BlacklistNetwork
 from gateway.domain.delivery import DeliveryPolicy
 from gateway.domain.identifiers import uscc_check_character
-from gateway.server import ServerConfig, build_server, open_gateway
+from gateway.server import ServerConfig, TlsFiles, build_server, open_gateway
 from gateway.service import Gateway
 from gateway.signing.keyring import KeyRing
 from gateway.signing.network_key import open_network_key
@@ -133,14 +133,16 @@ def running_gateway(
     database_url: str | None = None,
     *,
     delivery_policy: DeliveryPolicy | None = None,
+    tls: TlsFiles | None = None,
 ) -> Iterator[RunningGateway]:
-    """A real server on a free loopback port, stopped at the end."""
+    """A real server on a free loopback port (mutual TLS with ``tls``), stopped at the end."""
     config = ServerConfig(
         data_dir=data_dir,
         database_url=database_url,
         port=0,
         max_workers=8,
         delivery_policy=delivery_policy or DeliveryPolicy(),
+        tls=tls,
     )
     gateway = open_gateway(config)
     server, port = build_server(config, gateway=gateway)

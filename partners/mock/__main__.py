@@ -7,6 +7,11 @@ gateway's ``PartnerBankService``. Register it with the gateway using its endpoin
 
     colending-gateway partners register bank-a --name "Bank A" --endpoint 127.0.0.1:50061
     colending-mock-bank --bank-id bank-a --port 50061 --behaviour approve --flaky 200
+
+Against a gateway in TLS mode, ``--tls-ca``, ``--tls-cert`` and ``--tls-key`` are the CA and
+the bank's client certificate (``certs issue --partner bank-a``); with ``--receiver-cert`` and
+``--receiver-key`` (``certs server --bank bank-a --name 127.0.0.1``) it also serves its pushes
+over mutual TLS, answering only the gateway's certificate.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from colending.v1 import common_pb2
 from partners.mock._bank import Decision, MockBank, Script
 from partners.sdk import BankClient, ColendingError, VerifiedReferral, key_id, public_key_from_raw
 from partners.sdk import verify_referral as _verify_referral
+from partners.sdk.tls import client_credentials, receiver_credentials
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,12 +61,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1.0,
         help="seconds between decision rounds (0: never decide)",
     )
+    tls = parser.add_argument_group("mutual TLS (a gateway started with serve --tls)")
+    tls.add_argument("--tls-ca", help="the CA certificate (PEM) of the gateway and its clients")
+    tls.add_argument("--tls-cert", help="this bank's client certificate (PEM)")
+    tls.add_argument("--tls-key", help="this bank's client private key (PEM)")
+    tls.add_argument("--receiver-cert", help="server certificate for pushes (needs --tls-ca)")
+    tls.add_argument("--receiver-key", help="its private key")
     args = parser.parse_args(argv)
+    client_files = (args.tls_ca, args.tls_cert, args.tls_key)
+    if any(client_files) and not all(client_files):
+        parser.error("--tls-ca, --tls-cert and --tls-key go together")
+    if (args.receiver_cert or args.receiver_key) and not (
+        args.receiver_cert and args.receiver_key and args.tls_ca
+    ):
+        parser.error("--receiver-cert and --receiver-key go together, with --tls-ca")
 
     extra = {key_id(k): k for k in (public_key_from_raw(bytes.fromhex(h)) for h in args.trust_key)}
-    client = BankClient.connect(
-        args.gateway, bank_id=args.bank_id, caller=f"partner/{args.bank_id}"
-    )
+    if args.tls_cert:  # the certificate names the bank
+        client = BankClient.connect(
+            args.gateway,
+            bank_id=args.bank_id,
+            credentials=client_credentials(
+                ca=args.tls_ca, certificate=args.tls_cert, key=args.tls_key
+            ),
+        )
+    else:
+        client = BankClient.connect(
+            args.gateway, bank_id=args.bank_id, caller=f"partner/{args.bank_id}"
+        )
 
     def verify(envelope: common_pb2.Envelope) -> VerifiedReferral:
         trusted = {**extra}
@@ -78,9 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         down=args.down,
     )
     bank = MockBank(bank_id=args.bank_id, verify=verify, script=script)
-    port = bank.start(host=args.host, port=args.port)
+    receiver = (
+        receiver_credentials(ca=args.tls_ca, certificate=args.receiver_cert, key=args.receiver_key)
+        if args.receiver_cert
+        else None
+    )
+    port = bank.start(host=args.host, port=args.port, credentials=receiver)
     print(
-        f"mock bank {args.bank_id} listening on {args.host}:{port} ({args.behaviour})", flush=True
+        f"mock bank {args.bank_id} listening on {args.host}:{port} ({args.behaviour}"
+        f"{', TLS' if receiver else ''})",
+        flush=True,
     )
 
     stop = threading.Event()

@@ -35,6 +35,7 @@ from partners.sdk import (
     VerificationError,
     VerifiedReferral,
 )
+from partners.sdk.tls import peer_is_gateway
 
 br = bank_receiver_service_pb2
 PLATFORM_SHARE_BPS = 3000  # the regulatory floor for the cooperating institution's share
@@ -94,12 +95,15 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
         self._lock = threading.Lock()
         self._rng = random.Random(self.script.seed)  # noqa: S311  (a scripted coin, not a secret)
         self._server: grpc.Server | None = None
+        self._tls = False
 
     # --- the receiver ---------------------------------------------------------------------
 
     def DeliverReferral(
         self, request: br.DeliverReferralRequest, context: grpc.ServicerContext
     ) -> br.DeliverReferralResponse:
+        if self._tls and not peer_is_gateway(context):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "only the gateway pushes referrals")
         with self._lock:
             self.stats.pushes += 1
             unavailable = self.script.down or (
@@ -188,11 +192,25 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def start(self, *, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve on ``host:port`` (0: any free port); returns the bound port."""
+    def start(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> int:
+        """Serve on ``host:port`` (0: any free port); returns the bound port. With
+        ``credentials`` (``partners.sdk.tls.receiver_credentials``) it serves mutual TLS and
+        answers only the gateway."""
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         bank_receiver_service_pb2_grpc.add_BankReceiverServiceServicer_to_server(self, server)
-        bound = server.add_insecure_port(f"{host}:{port}")
+        self._tls = credentials is not None
+        address = f"{host}:{port}"
+        bound = (
+            server.add_secure_port(address, credentials)
+            if credentials is not None
+            else server.add_insecure_port(address)
+        )
         if bound == 0:
             raise OSError(f"could not bind {host}:{port}")
         server.start()

@@ -1,10 +1,12 @@
-"""A gateway on real sockets with the platform, the operator and mock banks around it."""
+"""A gateway on real sockets, in its production mode (mutual TLS with real certificates), with
+the platform, the operator and mock banks around it: each party on its own channel with its own
+client certificate, and each mock bank serving its pushes over TLS to the gateway alone."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -15,7 +17,6 @@ from colending.v1 import (
     partner_pb2,
 )
 from testkit import (
-    ADMIN,
     ALL_SCOPES,
     FAST_DELIVERY,
     RunningGateway,
@@ -24,6 +25,7 @@ from testkit import (
     request_id,
     running_gateway,
 )
+from tlskit import Pki
 
 from gateway.domain.delivery import DeliveryPolicy
 from partners.mock import MockBank, Script
@@ -33,12 +35,25 @@ from partners.sdk import BankClient, PlatformClient
 @dataclass
 class Network:
     running: RunningGateway
-    channel: grpc.Channel
-    platform: PlatformClient
-    admin: admin_service_pb2_grpc.AdminServiceStub
+    pki: Pki
+    _channels: dict[str, grpc.Channel] = field(default_factory=dict)
+
+    @property
+    def platform(self) -> PlatformClient:
+        return PlatformClient(channel=self.channel_for("platform"))
+
+    @property
+    def admin(self) -> admin_service_pb2_grpc.AdminServiceStub:
+        return admin_service_pb2_grpc.AdminServiceStub(self.channel_for("admin"))
+
+    def channel_for(self, identity: str) -> grpc.Channel:
+        """A channel whose client certificate names ``identity``, closed with the network."""
+        if identity not in self._channels:
+            self._channels[identity] = self.pki.channel(self.running.target, identity)
+        return self._channels[identity]
 
     def bank_client(self, bank_id: str) -> BankClient:
-        return BankClient(channel=self.channel, bank_id=bank_id, caller=f"partner/{bank_id}")
+        return BankClient(channel=self.channel_for(f"partner/{bank_id}"), bank_id=bank_id)
 
     def register(self, bank_id: str, *, endpoint: str = "", ordered: bool = False) -> None:
         policy = partner_pb2.EligibilityPolicy(ordered_delivery=ordered) if ordered else None
@@ -50,7 +65,6 @@ class Network:
                 endpoint=endpoint,
                 policy=policy,
             ),
-            metadata=ADMIN,
             timeout=10,
         )
 
@@ -74,7 +88,7 @@ class Network:
 
     def tasks(self, state: int = 0) -> list[delivery_pb2.DeliveryTask]:
         response = self.admin.ListDeliveryTasks(
-            admin_service_pb2.ListDeliveryTasksRequest(state=state), metadata=ADMIN, timeout=10
+            admin_service_pb2.ListDeliveryTasksRequest(state=state), timeout=10
         )
         return list(response.tasks)
 
@@ -83,22 +97,22 @@ class Network:
 def network(
     data_dir: Path, database_url: str | None, *, policy: DeliveryPolicy = FAST_DELIVERY
 ) -> Iterator[Network]:
-    with (
-        running_gateway(data_dir, database_url, delivery_policy=policy) as running,
-        grpc.insecure_channel(running.target) as channel,
-    ):
-        yield Network(
-            running=running,
-            channel=channel,
-            platform=PlatformClient(channel=channel, caller="platform"),
-            admin=admin_service_pb2_grpc.AdminServiceStub(channel),
-        )
+    pki = Pki.create(data_dir.parent / "pki")
+    with running_gateway(
+        data_dir, database_url, delivery_policy=policy, tls=pki.gateway_files()
+    ) as running:
+        net = Network(running=running, pki=pki)
+        try:
+            yield net
+        finally:
+            for channel in net._channels.values():
+                channel.close()
 
 
 @contextmanager
 def mock_bank(net: Network, bank_id: str, script: Script, **register: bool) -> Iterator[MockBank]:
     bank = MockBank(bank_id=bank_id, verify=net.bank_client(bank_id).verify, script=script)
-    port = bank.start()
+    port = bank.start(credentials=net.pki.receiver(bank_id))
     try:
         net.register(bank_id, endpoint=f"127.0.0.1:{port}", **register)
         yield bank

@@ -1,16 +1,16 @@
-"""The blacklist network over real sockets, driven with the SDK: banks report, the platform
-appeals, every bank syncs a verified copy, and a log rewritten behind the gateway's back is
-caught. SQLite and PostgreSQL."""
+"""The blacklist network over real sockets and mutual TLS, driven with the SDK: banks report,
+the platform appeals, every bank syncs a verified copy, and a log rewritten behind the
+gateway's back is caught. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import grpc
 import pytest
 from colending.v1 import (
     admin_service_pb2,
@@ -19,7 +19,8 @@ from colending.v1 import (
 )
 from sqlalchemy import delete, update
 from sqlmodel import select
-from testkit import ADMIN, RunningGateway, request_id, running_gateway, uscc
+from testkit import RunningGateway, request_id, running_gateway, uscc
+from tlskit import Pki
 
 from gateway.signing.merkle import MemoryHashStore, MerkleLog
 from gateway.store.db import Database, sqlite_url
@@ -38,24 +39,31 @@ USCC = IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE
 BORROWERS = [uscc(f"9133010600000000{i}") for i in range(4)]
 
 
+@dataclass
+class Network:
+    running: RunningGateway
+    pki: Pki
+
+
 @contextmanager
-def network(data_dir: Path, database_url: str | None) -> Iterator[RunningGateway]:
-    with running_gateway(data_dir, database_url) as running:
-        with grpc.insecure_channel(running.target) as channel:
+def network(data_dir: Path, database_url: str | None) -> Iterator[Network]:
+    pki = Pki.create(data_dir.parent / "pki")
+    with running_gateway(data_dir, database_url, tls=pki.gateway_files()) as running:
+        with pki.channel(running.target, "admin") as channel:
             admin = admin_service_pb2_grpc.AdminServiceStub(channel)
             for bank_id in ("bank-a", "bank-b", "bank-c"):
                 admin.RegisterPartner(
                     admin_service_pb2.RegisterPartnerRequest(
                         request_id=request_id(), partner_id=bank_id, display_name=bank_id
                     ),
-                    metadata=ADMIN,
                     timeout=10,
                 )
-        yield running
+        yield Network(running=running, pki=pki)
 
 
-def client(running: RunningGateway, caller: str) -> BlacklistClient:
+def client(net: Network, caller: str) -> BlacklistClient:
     """A client as a bank configures it: network key and log keys received out of band."""
+    running = net.running
     network_key = bytes.fromhex(
         (running.data_dir / "network-key" / "network.key").read_text().strip()
     )
@@ -64,7 +72,10 @@ def client(running: RunningGateway, caller: str) -> BlacklistClient:
         for k in running.gateway.blacklist.published_log_keys()
     }
     return BlacklistClient.connect(
-        running.target, caller=caller, network_key=network_key, log_keys=log_keys
+        running.target,
+        credentials=net.pki.credentials(caller),
+        network_key=network_key,
+        log_keys=log_keys,
     )
 
 
@@ -82,10 +93,10 @@ def test_every_bank_holds_the_same_verified_list(
     data_dir: Path, database_url: str | None, tmp_path: Path
 ) -> None:
     with (
-        network(data_dir, database_url) as running,
-        client(running, "partner/bank-a") as bank_a,
-        client(running, "partner/bank-b") as bank_b,
-        client(running, "platform") as platform,
+        network(data_dir, database_url) as net,
+        client(net, "partner/bank-a") as bank_a,
+        client(net, "partner/bank-b") as bank_b,
+        client(net, "platform") as platform,
     ):
         indexes = [report(bank_a, b) for b in BORROWERS[:3]]
         assert indexes == [0, 1, 2]
@@ -143,9 +154,9 @@ def test_every_bank_holds_the_same_verified_list(
 
 def test_a_following_bank_sees_a_new_entry_live(data_dir: Path, database_url: str | None) -> None:
     with (
-        network(data_dir, database_url) as running,
-        client(running, "partner/bank-a") as bank_a,
-        client(running, "partner/bank-c") as bank_c,
+        network(data_dir, database_url) as net,
+        client(net, "partner/bank-a") as bank_a,
+        client(net, "partner/bank-c") as bank_c,
     ):
         report(bank_a, BORROWERS[0])
         seen: list[LeafChange] = []
@@ -174,8 +185,8 @@ def test_a_following_bank_sees_a_new_entry_live(data_dir: Path, database_url: st
         assert [c.log_index for c in seen] == [0, 1]
 
 
-def _database(running: RunningGateway, database_url: str | None) -> Database:
-    return Database(url=database_url or sqlite_url(running.data_dir))
+def _database(net: Network, database_url: str | None) -> Database:
+    return Database(url=database_url or sqlite_url(net.running.data_dir))
 
 
 def _rewrite_leaf(database: Database, log_index: int) -> None:
@@ -216,13 +227,13 @@ def test_a_rewritten_leaf_is_caught_by_a_fresh_copy(
     data_dir: Path, database_url: str | None
 ) -> None:
     with (
-        network(data_dir, database_url) as running,
-        client(running, "partner/bank-a") as bank_a,
-        client(running, "partner/bank-b") as bank_b,
+        network(data_dir, database_url) as net,
+        client(net, "partner/bank-a") as bank_a,
+        client(net, "partner/bank-b") as bank_b,
     ):
         for borrower in BORROWERS[:3]:
             report(bank_a, borrower)
-        _rewrite_leaf(_database(running, database_url), 1)
+        _rewrite_leaf(_database(net, database_url), 1)
         # The leaf served no longer hashes to the tree the checkpoint signs.
         with pytest.raises(LogConsistencyError, match="rewritten"):
             bank_b.sync(LocalBlacklist())
@@ -232,15 +243,15 @@ def test_a_rewritten_history_is_caught_by_the_consistency_check(
     data_dir: Path, database_url: str | None
 ) -> None:
     with (
-        network(data_dir, database_url) as running,
-        client(running, "partner/bank-a") as bank_a,
-        client(running, "partner/bank-b") as bank_b,
+        network(data_dir, database_url) as net,
+        client(net, "partner/bank-a") as bank_a,
+        client(net, "partner/bank-b") as bank_b,
     ):
         for borrower in BORROWERS[:3]:
             report(bank_a, borrower)
         copy = LocalBlacklist()
         bank_b.sync(copy)
-        database = _database(running, database_url)
+        database = _database(net, database_url)
         _rewrite_leaf(database, 1)
         _rebuild_tree(database)  # now leaves, nodes and fresh checkpoints all agree...
         report(bank_a, BORROWERS[3])

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 from testkit import running_gateway
+from tlskit import Pki
 
 from partners.conformance import CheckResult, ConformanceKit
 from partners.conformance.__main__ import main as conformance_main
@@ -94,12 +95,15 @@ def test_a_careless_receiver_fails_with_every_gap_named() -> None:
 def test_the_command_line_tools_against_each_other(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A gateway, a mock bank process trusting the kit's key, and the kit's command line."""
+    """A gateway in TLS mode, a mock bank process connecting to it with its certificate and
+    trusting the kit's key, and the kit's command line against the bank's receiver."""
     key_file = data_dir.parent / "kit.pem"
     signer = Ed25519PrivateKey.generate()
     key_file.write_bytes(signer.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     public_hex = signer.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-    with running_gateway(data_dir) as running:
+    pki = Pki.create(data_dir.parent / "pki")
+    pki.credentials("partner/bank-a")  # writes clients/partner-bank-a.{pem,key}
+    with running_gateway(data_dir, tls=pki.gateway_files()) as running:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -115,6 +119,12 @@ def test_the_command_line_tools_against_each_other(
                 public_hex,
                 "--decide-every",
                 "0",
+                "--tls-ca",
+                str(pki.ca),
+                "--tls-cert",
+                str(pki.root / "clients" / "partner-bank-a.pem"),
+                "--tls-key",
+                str(pki.root / "clients" / "partner-bank-a.key"),
             ],
             stdout=subprocess.PIPE,
             text=True,

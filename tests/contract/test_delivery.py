@@ -109,7 +109,7 @@ def test_a_bank_that_cannot_verify_refuses_for_good(
                 envelope, trusted_keys={key_id(stranger): stranger}, bank_id="bank-a"
             ),
         )
-        port = bank.start()
+        port = bank.start(credentials=net.pki.receiver("bank-a"))
         try:
             net.register("bank-a", endpoint=f"127.0.0.1:{port}")
             with dispatching(net.running.gateway):

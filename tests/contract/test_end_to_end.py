@@ -1,11 +1,11 @@
-"""The whole first path over real sockets: the platform submits, a bank pulls with the SDK,
-verifies the envelope against the published keys and acknowledges. SQLite and PostgreSQL."""
+"""The whole first path over real sockets and mutual TLS: the platform submits, a bank pulls
+with the SDK, verifies the envelope against the published keys and acknowledges. SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import grpc
 import pytest
 from colending.v1 import (
     admin_service_pb2,
@@ -13,26 +13,30 @@ from colending.v1 import (
     financing_pb2,
     referral_pb2,
 )
-from testkit import ADMIN, ALL_SCOPES, in_days, merchant, request_id, running_gateway
+from testkit import ALL_SCOPES, in_days, merchant, request_id, running_gateway
+from tlskit import Pki
 
 from partners.sdk import BankClient, PlatformClient
 
 
 def test_submit_pull_verify_acknowledge(data_dir: Path, database_url: str | None) -> None:
+    pki = Pki.create(data_dir.parent / "pki")
     with (
-        running_gateway(data_dir, database_url) as running,
-        grpc.insecure_channel(running.target) as channel,
+        running_gateway(data_dir, database_url, tls=pki.gateway_files()) as running,
+        pki.channel(running.target, "admin") as admin_channel,
+        pki.channel(running.target, "platform") as platform_channel,
+        pki.channel(running.target, "partner/bank-a") as bank_a_channel,
+        pki.channel(running.target, "partner/bank-b") as bank_b_channel,
     ):
-        admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+        admin = admin_service_pb2_grpc.AdminServiceStub(admin_channel)
         for bank_id in ("bank-a", "bank-b"):
             admin.RegisterPartner(
                 admin_service_pb2.RegisterPartnerRequest(
                     request_id=request_id(), partner_id=bank_id, display_name=bank_id
                 ),
-                metadata=ADMIN,
                 timeout=10,
             )
-        platform = PlatformClient(channel=channel, caller="platform")
+        platform = PlatformClient(channel=platform_channel)
         consent = platform.record_consent(
             platform_merchant_id="m-1001",
             bank_ids=["bank-a"],
@@ -47,7 +51,7 @@ def test_submit_pull_verify_acknowledge(data_dir: Path, database_url: str | None
         [delivery] = referral.deliveries
         assert delivery.state == financing_pb2.FINANCING_STATE_REFERRED
 
-        bank_a = BankClient(channel=channel, bank_id="bank-a", caller="partner/bank-a")
+        bank_a = BankClient(channel=bank_a_channel, bank_id="bank-a")
         page = bank_a.pull()
         [verified] = page.referrals
         assert verified.payload.referral_id == referral.referral_id
@@ -66,7 +70,7 @@ def test_submit_pull_verify_acknowledge(data_dir: Path, database_url: str | None
         ]
         # Acknowledged referrals are not pulled again; the other bank sees nothing.
         assert bank_a.pull(cursor="").referrals == []
-        bank_b = BankClient(channel=channel, bank_id="bank-b", caller="partner/bank-b")
+        bank_b = BankClient(channel=bank_b_channel, bank_id="bank-b")
         assert bank_b.pull().referrals == []
         after = platform.get_referral(referral.referral_id)
         assert after.deliveries[0].bank_reference == "A-2026-0001"
@@ -78,9 +82,10 @@ def test_health_and_reflection_are_served(data_dir: Path, database_url: str | No
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+    pki = Pki.create(data_dir.parent / "pki")
     with (
-        running_gateway(data_dir, database_url) as running,
-        grpc.insecure_channel(running.target) as channel,
+        running_gateway(data_dir, database_url, tls=pki.gateway_files()) as running,
+        pki.channel(running.target, "partner/bank-a") as channel,
     ):
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "colending.v1.ReferralService"):

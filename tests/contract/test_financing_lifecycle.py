@@ -126,7 +126,7 @@ def test_a_default_reaches_the_blacklist_and_the_platform(
             for k in running.gateway.blacklist.published_log_keys()
         }
         with BlacklistClient(
-            channel=net.channel, caller="partner/bank-b", network_key=network_key, log_keys=log_keys
+            channel=net.channel_for("partner/bank-b"), network_key=network_key, log_keys=log_keys
         ) as bank_b:
             copy = LocalBlacklist()
             bank_b.sync(copy)

@@ -107,7 +107,7 @@ def test_a_certificate_without_an_identity_is_unauthenticated(
         pki.ca,
         common_name="example.test",
         names=[x509.DNSName("example.test")],
-        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
         out=tmp_path / "stray",
         stem="stray",
     )
@@ -163,7 +163,7 @@ def test_a_certificate_naming_two_callers_names_none(tmp_path: Path) -> None:
             x509.UniformResourceIdentifier("colending://partner/bank-a"),
             x509.UniformResourceIdentifier("colending://admin"),
         ],
-        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
         out=tmp_path / "two",
         stem="two",
     )
