@@ -1,10 +1,11 @@
 """``colending-gateway demo``: the whole network on one machine, checked step by step.
 
-A gateway on a temporary data directory; two mock banks with different policies receiving by
-push; the platform submitting generated merchants; banks deciding (approve, decline, counter);
-loans disbursed and repaid; one borrower defaulting; the blacklist entry reaching the other
-bank's verified copy; the platform's enforcement event. It ends with a summary and exits 0 only
-if every check held.
+A gateway in its production mode (mutual TLS, with a development CA made in a temporary
+directory and a certificate for every party); two mock banks with different policies receiving
+by push over mutual TLS; the platform submitting generated merchants; banks deciding (approve,
+decline, counter); loans disbursed and repaid; one borrower defaulting; the blacklist entry
+reaching the other bank's verified copy; the platform's enforcement event. It ends with a
+summary and exits 0 only if every check held.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from colending.v1 import (
 )
 
 from gateway._transactions import business_date
+from gateway.certs import init_ca, issue_client, issue_server
 from gateway.domain.delivery import DeliveryPolicy
 from gateway.domain.money import format_fen
 from gateway.sample import sample_merchants
-from gateway.server import ServerConfig, build_server, open_gateway
+from gateway.server import ServerConfig, TlsFiles, build_server, open_gateway
 from gateway.service import Gateway
 from partners.mock import Decision, MockBank, Script
 from partners.sdk import (
@@ -46,6 +48,7 @@ from partners.sdk import (
     PlatformClient,
     public_key_from_raw,
 )
+from partners.sdk.tls import client_credentials, receiver_credentials
 
 FS = financing_pb2
 ALL_SCOPES = [
@@ -73,25 +76,65 @@ class _Report:
         self.step(f"{'ok  ' if ok else 'FAIL'} {what}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Pki:
+    """A development CA and a certificate for each party, all in the demo's temporary directory."""
+
+    directory: Path
+
+    @property
+    def ca(self) -> Path:
+        return self.directory / "ca.pem"
+
+    def gateway(self) -> TlsFiles:
+        files = issue_server(self.directory, hosts=["127.0.0.1"], out=self.directory)
+        return TlsFiles(key=files.key, certificate=files.certificate, client_ca=self.ca)
+
+    def channel(self, target: str, identity: str) -> grpc.Channel:
+        """A channel whose client certificate names ``identity`` ("admin", "partner/bank-a")."""
+        files = issue_client(self.directory, identity=identity, out=self.directory)
+        credentials = client_credentials(ca=self.ca, certificate=files.certificate, key=files.key)
+        return grpc.secure_channel(target, credentials)
+
+    def receiver(self, bank_id: str) -> grpc.ServerCredentials:
+        files = issue_server(
+            self.directory,
+            hosts=["127.0.0.1"],
+            out=self.directory,
+            stem=f"bank-{bank_id}-receiver",
+            identity=None,
+        )
+        return receiver_credentials(ca=self.ca, certificate=files.certificate, key=files.key)
+
+
 def run_demo(*, merchants: int = 36, seed: int = 2026, out: TextIO = sys.stdout) -> bool:
     report = _Report(out)
     with tempfile.TemporaryDirectory(prefix="colending-demo-") as tmp:
+        init_ca(Path(tmp) / "certs")
+        pki = _Pki(Path(tmp) / "certs")
         config = ServerConfig(
-            data_dir=Path(tmp) / "data", port=0, max_workers=16, delivery_policy=DEMO_DELIVERY
+            data_dir=Path(tmp) / "data",
+            port=0,
+            max_workers=16,
+            delivery_policy=DEMO_DELIVERY,
+            tls=pki.gateway(),
         )
         gateway = open_gateway(config)
         server, port = build_server(config, gateway=gateway)
         server.start()
         target = f"127.0.0.1:{port}"
-        report.step(f"gateway listening on {target} (data in {config.data_dir})")
+        report.step(
+            f"gateway listening on {target} with mutual TLS (data in {config.data_dir}, "
+            f"a development CA and every party's certificate in {pki.directory})"
+        )
+        channels = {who: pki.channel(target, who) for who in ("admin", "platform", *PARTIES)}
         try:
             assert gateway.dispatcher is not None
-            with (
-                gateway.dispatcher.running(workers=2, poll_interval=0.05),
-                grpc.insecure_channel(target) as channel,
-            ):
-                _run(report, gateway, channel, config.data_dir, merchants, seed)
+            with gateway.dispatcher.running(workers=2, poll_interval=0.05):
+                _run(report, gateway, channels, pki, config.data_dir, merchants, seed)
         finally:
+            for channel in channels.values():
+                channel.close()
             server.stop(grace=None).wait()
     passed = all(ok for _, ok in report.checks)
     failed = [what for what, ok in report.checks if not ok]
@@ -105,14 +148,14 @@ def run_demo(*, merchants: int = 36, seed: int = 2026, out: TextIO = sys.stdout)
 def _run(
     report: _Report,
     gateway: Gateway,
-    channel: grpc.Channel,
+    channels: dict[str, grpc.Channel],
+    pki: _Pki,
     data_dir: Path,
     count: int,
     seed: int,
 ) -> None:
-    admin = admin_service_pb2_grpc.AdminServiceStub(channel)
-    meta = (("x-colending-caller", "admin"),)
-    clients = {b: BankClient(channel=channel, bank_id=b, caller=f"partner/{b}") for b in BANKS}
+    admin = admin_service_pb2_grpc.AdminServiceStub(channels["admin"])
+    clients = {b: BankClient(channel=channels[f"partner/{b}"], bank_id=b) for b in BANKS}
     banks = {
         "bank-a": MockBank(
             bank_id="bank-a",
@@ -136,7 +179,7 @@ def _run(
         ),
     }
     for bank_id, bank in banks.items():
-        bank_port = bank.start()
+        bank_port = bank.start(credentials=pki.receiver(bank_id))
         admin.RegisterPartner(
             admin_service_pb2.RegisterPartnerRequest(
                 request_id=f"demo-register-{bank_id}",
@@ -145,37 +188,36 @@ def _run(
                 endpoint=f"127.0.0.1:{bank_port}",
                 policy=policies[bank_id],
             ),
-            metadata=meta,
             timeout=10,
         )
         script = bank.script
         report.step(
-            f"mock {bank_id} receiving pushes on 127.0.0.1:{bank_port}: decides "
+            f"mock {bank_id} receiving pushes over mutual TLS on 127.0.0.1:{bank_port}: decides "
             f"{script.decision.value}, {script.unavailable_per_mille / 10:.0f} % of calls fail"
         )
     try:
-        _network(report, gateway, channel, data_dir, admin, meta, clients, banks, count, seed)
+        _network(report, gateway, channels, data_dir, admin, clients, banks, count, seed)
     finally:
         for bank in banks.values():
             bank.stop()
 
 
 BANKS = ("bank-a", "bank-b")
+PARTIES = tuple(f"partner/{b}" for b in BANKS)
 
 
 def _network(
     report: _Report,
     gateway: Gateway,
-    channel: grpc.Channel,
+    channels: dict[str, grpc.Channel],
     data_dir: Path,
     admin: admin_service_pb2_grpc.AdminServiceStub,
-    meta: tuple[tuple[str, str], ...],
     clients: dict[str, BankClient],
     banks: dict[str, MockBank],
     count: int,
     seed: int,
 ) -> None:
-    platform = PlatformClient(channel=channel, caller="platform")
+    platform = PlatformClient(channel=channels["platform"])
     today = business_date(datetime.now(UTC))
     merchants = sample_merchants(count, seed=seed, as_of=today)
     refusals: Counter[str] = Counter()
@@ -282,7 +324,7 @@ def _network(
         k.keyid: public_key_from_raw(k.public_key) for k in gateway.blacklist.published_log_keys()
     }
     with BlacklistClient(
-        channel=channel, caller="partner/bank-b", network_key=network_key, log_keys=log_keys
+        channel=channels["partner/bank-b"], network_key=network_key, log_keys=log_keys
     ) as blacklist:
         copy = LocalBlacklist()
         blacklist.sync(copy)
@@ -333,9 +375,7 @@ def _network(
             bool(flagged) and flagged[0].payload.blacklist_flagged,
         )
 
-    stats = admin.GetPortfolioStats(
-        admin_service_pb2.GetPortfolioStatsRequest(), metadata=meta, timeout=10
-    )
+    stats = admin.GetPortfolioStats(admin_service_pb2.GetPortfolioStatsRequest(), timeout=10)
     print(
         "\n  bank     referred approved declined             disbursed  defaults  NPL",
         file=report.out,

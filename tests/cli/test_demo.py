@@ -25,6 +25,7 @@ def test_the_demo_runs_every_step_and_checks_it() -> None:
     text = out.getvalue()
     assert "FAIL" not in text
     assert "all checks passed" in text
+    assert "with mutual TLS" in text
     assert "bank-b's verified copy lists the defaulter" in text
     assert "RESTRICT_STORE" in text
 
