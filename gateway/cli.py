@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from google.protobuf import json_format
@@ -24,6 +24,7 @@ from gateway._transactions import Idempotency
 from gateway.certs import CertificateError, init_ca, issue_client, issue_server
 from gateway.demo import run_demo
 from gateway.domain.blacklist import BlacklistRules
+from gateway.domain.delivery import DeliveryPolicy
 from gateway.domain.partner import PartnerState, partner_id_problem
 from gateway.errors import GatewayError
 from gateway.observe import StoreCollector, configure_logging
@@ -39,7 +40,7 @@ from gateway.service import Gateway
 from gateway.settings import Settings, SettingsError, load_settings, masked
 from gateway.signing.network_key import open_network_key
 from gateway.store import migrations
-from gateway.store.db import Database, StaleSchema, sqlite_url
+from gateway.store.db import Database, PoolOptions, StaleSchema, sqlite_url
 
 log = logging.getLogger("colending")
 
@@ -117,6 +118,28 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add(
         "--streams-per-caller",
         help=f"live streams one caller may hold at once (default: {d.streams_per_caller})",
+    )
+    add(
+        "--database-pool-size",
+        help=f"PostgreSQL connections kept open (default: {d.database_pool_size})",
+    )
+    add(
+        "--database-pool-overflow",
+        help=f"extra connections under load (default: {d.database_pool_overflow})",
+    )
+    add(
+        "--database-pool-timeout",
+        help=f"seconds to wait for a free connection before UNAVAILABLE (default: "
+        f"{d.database_pool_timeout})",
+    )
+    add(
+        "--database-connect-timeout",
+        help=f"seconds to open a connection (default: {d.database_connect_timeout})",
+    )
+    add(
+        "--delivery-lease",
+        help=f"seconds before a dead replica's claimed pushes go to another (default: "
+        f"{d.delivery_lease})",
     )
     add(
         "--tls",
@@ -282,6 +305,13 @@ def _serve(args: argparse.Namespace) -> int:
         tls=tls,
         data_dir=settings.data_dir,
         database_url=settings.database_url or None,
+        database_pool=PoolOptions(
+            size=settings.database_pool_size,
+            overflow=settings.database_pool_overflow,
+            timeout=settings.database_pool_timeout,
+            connect_timeout=settings.database_connect_timeout,
+        ),
+        delivery_policy=DeliveryPolicy(lease=timedelta(seconds=settings.delivery_lease)),
         host=settings.host,
         port=settings.port,
         max_workers=settings.workers,

@@ -39,7 +39,7 @@ from gateway.domain.delivery import DeliveryPolicy
 from gateway.service import Gateway
 from gateway.signing.keyring import KeyRing
 from gateway.signing.network_key import open_network_key
-from gateway.store.db import Database, sqlite_url
+from gateway.store.db import Database, PoolOptions, sqlite_url
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 class ServerConfig:
     data_dir: Path
     database_url: str | None = None  # None: SQLite in data_dir
+    database_pool: PoolOptions = field(default_factory=PoolOptions)
     host: str = "127.0.0.1"
     port: int = 50051  # 0 picks a free port
     max_workers: int = 16
@@ -89,7 +90,9 @@ class InsecureBindRefused(Exception):
 def open_gateway(config: ServerConfig, *, transport: BankTransport | None = None) -> Gateway:
     """Create the data directory, schema and signing key on first use; return the facade."""
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    database = Database(url=config.database_url or sqlite_url(config.data_dir))
+    database = Database(
+        url=config.database_url or sqlite_url(config.data_dir), pool=config.database_pool
+    )
     database.create_schema()
     blacklist = BlacklistNetwork(
         database=database,

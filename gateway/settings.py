@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from gateway.domain.delivery import DeliveryPolicy
+
 ENV_PREFIX = "COLENDING_"
 
 
@@ -27,10 +29,17 @@ class SettingsError(ValueError):
 class Settings:
     data_dir: Path = Path("data")
     database_url: str = ""  # empty: SQLite in data_dir
+    # PostgreSQL connections of this process (see gateway.store.db.PoolOptions).
+    database_pool_size: int = 10
+    database_pool_overflow: int = 10
+    database_pool_timeout: float = 10.0
+    database_connect_timeout: int = 5
     host: str = "127.0.0.1"
     port: int = 50051
     workers: int = 16
     delivery_workers: int = 4
+    # A replica that dies holding outbox tasks frees them after this many seconds.
+    delivery_lease: float = 30.0
     metrics_port: int = 0  # 0: no metrics endpoint
     log_format: str = "auto"
     sweep_interval: float = 60.0
@@ -71,6 +80,16 @@ def _positive_seconds(name: str, value: Any) -> float:
         raise SettingsError(f"must be a number of seconds, got {value!r}") from None
     if not 0 < seconds <= 86_400:
         raise SettingsError(f"must be more than 0 and at most 86400 seconds, got {seconds}")
+    return seconds
+
+
+def _lease_seconds(name: str, value: Any) -> float:
+    seconds = _positive_seconds(name, value)
+    if seconds <= (call := DeliveryPolicy().call_timeout.total_seconds()):
+        raise SettingsError(
+            f"must be more than the {call:g} s deadline of a bank call, got {seconds}: a shorter "
+            "lease would hand a task to a second worker while the first still calls the bank"
+        )
     return seconds
 
 
@@ -143,10 +162,15 @@ def _database_url(name: str, value: Any) -> str:
 _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "data_dir": _path,
     "database_url": _database_url,
+    "database_pool_size": _int_in(1, 1_000),
+    "database_pool_overflow": _int_in(0, 1_000),
+    "database_pool_timeout": _positive_seconds,
+    "database_connect_timeout": _int_in(1, 3_600),
     "host": _text,
     "port": _int_in(0, 65_535),
     "workers": _int_in(1, 1_000),
     "delivery_workers": _int_in(0, 100),
+    "delivery_lease": _lease_seconds,
     "metrics_port": _int_in(0, 65_535),
     "log_format": _choice("auto", "json", "text"),
     "sweep_interval": _positive_seconds,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, SQLModel
 
 from gateway.errors import Unavailable
@@ -47,15 +49,39 @@ class StaleSchema(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolOptions:
+    """One process's PostgreSQL connections (SQLite ignores them). Replicas each have their
+    own pool, so the server's max_connections must cover replicas * (size + overflow)."""
+
+    size: int = 10  # kept open
+    overflow: int = 10  # opened beyond ``size`` under load, closed again when returned
+    timeout: float = 10.0  # seconds to wait for a free connection, then UNAVAILABLE
+    connect_timeout: int = 5  # seconds to open one (libpq waits forever by default)
+
+
 class Database:
     """Owns the engine; hands out read and write transactions."""
 
-    def __init__(self, *, url: str, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        pool: PoolOptions = PoolOptions(),  # frozen, so sharing the default is safe
+        echo: bool = False,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # Pre-ping: after a database restart, pooled connections are dead; each is found out
+        # and replaced at checkout instead of failing the next request.
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if not self.is_sqlite:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
+            kwargs.update(
+                pool_size=pool.size,
+                max_overflow=pool.overflow,
+                pool_timeout=pool.timeout,
+                connect_args={"connect_timeout": pool.connect_timeout},
+            )
         self.engine = create_engine(url, **kwargs)
         self._write_engine: Engine
         if self.is_sqlite:
@@ -126,23 +152,33 @@ class Database:
         try:
             with Session(engine, expire_on_commit=False) as session, session.begin():
                 yield session
-        except OperationalError as exc:
-            if exc.connection_invalidated or _is_connection_error(exc):
+        except (OperationalError, InterfaceError) as exc:
+            # Also at COMMIT: the write may or may not have landed, and the caller's retry with
+            # the same request id finds out (replays it or makes it).
+            if exc.connection_invalidated or _is_transient(exc):
                 raise Unavailable("database unavailable; retry") from exc
             raise
+        except PoolTimeout as exc:
+            raise Unavailable("all database connections are busy; retry") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _is_connection_error(exc: DBAPIError) -> bool:
-    text = str(exc.orig).lower()
-    return any(
-        marker in text
-        for marker in (
-            "could not connect",
-            "connection refused",
-            "server closed",
-            "database is locked",
-        )
-    )
+# PostgreSQL SQLSTATE classes that say "the server cannot work now", not "this request is
+# wrong": connection exception, insufficient resources, operator intervention (shutdown,
+# restart, cancel), system error.
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+_SQLITE_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    """A database error worth a retry later. Deadlocks and serialisation failures are not here:
+    ``Transactions.retrying`` retries those at once."""
+    error = exc.orig
+    if (name := getattr(error, "sqlite_errorname", None)) is not None:
+        return name in _SQLITE_BUSY
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate is None:  # psycopg raises no SQLSTATE when there is no server to send one
+        return True
+    return str(sqlstate)[:2] in _TRANSIENT_SQLSTATE_CLASSES
