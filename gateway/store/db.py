@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, SQLModel
 
@@ -160,6 +160,12 @@ class Database:
             raise
         except PoolTimeout as exc:
             raise Unavailable("all database connections are busy; retry") from exc
+        except PendingRollbackError as exc:
+            # The connection died under a statement whose error was handled inside the block
+            # (a savepoint's), and COMMIT finds it gone.
+            if exc.code == _CONNECTION_LOST_IN_TRANSACTION:
+                raise Unavailable("database unavailable; retry") from exc
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -170,6 +176,8 @@ class Database:
 # restart, cancel), system error.
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
 _SQLITE_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+# SQLAlchemy's code for "can't reconnect until invalid transaction is rolled back".
+_CONNECTION_LOST_IN_TRANSACTION = "8s2b"
 
 
 def _is_transient(exc: DBAPIError) -> bool:

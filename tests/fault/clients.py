@@ -15,15 +15,19 @@ from testkit import ADMIN, ALL_SCOPES, in_days, merchant, request_id, uscc
 
 from gateway.service import Gateway
 from partners.mock import MockBank, Script
-from partners.sdk import BlacklistClient, IdentifierKind, PlatformClient, verify_referral
+from partners.sdk import (
+    BlacklistClient,
+    IdentifierKind,
+    PlatformClient,
+    RetryPolicy,
+    verify_referral,
+)
 from partners.sdk._dsse import public_key_from_raw
 
 BORROWER_REGION = "110105"  # Beijing; the merchants are in Hangzhou, so no borrower is one
 
 
-def balanced_channel(
-    targets: Sequence[str], *, interceptors: Sequence[Any] = ()
-) -> grpc.Channel:
+def balanced_channel(targets: Sequence[str], *, interceptors: Sequence[Any] = ()) -> grpc.Channel:
     """One channel over every replica, as a client behind a load balancer sees them: calls go
     round robin to the replicas that answer, and a restarted one is found again quickly."""
     channel = grpc.insecure_channel(
@@ -97,26 +101,30 @@ def refer(platform: PlatformClient, n: int, bank_ids: Sequence[str]) -> str:
 
 
 def blacklist_client(
-    channel: grpc.Channel, gateway: Gateway, data_dir: Path, caller: str
+    channel: grpc.Channel,
+    gateway: Gateway,
+    data_dir: Path,
+    caller: str,
+    retry: RetryPolicy | None = None,
 ) -> BlacklistClient:
     """A bank's client with the network key and log keys it got out of band."""
     network_key = bytes.fromhex((data_dir / "network-key" / "network.key").read_text().strip())
     log_keys = {
-        k.keyid: public_key_from_raw(k.public_key)
-        for k in gateway.blacklist.published_log_keys()
+        k.keyid: public_key_from_raw(k.public_key) for k in gateway.blacklist.published_log_keys()
     }
     return BlacklistClient(
-        channel=channel, caller=caller, network_key=network_key, log_keys=log_keys
+        channel=channel, caller=caller, network_key=network_key, log_keys=log_keys, retry=retry
     )
+
+
+def borrower(k: int) -> tuple[IdentifierKind, str]:
+    return IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE, uscc("91" + BORROWER_REGION + f"{k:09d}")
 
 
 def report(client: BlacklistClient, k: int) -> int:
     """Report borrower ``k`` as defaulted; returns its change's log index."""
     response = client.report_default(
-        borrower=(
-            IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE,
-            uscc("91" + BORROWER_REGION + f"{k:09d}"),
-        ),
+        borrower=borrower(k),
         reason=blacklist_pb2.BLACKLIST_REASON_FRAUD,
         outstanding_minor=12_345_00,
         default_date=date(2026, 3, 1),
