@@ -103,7 +103,7 @@ class Replica:
         """Start it and wait until it answers health checks with SERVING."""
         assert self._process is None or self._process.poll() is not None
         with self.log.open("ab") as out:
-            self._process = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+            self._process = subprocess.Popen(
                 self._command, stdout=out, stderr=subprocess.STDOUT, env=self._env
             )
         self.starts += 1
@@ -224,7 +224,7 @@ class PrivatePostgres:
         command = [str(self._bindir / program), *args]
         if self._run_as is not None:
             command = ["runuser", "-u", self._run_as, "--", *command]
-        done = subprocess.run(  # noqa: S603  (fixed programs, our arguments)
+        done = subprocess.run(
             command, capture_output=True, text=True, cwd=self._directory, check=False
         )
         if done.returncode != 0:
