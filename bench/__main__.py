@@ -7,8 +7,9 @@ validate-score-sign-persist path costs on top. Results go to bench/results/submi
     python -m bench [--seconds 10] [--warmup 2]
 
 ``python -m bench blacklist [--entries N] ...`` runs the blacklist benchmark instead
-(bench/blacklist.py), and ``python -m bench delivery [--seconds 5] ...`` the push-delivery
-benchmark (bench/delivery.py).
+(bench/blacklist.py), ``python -m bench delivery [--seconds 5] ...`` the push-delivery
+benchmark (bench/delivery.py), and ``python -m bench replicas ...`` submissions with one and two
+replicas on PostgreSQL and one on SQLite (bench/replicas.py).
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ def main() -> None:
         from bench.delivery import main as delivery_main
 
         delivery_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["replicas"]:
+        from bench.replicas import main as replicas_main
+
+        replicas_main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)

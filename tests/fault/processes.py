@@ -55,7 +55,7 @@ class Replica:
         *,
         name: str,
         data_dir: Path,
-        database_url: str,
+        database_url: str | None,
         log: Path,
         delivery_workers: int = 2,
         delivery_lease: float = 6.0,
@@ -87,12 +87,12 @@ class Replica:
             "--database-connect-timeout",
             "2",
         ]
-        # The URL by environment, as an operator would pass a secret.
+        # The URL by environment, as an operator would pass a secret (none: SQLite).
         self._env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("COLENDING_")},
-            "COLENDING_DATABASE_URL": database_url,
             "COLENDING_HEALTH_INTERVAL": "0.5",
             "COLENDING_LOG_FORMAT": "text",
+            **({"COLENDING_DATABASE_URL": database_url} if database_url else {}),
         }
 
     @property
