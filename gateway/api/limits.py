@@ -61,16 +61,16 @@ class StreamSlots:
     @contextlib.contextmanager
     def hold(self, caller: str) -> Iterator[None]:
         with self._lock:
+            if sum(self._held.values()) >= self._limit:
+                raise ResourceExhausted(
+                    f"all {self._limit} stream slots are in use; retry later",
+                    retry_after_seconds=5,
+                )
             mine = self._held.get(caller, 0)
             if mine >= self._per_caller:
                 raise ResourceExhausted(
                     f"{caller} already has {mine} live streams, the most one caller may hold; "
                     "close one or retry later",
-                    retry_after_seconds=5,
-                )
-            if sum(self._held.values()) >= self._limit:
-                raise ResourceExhausted(
-                    f"all {self._limit} stream slots are in use; retry later",
                     retry_after_seconds=5,
                 )
             self._held[caller] = mine + 1

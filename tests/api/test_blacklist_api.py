@@ -42,12 +42,12 @@ from test_loan_event_api import report as loan_event
 from testkit import ADMIN, PLATFORM, bank, blacklist_network, merchant, request_id, uscc
 
 from gateway.api.convert import encode_referral_payload, policy_to_proto
+from gateway.api.limits import StreamSlots
 from gateway.api.servicers import (
     AdminServicer,
     BlacklistServicer,
     PartnerBankServicer,
     ReferralServicer,
-    StreamSlots,
 )
 from gateway.domain.blacklist import AppealOutcome, EntryStatus
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
@@ -178,7 +178,9 @@ class Net:
         self.clock = clock
         gateway: Gateway = api.gateway
         self.network = gateway.blacklist
-        self.servicer = BlacklistServicer(network=gateway.blacklist, streams=StreamSlots(2))
+        self.servicer = BlacklistServicer(
+            network=gateway.blacklist, streams=StreamSlots(limit=2, per_caller=2)
+        )
         api.server = grpc_testing.server_from_dictionary(
             {
                 SERVICES["referral"]: ReferralServicer(gateway=gateway, clock=clock),
