@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import text
 from sqlmodel import Session
 
+from gateway import evidence
 from gateway._transactions import (
     Idempotency,
     Transactions,
@@ -85,6 +86,7 @@ from gateway.errors import (
     NotFound,
     PreconditionViolation,
 )
+from gateway.evidence import SignedStatement
 from gateway.signing.keyring import KeyRing, PublishedKey
 from gateway.store import codec
 from gateway.store import delivery_repository as outbox
@@ -765,27 +767,48 @@ class Gateway:
         idem: Idempotency,
         bank_id: str,
         case_id: str,
-        decision: Decision,
+        decision: Decision | None,
+        signed: SignedStatement[Decision] | None = None,
         shape_problems: Sequence[FieldViolation] = (),
     ) -> CaseDetail:
+        """Approve, decline or counter-offer. ``decision`` may be None when ``signed`` carries
+        it; a signed decision is verified against the bank's registered key and kept."""
         problems = [] if case_id else [FieldViolation("case_id", "required")]
-        problems += decision_problems(decision)
+        if decision is not None:
+            problems += decision_problems(decision)
+        elif signed is None:
+            problems.append(FieldViolation("decision", "required"))
         raise_all(shape_problems, problems)
-        assert decision.outcome is not None
-        target = DECISION_STATES[decision.outcome]
 
         def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
             # The partner row lock serialises this bank's decisions, so two approvals cannot
             # both fit under the exposure cap that only one of them fits under.
             partner = require_active_partner(session, bank_id, for_update=True)
+            decided, kept = evidence.accept(
+                session,
+                signed,
+                field="signed_decision",
+                content_field="decision",
+                given=decision,
+                partner=partner,
+                case_id=case_id,
+                now=now,
+            )
+            if signed is not None:
+                raise_all((), decision_problems(decided, prefix="signed_decision.payload.decision"))
+            assert decided.outcome is not None
+            target = DECISION_STATES[decided.outcome]
             case = _load_bank_case(session, case_id, bank_id, for_update=True)
             _refuse_if_expired(case, now)
             transition(case_id, case.state, target)
-            values: dict[str, Any] = {"decision_json": codec.dump_decision(decision)}
-            if decision.terms is not None:
-                self._check_policy(session, partner, case, decision.terms)
+            values: dict[str, Any] = {
+                "decision_json": codec.dump_decision(decided),
+                "evidence": kept,
+            }
+            if decided.terms is not None:
+                self._check_policy(session, partner, case, decided.terms)
                 if target is FinancingState.APPROVED:
-                    values.update(_agreed(decision.terms))
+                    values.update(_agreed(decided.terms))
             return _move(
                 session,
                 case,
@@ -852,16 +875,40 @@ class Gateway:
         idem: Idempotency,
         bank_id: str,
         case_id: str,
-        event: LoanEvent,
+        event: LoanEvent | None,
+        signed: SignedStatement[LoanEvent] | None = None,
         shape_problems: Sequence[FieldViolation] = (),
     ) -> CaseDetail:
+        """Record a loan event. ``event`` may be None when ``signed`` carries it; a signed event
+        is verified against the bank's registered key and kept."""
         problems = [] if case_id else [FieldViolation("case_id", "required")]
         # The bank's business date may run ahead of UTC by up to a day (UTC+14 at most).
-        problems += event_problems(event, today=business_date(self._clock()) + timedelta(days=1))
+        latest_date = business_date(self._clock()) + timedelta(days=1)
+        if event is not None:
+            problems += event_problems(event, today=latest_date)
+        elif signed is None:
+            problems.append(FieldViolation("event", "required"))
         raise_all(shape_problems, problems)
 
         def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
-            require_active_partner(session, bank_id)
+            partner = require_active_partner(session, bank_id)
+            reported, kept = evidence.accept(
+                session,
+                signed,
+                field="signed_event",
+                content_field="event",
+                given=event,
+                partner=partner,
+                case_id=case_id,
+                now=now,
+            )
+            if signed is not None:
+                raise_all(
+                    (),
+                    event_problems(
+                        reported, today=latest_date, prefix="signed_event.payload.event"
+                    ),
+                )
             case = _load_bank_case(session, case_id, bank_id, for_update=True)
             if case.agreed_terms is None:
                 raise FailedPrecondition.single(
@@ -875,15 +922,15 @@ class Gateway:
                 state=case.state,
                 ledger=case.ledger or Ledger(),
                 terms=case.agreed_terms,
-                event=event,
+                event=reported,
             )
-            assert event.event_date is not None
+            assert reported.event_date is not None
             if target is FinancingState.DEFAULTED and case.state is not FinancingState.DEFAULTED:
                 self._blacklist.record_default_in(
                     session,
                     case=case,
                     outstanding_fen=ledger.principal_outstanding_fen,
-                    default_date=event.event_date,
+                    default_date=reported.event_date,
                 )
             elif target in CASE_ENDED:
                 # Repaid, recovered or written off: an entry on this case starts its retention
@@ -891,7 +938,7 @@ class Gateway:
                 self._blacklist.end_default_in(
                     session,
                     case_id=case_id,
-                    ended_on=event.event_date,
+                    ended_on=reported.event_date,
                     recovered=target is FinancingState.RECOVERED,
                 )
             return _move(
@@ -901,7 +948,8 @@ class Gateway:
                 now=now,
                 actor=f"partner/{bank_id}",
                 request_id=idem.request_id,
-                loan_event=event,
+                loan_event=reported,
+                evidence=kept,
                 ledger_json=codec.dump_ledger(ledger),
                 # What the bank has at stake now: its share of the principal still owed.
                 bank_exposure_fen=split_by_bps(
@@ -940,11 +988,16 @@ class Gateway:
         if refusals:
             raise FailedPrecondition(refusals)
 
-    def get_financing_case(self, *, bank_id: str, case_id: str) -> CaseDetail:
+    def get_financing_case(self, *, bank_id: str | None, case_id: str) -> CaseDetail:
+        """One case with its history; ``bank_id`` None is the platform, which sees every case."""
         if not case_id:
             raise InvalidArgument.single("case_id", "required")
         with self._db.reading() as session:
-            _load_bank_case(session, case_id, bank_id)
+            if bank_id is None:
+                if repo.get_case(session, case_id) is None:
+                    raise NotFound("financing case", case_id)
+            else:
+                _load_bank_case(session, case_id, bank_id)
             return _case_detail(session, case_id)
 
     def list_financing_cases(

@@ -24,6 +24,7 @@ from colending.v1 import (
     referral_pb2,
     referral_service_pb2,
 )
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.blacklist import Borrower, SignedCheckpoint
@@ -37,6 +38,7 @@ from gateway.domain.blacklist import (
 from gateway.domain.consent import Consent, ConsentPurpose, ConsentState
 from gateway.domain.decision import CounterOfferAnswer, Decision, DecisionOutcome, LoanTerms
 from gateway.domain.delivery import AttemptOutcome, DeliveryState, DeliveryTask
+from gateway.domain.evidence import Statement
 from gateway.domain.financing import FinancingState
 from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
 from gateway.domain.merchant import (
@@ -61,10 +63,17 @@ from gateway.domain.referral import (
     SignedPayload,
 )
 from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType
-from gateway.errors import FieldViolation
+from gateway.errors import FieldViolation, InvalidArgument
+from gateway.evidence import SignedStatement
 from gateway.service import CaseDetail
 from gateway.signing.keyring import PublishedKey
 from gateway.store.blacklist_repository import EnforcementEvent, LoggedChange
+from partners.sdk._dsse import (
+    DECISION_PAYLOAD_TYPE,
+    LOAN_EVENT_PAYLOAD_TYPE,
+    Envelope,
+    Signature,
+)
 from partners.sdk._leaf import LeafEntry, decode_leaf
 from partners.sdk._pseudonym import IdentifierKind
 
@@ -374,6 +383,76 @@ def encode_referral_payload(payload: ReferralPayload) -> bytes:
     return message.SerializeToString(deterministic=True)
 
 
+def signed_decision_from_proto(message: common_pb2.Envelope) -> SignedStatement[Decision]:
+    """A bank's signed decision, to be verified before ``read`` parses its payload."""
+    return SignedStatement(
+        payload_type=DECISION_PAYLOAD_TYPE,
+        envelope=_dsse_envelope(message),
+        read=_read_decision_statement,
+    )
+
+
+def signed_event_from_proto(message: common_pb2.Envelope) -> SignedStatement[LoanEvent]:
+    """A bank's signed loan event, to be verified before ``read`` parses its payload."""
+    return SignedStatement(
+        payload_type=LOAN_EVENT_PAYLOAD_TYPE,
+        envelope=_dsse_envelope(message),
+        read=_read_event_statement,
+    )
+
+
+def _dsse_envelope(message: common_pb2.Envelope) -> Envelope:
+    return Envelope(
+        payload=message.payload,
+        payload_type=message.payload_type,
+        signatures=tuple(Signature(keyid=s.keyid, sig=s.sig) for s in message.signatures),
+    )
+
+
+def _read_decision_statement(payload: bytes, problems: list[FieldViolation]) -> Statement[Decision]:
+    field = "signed_decision.payload"
+    message = _parse(financing_pb2.DecisionStatement, payload, field)
+    return Statement(
+        case_id=message.case_id,
+        bank_id=message.bank_id,
+        signed_at=_signed_at(message.signed_at, message.HasField("signed_at"), field, problems),
+        nonce=message.nonce,
+        content=decision_from_proto(message.decision, f"{field}.decision", problems),
+    )
+
+
+def _read_event_statement(payload: bytes, problems: list[FieldViolation]) -> Statement[LoanEvent]:
+    field = "signed_event.payload"
+    message = _parse(financing_pb2.LoanEventStatement, payload, field)
+    return Statement(
+        case_id=message.case_id,
+        bank_id=message.bank_id,
+        signed_at=_signed_at(message.signed_at, message.HasField("signed_at"), field, problems),
+        nonce=message.nonce,
+        content=loan_event_from_proto(message.event, f"{field}.event", problems),
+    )
+
+
+_M = TypeVar("_M", financing_pb2.DecisionStatement, financing_pb2.LoanEventStatement)
+
+
+def _parse(kind: type[_M], payload: bytes, field: str) -> _M:
+    try:
+        return kind.FromString(payload)
+    except DecodeError:
+        # Nothing else about the statement means anything then.
+        raise InvalidArgument.single(
+            field, f"is not a serialized {kind.DESCRIPTOR.full_name}"
+        ) from None
+
+
+def _signed_at(
+    message: Timestamp, present: bool, field: str, problems: list[FieldViolation]
+) -> datetime | None:
+    # Unset stays None so the rules say "required" rather than "1970 is too old".
+    return datetime_from_proto(message, f"{field}.signed_at", problems) if present else None
+
+
 def envelope_to_proto(envelope: SignedPayload) -> common_pb2.Envelope:
     return common_pb2.Envelope(
         payload=envelope.payload,
@@ -568,6 +647,16 @@ def financing_case_to_proto(
                 actor=e.actor,
                 request_id=e.request_id,
                 loan_event=loan_event_to_proto(e.loan_event) if e.loan_event else None,
+                evidence=common_pb2.Envelope(
+                    payload=e.evidence.payload,
+                    payload_type=e.evidence.payload_type,
+                    signatures=[
+                        common_pb2.Signature(keyid=k, sig=sig) for k, sig in e.evidence.signatures
+                    ],
+                )
+                if e.evidence
+                else None,
+                evidence_public_key=e.evidence.public_key if e.evidence else b"",
             )
             for e in history
         ],

@@ -16,7 +16,6 @@ from colending.v1 import (
     referral_service_pb2,
     referral_service_pb2_grpc,
 )
-from google.protobuf.message import Message
 
 from gateway._transactions import utc_now
 from gateway.api import convert
@@ -36,14 +35,6 @@ ADMIN = "colending.v1.AdminService"
 rs = referral_service_pb2
 pb = partner_bank_service_pb2
 ad = admin_service_pb2
-
-
-def _unverified_evidence(request: Message, field: str) -> list[FieldViolation]:
-    """Signed evidence needs the banks' registered keys (planned work). Until the gateway can
-    verify and keep it, refuse it rather than accept and silently drop it."""
-    if request.HasField(field):
-        return [FieldViolation(field, "signed evidence is not accepted yet; omit it")]
-    return []
 
 
 def _raise_if(problems: list[FieldViolation]) -> None:
@@ -236,7 +227,8 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
         self, request: pb.GetFinancingCaseRequest, context: grpc.ServicerContext, caller: Caller
     ) -> pb.GetFinancingCaseResponse:
         detail = self._gateway.get_financing_case(
-            bank_id=caller.partner_id, case_id=request.case_id
+            bank_id=caller.partner_id if caller.role is Role.PARTNER else None,
+            case_id=request.case_id,
         )
         return pb.GetFinancingCaseResponse(financing_case=convert.case_detail_to_proto(detail))
 
@@ -263,13 +255,17 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
     def SubmitDecision(
         self, request: pb.SubmitDecisionRequest, context: grpc.ServicerContext, caller: Caller
     ) -> pb.SubmitDecisionResponse:
-        problems = _unverified_evidence(request, "signed_decision")
-        decision = convert.decision_from_proto(request.decision, "decision", problems)
+        problems: list[FieldViolation] = []
         detail = self._gateway.submit_decision(
             idem=idempotency(request, caller, "SubmitDecision"),
             bank_id=caller.partner_id,
             case_id=request.case_id,
-            decision=decision,
+            decision=convert.decision_from_proto(request.decision, "decision", problems)
+            if request.HasField("decision")
+            else None,
+            signed=convert.signed_decision_from_proto(request.signed_decision)
+            if request.HasField("signed_decision")
+            else None,
             shape_problems=problems,
         )
         return pb.SubmitDecisionResponse(financing_case=convert.case_detail_to_proto(detail))
@@ -278,13 +274,17 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
     def ReportLoanEvent(
         self, request: pb.ReportLoanEventRequest, context: grpc.ServicerContext, caller: Caller
     ) -> pb.ReportLoanEventResponse:
-        problems = _unverified_evidence(request, "signed_event")
-        event = convert.loan_event_from_proto(request.event, "event", problems)
+        problems: list[FieldViolation] = []
         detail = self._gateway.report_loan_event(
             idem=idempotency(request, caller, "ReportLoanEvent"),
             bank_id=caller.partner_id,
             case_id=request.case_id,
-            event=event,
+            event=convert.loan_event_from_proto(request.event, "event", problems)
+            if request.HasField("event")
+            else None,
+            signed=convert.signed_event_from_proto(request.signed_event)
+            if request.HasField("signed_event")
+            else None,
             shape_problems=problems,
         )
         return pb.ReportLoanEventResponse(financing_case=convert.case_detail_to_proto(detail))

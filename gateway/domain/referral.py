@@ -9,6 +9,7 @@ from datetime import datetime
 
 from gateway.domain.decision import Decision, LoanTerms
 from gateway.domain.delivery import DeliveryTask
+from gateway.domain.evidence import Evidence
 from gateway.domain.financing import FinancingState
 from gateway.domain.ledger import Ledger, LoanEvent
 from gateway.domain.merchant import (
@@ -105,6 +106,7 @@ class CaseEvent:
     actor: str
     request_id: str
     loan_event: LoanEvent | None = None
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,17 +1,6 @@
-"""Signing side of DSSE; the encoding and verification live in the SDK so both sides share them."""
+"""Signing side of DSSE; the encoding, signing and verification live in the SDK so the gateway
+and the banks share one implementation."""
 
-from __future__ import annotations
+from partners.sdk._dsse import Envelope, Signature, sign_envelope
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from partners.sdk._dsse import Envelope, Signature, key_id, pae
-
-
-def sign_envelope(payload: bytes, *, payload_type: str, private_key: Ed25519PrivateKey) -> Envelope:
-    """Sign ``payload`` as-is (no re-encoding) and wrap it in a one-signature envelope."""
-    sig = private_key.sign(pae(payload_type, payload))
-    return Envelope(
-        payload=payload,
-        payload_type=payload_type,
-        signatures=(Signature(keyid=key_id(private_key.public_key()), sig=sig),),
-    )
+__all__ = ["Envelope", "Signature", "sign_envelope"]

@@ -6,11 +6,13 @@ field fails loudly in a test instead of silently reading a default.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import date
 from typing import Any
 
 from gateway.domain.decision import Decision, DecisionOutcome, LoanTerms
+from gateway.domain.evidence import Evidence
 from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
 from gateway.domain.merchant import DataScope, MembershipTier
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
@@ -220,3 +222,31 @@ def load_loan_event(text: str) -> LoanEvent:
         interest_fen=d["interest_fen"],
         days_overdue=d["days_overdue"],
     )
+
+
+def dump_evidence(evidence: Evidence) -> str:
+    """The envelope's bytes in base64, untouched, so the signature still verifies when read."""
+    return json.dumps(
+        {
+            "payload_type": evidence.payload_type,
+            "payload": _b64(evidence.payload),
+            "signatures": [{"keyid": k, "sig": _b64(sig)} for k, sig in evidence.signatures],
+            "public_key": _b64(evidence.public_key),
+        },
+        sort_keys=True,
+    )
+
+
+def load_evidence(text: str, *, nonce: bytes) -> Evidence:
+    d: dict[str, Any] = json.loads(text)
+    return Evidence(
+        payload_type=d["payload_type"],
+        payload=base64.b64decode(d["payload"]),
+        signatures=tuple((s["keyid"], base64.b64decode(s["sig"])) for s in d["signatures"]),
+        public_key=base64.b64decode(d["public_key"]),
+        nonce=nonce,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

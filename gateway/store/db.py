@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from gateway.errors import Unavailable
 from gateway.store import migrations
@@ -96,17 +96,7 @@ class Database:
         revision = migrations.current(self.engine)
         tables = set(inspect(self.engine).get_table_names()) - {"alembic_version"}
         if revision is None and tables:
-            # Made before migrations existed: adopt it only if it is exactly the first revision's
-            # schema (tables, columns and indexes), so later revisions can build on it.
-            self._refuse_stale_schema()
-            if differences := migrations.differences(self.engine):
-                raise StaleSchema(
-                    f"the database differs from this gateway's schema ({differences[0]}"
-                    f"{f' and {len(differences) - 1} more' if len(differences) > 1 else ''}): "
-                    "it was made by an older gateway. Start with a fresh data directory (or "
-                    "database)."
-                )
-            migrations.stamp(self.engine)
+            self._adopt()
         elif revision is not None and revision not in migrations.known():
             raise StaleSchema(
                 f"the database is at schema revision {revision!r}, which this gateway does not "
@@ -114,24 +104,25 @@ class Database:
             )
         migrations.upgrade(self.engine)
 
-    def _refuse_stale_schema(self) -> None:
-        """Say which columns an unversioned database lacks, rather than fail later with a
-        confusing SQL error."""
-        inspector = inspect(self.engine)
-        present_tables = set(inspector.get_table_names())
-        for name, table in SQLModel.metadata.tables.items():
-            if name not in present_tables:
-                raise StaleSchema(
-                    f"database table {name!r} is missing: the database was made by an older "
-                    "gateway without schema versions. Start with a fresh data directory (or "
-                    "database)."
-                )
-            present = {c["name"] for c in inspector.get_columns(name)}
-            if missing := sorted(c.name for c in table.columns if c.name not in present):
-                raise StaleSchema(
-                    f"database table {name!r} lacks columns {', '.join(missing)}: it was made "
-                    "by an older gateway. Start with a fresh data directory (or database)."
-                )
+    def _adopt(self) -> None:
+        """A database made before migrations existed has the first revision's schema: stamp it
+        so, migrate it, and keep it only if it then matches the models exactly (tables,
+        columns and indexes)."""
+        migrations.stamp(self.engine, migrations.FIRST)
+        try:
+            migrations.upgrade(self.engine)
+        except DBAPIError as exc:
+            raise StaleSchema(
+                f"the database could not be migrated ({exc.orig}): it was made by an older "
+                "gateway. Start with a fresh data directory (or database)."
+            ) from exc
+        if differences := migrations.differences(self.engine):
+            raise StaleSchema(
+                f"the database differs from this gateway's schema ({differences[0]}"
+                f"{f' and {len(differences) - 1} more' if len(differences) > 1 else ''}): "
+                "it was made by an older gateway. Start with a fresh data directory (or "
+                "database)."
+            )
 
     def drop_schema(self) -> None:
         migrations.downgrade(self.engine, "base")

@@ -13,6 +13,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from gateway.domain.consent import Consent, ConsentPurpose
+from gateway.domain.evidence import Evidence
 from gateway.domain.financing import AWAITING_BANK, COMMITTED, FinancingState
 from gateway.domain.ledger import LoanEvent
 from gateway.domain.merchant import DataScope
@@ -414,6 +415,7 @@ def update_case(
     actor: str,
     request_id: str,
     loan_event: LoanEvent | None = None,
+    evidence: Evidence | None = None,
     **values: object,
 ) -> None:
     """Move one case, guarded on its current state so a concurrent move cannot be lost."""
@@ -437,6 +439,7 @@ def update_case(
         actor=actor,
         request_id=request_id,
         loan_event=loan_event,
+        evidence=evidence,
     )
 
 
@@ -465,6 +468,7 @@ def add_case_event(
     actor: str,
     request_id: str,
     loan_event: LoanEvent | None = None,
+    evidence: Evidence | None = None,
 ) -> None:
     session.add(
         CaseEventRow(
@@ -476,8 +480,20 @@ def add_case_event(
             actor=actor,
             request_id=request_id,
             loan_event_json=codec.dump_loan_event(loan_event) if loan_event else None,
+            evidence_json=codec.dump_evidence(evidence) if evidence else None,
+            evidence_nonce=evidence.nonce.hex() if evidence else None,
         )
     )
+
+
+def find_nonce_use(session: Session, *, bank_id: str, nonce: bytes) -> str | None:
+    """The case on which this bank already used this nonce, if it did."""
+    return session.exec(
+        select(CaseEventRow.case_id).where(
+            CaseEventRow.actor == f"partner/{bank_id}",
+            CaseEventRow.evidence_nonce == nonce.hex(),
+        )
+    ).first()
 
 
 def case_history(session: Session, case_id: str) -> list[CaseEvent]:
@@ -495,6 +511,9 @@ def case_history(session: Session, case_id: str) -> list[CaseEvent]:
             actor=r.actor,
             request_id=r.request_id,
             loan_event=codec.load_loan_event(r.loan_event_json) if r.loan_event_json else None,
+            evidence=codec.load_evidence(r.evidence_json, nonce=bytes.fromhex(r.evidence_nonce))
+            if r.evidence_json and r.evidence_nonce
+            else None,
         )
         for r in rows
     ]

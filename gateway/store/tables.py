@@ -122,6 +122,10 @@ class FinancingCaseRow(SQLModel, table=True):
 
 class CaseEventRow(SQLModel, table=True):
     __tablename__ = "case_events"
+    # A bank's nonce is used once, ever: the unique index is what refuses a replay that races.
+    __table_args__ = (
+        Index("ux_case_events_actor_evidence_nonce", "actor", "evidence_nonce", unique=True),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
     case_id: str = Field(max_length=40, index=True)
@@ -132,6 +136,9 @@ class CaseEventRow(SQLModel, table=True):
     actor: str = Field(max_length=80)
     request_id: str = Field(default="", max_length=128)
     loan_event_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The bank's signed statement, as received (see gateway/evidence.py), and its nonce in hex.
+    evidence_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    evidence_nonce: str | None = Field(default=None, max_length=128)
 
 
 class IdempotencyRow(SQLModel, table=True):

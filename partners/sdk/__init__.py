@@ -58,6 +58,7 @@ from partners.sdk._dsse import (
     key_id,
     pae,
     public_key_from_raw,
+    sign_envelope,
     verify_envelope,
 )
 from partners.sdk._errors import (
@@ -88,6 +89,12 @@ from partners.sdk._errors import (
     UnknownKeyError,
     VerificationError,
     WrongPayloadTypeError,
+)
+from partners.sdk._evidence import (
+    decision_key_bytes,
+    read_evidence,
+    sign_decision,
+    sign_loan_event,
 )
 from partners.sdk._identifiers import IdentifierError
 from partners.sdk._leaf import LeafAppeal, LeafChange, LeafEntry, MalformedLeafError, decode_leaf
@@ -152,12 +159,17 @@ __all__ = [
     "VerificationError",
     "VerifiedReferral",
     "WrongPayloadTypeError",
+    "decision_key_bytes",
     "decode_leaf",
     "envelope_from_proto",
     "key_id",
     "pae",
     "pseudonym",
     "public_key_from_raw",
+    "read_evidence",
+    "sign_decision",
+    "sign_envelope",
+    "sign_loan_event",
     "translate",
     "verify_checkpoint",
     "verify_envelope",

@@ -28,11 +28,12 @@ from colending.v1 import (
     referral_service_pb2,
     referral_service_pb2_grpc,
 )
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from google.protobuf import timestamp_pb2
 
 from partners.sdk._dsse import Envelope, key_id, public_key_from_raw
 from partners.sdk._errors import MalformedEnvelopeError, UnknownKeyError, VerificationError
+from partners.sdk._evidence import sign_decision, sign_loan_event
 from partners.sdk._rpc import (
     DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
@@ -139,6 +140,8 @@ class BankClient(_Client):
     in seconds. ``trusted_keys`` pins the gateway's signing keys; without it the published keys
     are fetched on first use, checked (each key id must be the hash of its key) and cached, and
     fetched again once when a referral names a key id not seen yet (a key rotation).
+    ``decision_key`` is the bank's decision-signing key (its public half registered with the
+    gateway as ``decision_public_key``): with it, every decision and loan event is sent signed.
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class BankClient(_Client):
         trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         retry: RetryPolicy | None = None,
+        decision_key: Ed25519PrivateKey | None = None,
     ) -> None:
         if not bank_id:
             raise ValueError("bank_id must not be empty")
@@ -161,6 +165,7 @@ class BankClient(_Client):
         self._clock_skew = clock_skew
         self._keys_lock = threading.Lock()
         self._keys: dict[str, Ed25519PublicKey] | None = None
+        self._decision_key = decision_key
 
     @classmethod
     def connect(
@@ -173,6 +178,7 @@ class BankClient(_Client):
         trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         retry: RetryPolicy | None = None,
+        decision_key: Ed25519PrivateKey | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, str | int]] | None = None,
     ) -> Self:
@@ -188,6 +194,7 @@ class BankClient(_Client):
             trusted_keys=trusted_keys,
             clock_skew=clock_skew,
             retry=retry,
+            decision_key=decision_key,
         )
         client._owns_channel = True
         return client
@@ -340,19 +347,36 @@ class BankClient(_Client):
     def submit_decision(
         self, case_id: str, decision: financing_pb2.Decision, *, request_id: str | None = None
     ) -> financing_pb2.FinancingCase:
-        """Approve, decline or counter-offer (idempotent on ``request_id``)."""
+        """Approve, decline or counter-offer (idempotent on ``request_id``), signed when the
+        client has a ``decision_key``. The client's own retries resend the same signature."""
         request = partner_bank_service_pb2.SubmitDecisionRequest(
             request_id=request_id or _new_request_id(), case_id=case_id, decision=decision
         )
+        if self._decision_key is not None:
+            request.signed_decision.CopyFrom(
+                sign_decision(
+                    decision,
+                    case_id=case_id,
+                    bank_id=self._bank_id,
+                    private_key=self._decision_key,
+                )
+            )
         return self._call(self._stub.SubmitDecision, request).financing_case
 
     def report_loan_event(
         self, case_id: str, event: financing_pb2.LoanEvent, *, request_id: str | None = None
     ) -> financing_pb2.FinancingCase:
-        """Record a disbursement, repayment, overdue, default... (idempotent on ``request_id``)."""
+        """Record a disbursement, repayment, overdue, default... (idempotent on ``request_id``),
+        signed when the client has a ``decision_key``."""
         request = partner_bank_service_pb2.ReportLoanEventRequest(
             request_id=request_id or _new_request_id(), case_id=case_id, event=event
         )
+        if self._decision_key is not None:
+            request.signed_event.CopyFrom(
+                sign_loan_event(
+                    event, case_id=case_id, bank_id=self._bank_id, private_key=self._decision_key
+                )
+            )
         return self._call(self._stub.ReportLoanEvent, request).financing_case
 
 

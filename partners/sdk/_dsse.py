@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from partners.sdk._errors import (
@@ -74,6 +74,16 @@ def public_key_from_raw(raw: bytes) -> Ed25519PublicKey:
             f"an Ed25519 public key is {ED25519_PUBLIC_KEY_LENGTH} raw bytes, got {len(raw)}"
         )
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def sign_envelope(payload: bytes, *, payload_type: str, private_key: Ed25519PrivateKey) -> Envelope:
+    """Sign ``payload`` as-is (no re-encoding) and wrap it in a one-signature envelope."""
+    sig = private_key.sign(pae(payload_type, payload))
+    return Envelope(
+        payload=payload,
+        payload_type=payload_type,
+        signatures=(Signature(keyid=key_id(private_key.public_key()), sig=sig),),
+    )
 
 
 def verify_envelope(

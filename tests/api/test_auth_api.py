@@ -127,7 +127,7 @@ def test_a_bank_is_denied_every_platform_and_admin_rpc(api, service, method, req
     ("method", "request_message"),
     [
         ("AcknowledgeReferral", pb.AcknowledgeReferralRequest(request_id="r")),
-        ("GetFinancingCase", pb.GetFinancingCaseRequest(case_id="c")),
+        ("SubmitDecision", pb.SubmitDecisionRequest(request_id="r")),
         ("GetSigningKeys", pb.GetSigningKeysRequest()),
     ],
 )

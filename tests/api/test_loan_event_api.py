@@ -198,17 +198,3 @@ def test_bad_events_are_invalid_and_change_nothing(
 def test_another_banks_case_is_not_found(approved: tuple[Any, str]) -> None:
     api, case_id = approved
     report(api, case_id, disbursed(), bank_id="bank-b").expect_not_found("financing case", case_id)
-
-
-def test_signed_evidence_is_refused_until_it_can_be_verified(approved: tuple[Any, str]) -> None:
-    api, case_id = approved
-    envelope = common_pb2.Envelope(payload=b"x", payload_type="application/octet-stream")
-    request = pb.ReportLoanEventRequest(
-        request_id=request_id(), case_id=case_id, event=disbursed(), signed_event=envelope
-    )
-    api.as_bank("bank-a", "ReportLoanEvent", request).expect_invalid("signed_event")
-    decision = pb.SubmitDecisionRequest(
-        request_id=request_id(), case_id=case_id, signed_decision=envelope
-    )
-    result = api.as_bank("bank-a", "SubmitDecision", decision)
-    assert "signed_decision" in result.fields

@@ -168,7 +168,14 @@ def test_an_older_database_is_refused_with_a_clear_message(
 
     data = tmp_path / "data"
     assert run(capsys, "keys", "--data-dir", str(data), "show")[0] == 0
-    # What a gateway from before schema versions left: no alembic_version, a column missing.
+    # What a gateway from before schema versions left: the first revision's schema without
+    # alembic_version, here with a column missing.
+    from gateway.store import migrations
+    from gateway.store.db import Database, sqlite_url
+
+    database = Database(url=sqlite_url(data))
+    migrations.downgrade(database.engine, migrations.FIRST)
+    database.dispose()
     with sqlite3.connect(data / "gateway.db") as db:
         db.execute("DROP TABLE alembic_version")
         db.execute("ALTER TABLE financing_cases DROP COLUMN ledger_json")

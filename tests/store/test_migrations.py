@@ -57,18 +57,25 @@ def test_a_database_from_a_newer_gateway_is_refused(
 def test_an_unversioned_database_with_every_column_is_adopted(
     data_dir: Path, database_url: str | None
 ) -> None:
-    """One made by create_all, as gateways before migrations did."""
+    """One with the first revision's schema and no version, as gateways before migrations made."""
     database = _database(data_dir, database_url)
-    SQLModel.metadata.create_all(database.engine)
+    _unversioned_first_revision(database)
     database.create_schema()
     assert migrations.current(database.engine) == migrations.head()
+    assert migrations.differences(database.engine) == []
+
+
+def _unversioned_first_revision(database: Database) -> None:
+    migrations.upgrade(database.engine, migrations.FIRST)
+    with database.engine.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
 
 
 def test_an_unversioned_database_missing_an_index_is_refused(
     data_dir: Path, database_url: str | None
 ) -> None:
     database = _database(data_dir, database_url)
-    SQLModel.metadata.create_all(database.engine)
+    _unversioned_first_revision(database)
     with database.engine.begin() as connection:
         connection.execute(text("DROP INDEX ix_blacklist_entries_pseudonym_status"))
     with pytest.raises(StaleSchema, match="ix_blacklist_entries_pseudonym_status"):

@@ -31,6 +31,10 @@ def _config(engine: Engine | None = None) -> Config:
     return config
 
 
+# The schema of gateways from before migrations: an unversioned database is adopted as this.
+FIRST = "0001"
+
+
 def head() -> str:
     """The newest revision this gateway knows."""
     revision = _scripts().get_current_head()
@@ -58,7 +62,10 @@ def differences(engine: Engine) -> list[str]:
     with engine.connect() as connection:
         found = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     return [
-        " ".join(str(part) for part in diff[:3]) if isinstance(diff, tuple) else str(diff)
+        # ("add_column", schema, table, Column) names the column as "table.column".
+        " ".join(str(part) for part in diff[:4] if part is not None)
+        if isinstance(diff, tuple)
+        else str(diff)
         for diff in found
     ]
 

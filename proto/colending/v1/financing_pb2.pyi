@@ -423,6 +423,7 @@ class CaseEvent(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
     LOAN_EVENT_FIELD_NUMBER: _builtins.int
+    EVIDENCE_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the case's history, from 1."""
     from_state: Global___FinancingState.ValueType
@@ -433,13 +434,19 @@ class CaseEvent(_message.Message):
     """Who caused it ("platform", "partner/<id>", "gateway")."""
     request_id: _builtins.str
     """The request id of the call that caused it."""
+    evidence_public_key: _builtins.bytes
+    """The bank's registered decision key (raw 32-byte Ed25519) that verified `evidence` when it
+    was recorded; its key id is the lowercase hex SHA-256 of these bytes.
+    """
     @_builtins.property
     def recorded_at(self) -> _timestamp_pb2.Timestamp:
         """When the gateway recorded it."""
 
     @_builtins.property
     def evidence(self) -> _common_pb2.Envelope:
-        """The signed decision or loan event, as received."""
+        """The signed decision or loan event, as received: a DSSE envelope whose payload is a
+        DecisionStatement or LoanEventStatement. Unset for unsigned steps.
+        """
 
     @_builtins.property
     def loan_event(self) -> Global___LoanEvent:
@@ -456,14 +463,104 @@ class CaseEvent(_message.Message):
         request_id: _builtins.str = ...,
         evidence: _common_pb2.Envelope | None = ...,
         loan_event: Global___LoanEvent | None = ...,
+        evidence_public_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "loan_event", b"loan_event", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "evidence", b"evidence", "from_state", b"from_state", "loan_event", b"loan_event", "recorded_at", b"recorded_at", "request_id", b"request_id", "sequence", b"sequence", "to_state", b"to_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "evidence", b"evidence", "evidence_public_key", b"evidence_public_key", "from_state", b"from_state", "loan_event", b"loan_event", "recorded_at", b"recorded_at", "request_id", b"request_id", "sequence", b"sequence", "to_state", b"to_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CaseEvent: _TypeAlias = CaseEvent  # noqa: Y015
+
+@_typing.final
+class DecisionStatement(_message.Message):
+    """DecisionStatement is what a bank signs to make a decision (DSSE payload type
+    "application/vnd.colending.decision.v1+protobuf"). Naming the case, the bank, a time and a
+    nonce binds the signature to one decision on one case, fresh and used once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    SIGNED_AT_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """The case decided on."""
+    bank_id: _builtins.str
+    """The deciding bank (its partner id)."""
+    nonce: _builtins.bytes
+    """16 to 64 random bytes, never reused by this bank."""
+    @_builtins.property
+    def decision(self) -> Global___Decision:
+        """The decision."""
+
+    @_builtins.property
+    def signed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the bank signed; the gateway accepts a few minutes either side of its clock."""
+
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        bank_id: _builtins.str = ...,
+        decision: Global___Decision | None = ...,
+        signed_at: _timestamp_pb2.Timestamp | None = ...,
+        nonce: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "signed_at", b"signed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "case_id", b"case_id", "decision", b"decision", "nonce", b"nonce", "signed_at", b"signed_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionStatement: _TypeAlias = DecisionStatement  # noqa: Y015
+
+@_typing.final
+class LoanEventStatement(_message.Message):
+    """LoanEventStatement is what a bank signs to report a loan event (DSSE payload type
+    "application/vnd.colending.loan-event.v1+protobuf").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    SIGNED_AT_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """The case the event belongs to."""
+    bank_id: _builtins.str
+    """The reporting bank (its partner id)."""
+    nonce: _builtins.bytes
+    """16 to 64 random bytes, never reused by this bank."""
+    @_builtins.property
+    def event(self) -> Global___LoanEvent:
+        """The event."""
+
+    @_builtins.property
+    def signed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the bank signed; the gateway accepts a few minutes either side of its clock."""
+
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        bank_id: _builtins.str = ...,
+        event: Global___LoanEvent | None = ...,
+        signed_at: _timestamp_pb2.Timestamp | None = ...,
+        nonce: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "signed_at", b"signed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "case_id", b"case_id", "event", b"event", "nonce", b"nonce", "signed_at", b"signed_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LoanEventStatement: _TypeAlias = LoanEventStatement  # noqa: Y015
 
 @_typing.final
 class FinancingCase(_message.Message):

@@ -252,13 +252,15 @@ class SubmitDecisionRequest(_message.Message):
     """The case."""
     @_builtins.property
     def decision(self) -> _financing_pb2.Decision:
-        """The decision."""
+        """The decision. May be left unset when signed_decision is given; if set, it must equal the
+        signed one.
+        """
 
     @_builtins.property
     def signed_decision(self) -> _common_pb2.Envelope:
-        """The same decision signed by the bank (payload type
-        "application/vnd.colending.decision.v1+protobuf"), kept as evidence.
-        Not accepted yet: the gateway answers INVALID_ARGUMENT until it verifies them.
+        """A DecisionStatement signed by the bank's registered decision key (payload type
+        "application/vnd.colending.decision.v1+protobuf"), kept as evidence. Required from a bank
+        that registered a decision key; refused from one that did not.
         """
 
     def __init__(
@@ -317,13 +319,15 @@ class ReportLoanEventRequest(_message.Message):
     """The case."""
     @_builtins.property
     def event(self) -> _financing_pb2.LoanEvent:
-        """The event."""
+        """The event. May be left unset when signed_event is given; if set, it must equal the signed
+        one.
+        """
 
     @_builtins.property
     def signed_event(self) -> _common_pb2.Envelope:
-        """The same event signed by the bank (payload type
-        "application/vnd.colending.loan-event.v1+protobuf"), kept as evidence.
-        Not accepted yet: the gateway answers INVALID_ARGUMENT until it verifies them.
+        """A LoanEventStatement signed by the bank's registered decision key (payload type
+        "application/vnd.colending.loan-event.v1+protobuf"), kept as evidence. Required from a bank
+        that registered a decision key; refused from one that did not.
         """
 
     def __init__(
