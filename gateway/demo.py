@@ -28,8 +28,11 @@ from colending.v1 import (
     consent_pb2,
     enforcement_pb2,
     financing_pb2,
+    partner_bank_service_pb2,
+    partner_bank_service_pb2_grpc,
     partner_pb2,
 )
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway._transactions import business_date
 from gateway.certs import init_ca, issue_client, issue_server
@@ -46,7 +49,9 @@ from partners.sdk import (
     IdentifierKind,
     LocalBlacklist,
     PlatformClient,
+    decision_key_bytes,
     public_key_from_raw,
+    read_evidence,
 )
 from partners.sdk.tls import client_credentials, receiver_credentials
 
@@ -155,7 +160,12 @@ def _run(
     seed: int,
 ) -> None:
     admin = admin_service_pb2_grpc.AdminServiceStub(channels["admin"])
-    clients = {b: BankClient(channel=channels[f"partner/{b}"], bank_id=b) for b in BANKS}
+    # Each bank signs its decisions and loan events with a key it registers with the gateway.
+    decision_keys = {b: Ed25519PrivateKey.generate() for b in BANKS}
+    clients = {
+        b: BankClient(channel=channels[f"partner/{b}"], bank_id=b, decision_key=decision_keys[b])
+        for b in BANKS
+    }
     banks = {
         "bank-a": MockBank(
             bank_id="bank-a",
@@ -187,6 +197,7 @@ def _run(
                 display_name=f"Demo {bank_id}",
                 endpoint=f"127.0.0.1:{bank_port}",
                 policy=policies[bank_id],
+                decision_public_key=decision_key_bytes(decision_keys[bank_id]),
             ),
             timeout=10,
         )
@@ -196,7 +207,9 @@ def _run(
             f"{script.decision.value}, {script.unavailable_per_mille / 10:.0f} % of calls fail"
         )
     try:
-        _network(report, gateway, channels, data_dir, admin, clients, banks, count, seed)
+        _network(
+            report, gateway, channels, data_dir, admin, clients, decision_keys, banks, count, seed
+        )
     finally:
         for bank in banks.values():
             bank.stop()
@@ -213,11 +226,13 @@ def _network(
     data_dir: Path,
     admin: admin_service_pb2_grpc.AdminServiceStub,
     clients: dict[str, BankClient],
+    decision_keys: dict[str, Ed25519PrivateKey],
     banks: dict[str, MockBank],
     count: int,
     seed: int,
 ) -> None:
     platform = PlatformClient(channel=channels["platform"])
+    platform_cases = partner_bank_service_pb2_grpc.PartnerBankServiceStub(channels["platform"])
     today = business_date(datetime.now(UTC))
     merchants = sample_merchants(count, seed=seed, as_of=today)
     refusals: Counter[str] = Counter()
@@ -270,6 +285,19 @@ def _network(
         }
         report.step(f"{bank_id} decided: {summary}")
     report.check("bank-a approved at least one loan", bool(lending["bank-a"]))
+    if lending["bank-a"]:
+        # The platform proves what the bank decided: the bank's signature, kept with the case.
+        proof = platform_cases.GetFinancingCase(
+            partner_bank_service_pb2.GetFinancingCaseRequest(case_id=lending["bank-a"][0].case_id),
+            timeout=10,
+        ).financing_case
+        signed = [step for step in proof.history if step.HasField("evidence")]
+        statement = read_evidence(signed[-1], bank_key=decision_keys["bank-a"].public_key())
+        report.check(
+            "the platform verified bank-a's signed decision on its first loan",
+            isinstance(statement, financing_pb2.DecisionStatement)
+            and statement.case_id == proof.case_id,
+        )
 
     # Loans: every approved case disburses; one in three repays in full and settles, the others
     # repay a tenth and run on; one borrower at bank-a defaults.

@@ -1,6 +1,7 @@
 """A gateway on real sockets, in its production mode (mutual TLS with real certificates), with
 the platform, the operator and mock banks around it: each party on its own channel with its own
-client certificate, and each mock bank serving its pushes over TLS to the gateway alone."""
+client certificate, each mock bank serving its pushes over TLS to the gateway alone, and every
+bank signing its decisions and loan events with the decision key it registered."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from colending.v1 import (
     delivery_pb2,
     partner_pb2,
 )
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from testkit import (
     ALL_SCOPES,
     FAST_DELIVERY,
@@ -29,7 +31,7 @@ from tlskit import Pki
 
 from gateway.domain.delivery import DeliveryPolicy
 from partners.mock import MockBank, Script
-from partners.sdk import BankClient, PlatformClient
+from partners.sdk import BankClient, PlatformClient, decision_key_bytes
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Network:
     running: RunningGateway
     pki: Pki
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
+    _decision_keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
 
     @property
     def platform(self) -> PlatformClient:
@@ -52,8 +55,15 @@ class Network:
             self._channels[identity] = self.pki.channel(self.running.target, identity)
         return self._channels[identity]
 
+    def decision_key(self, bank_id: str) -> Ed25519PrivateKey:
+        return self._decision_keys.setdefault(bank_id, Ed25519PrivateKey.generate())
+
     def bank_client(self, bank_id: str) -> BankClient:
-        return BankClient(channel=self.channel_for(f"partner/{bank_id}"), bank_id=bank_id)
+        return BankClient(
+            channel=self.channel_for(f"partner/{bank_id}"),
+            bank_id=bank_id,
+            decision_key=self.decision_key(bank_id),
+        )
 
     def register(self, bank_id: str, *, endpoint: str = "", ordered: bool = False) -> None:
         policy = partner_pb2.EligibilityPolicy(ordered_delivery=ordered) if ordered else None
@@ -64,6 +74,7 @@ class Network:
                 display_name=bank_id,
                 endpoint=endpoint,
                 policy=policy,
+                decision_public_key=decision_key_bytes(self.decision_key(bank_id)),
             ),
             timeout=10,
         )
