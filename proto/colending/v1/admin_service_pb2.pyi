@@ -45,7 +45,9 @@ class RegisterPartnerRequest(_message.Message):
     endpoint: _builtins.str
     """The bank's BankReceiverService "host:port", or empty."""
     decision_public_key: _builtins.bytes
-    """Raw 32-byte Ed25519 key for signed decisions, optional."""
+    """Raw 32-byte Ed25519 key for signed decisions and loan events, optional. A bank that
+    registers one must sign every decision and loan event with it.
+    """
     @_builtins.property
     def policy(self) -> _partner_pb2.EligibilityPolicy:
         """Eligibility policy; omitted means the historical defaults."""

@@ -190,8 +190,8 @@ class Partner(_message.Message):
     state: Global___PartnerState.ValueType
     """Current state."""
     decision_public_key: _builtins.bytes
-    """The bank's raw 32-byte Ed25519 public key for signed decisions and loan events (optional
-    until the bank signs its decisions).
+    """The bank's raw 32-byte Ed25519 public key for signed decisions and loan events. Empty: the
+    bank sends them unsigned. Set: it must sign every one with this key.
     """
     suspension_reason: _builtins.str
     """Why it was suspended, if it is."""
