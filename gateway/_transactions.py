@@ -24,6 +24,7 @@ from gateway.errors import (
 from gateway.store import repository as repo
 from gateway.store.blacklist_repository import ConcurrentEntryUpdate
 from gateway.store.db import Database
+from gateway.store.group_commit import GroupCommit
 
 T = TypeVar("T")
 
@@ -55,6 +56,7 @@ class Transactions:
     def __init__(self, *, database: Database, clock: Callable[[], datetime]) -> None:
         self._db = database
         self._clock = clock
+        self._group = GroupCommit(database=database)
 
     def idempotent(
         self,
@@ -62,13 +64,15 @@ class Transactions:
         *,
         replay: Callable[[Session, str], T],
         act: Callable[[Session, datetime], tuple[str, T]],
+        batched: bool = False,
     ) -> T:
         """Run ``act`` once per request id, in one transaction with the idempotency record.
 
         A repeat with the same content gets ``replay`` of the resource the first produced; a
         repeat with other content is ALREADY_EXISTS. The key is claimed before ``act`` runs, so
         a concurrent twin waits on it and then replays, and no side effect of ``act`` (such as
-        a key rotation) happens twice.
+        a key rotation) happens twice. ``batched``: share the commit with concurrent callers
+        (gateway.store.group_commit); only for ``act``s that take no lock out of a set order.
         """
         check_request_id(idem.request_id)
 
@@ -91,12 +95,14 @@ class Transactions:
             claim.resource_id, result = act(session, now)
             return result
 
-        return self.retrying(attempt)
+        return self.retrying(attempt, batched=batched)
 
-    def retrying(self, work: Callable[[Session], T]) -> T:
+    def retrying(self, work: Callable[[Session], T], *, batched: bool = False) -> T:
         """Run ``work`` in a write transaction, again from a fresh read if it lost a race."""
         for _ in range(RACE_RETRIES):
             try:
+                if batched:
+                    return self._group.run(work)
                 with self._db.writing() as session:
                     return work(session)
             except (IntegrityError, repo.ConcurrentUpdate, ConcurrentEntryUpdate):

@@ -570,7 +570,7 @@ class Gateway:
             session.flush()
             return referral_id, _load_referral(session, referral_id)
 
-        submitted = self._tx.idempotent(idem, replay=_load_referral, act=act)
+        submitted = self._tx.idempotent(idem, replay=_load_referral, act=act, batched=True)
         self._referrals_changed()
         return submitted
 
@@ -891,7 +891,8 @@ class Gateway:
         raise_all(shape_problems, problems)
 
         def act(session: Session, now: datetime) -> tuple[str, CaseDetail]:
-            partner = require_active_partner(session, bank_id)
+            # Locked, so a decision key replaced meanwhile cannot verify this event afterwards.
+            partner = require_active_partner(session, bank_id, for_update=True)
             reported, kept = evidence.accept(
                 session,
                 signed,

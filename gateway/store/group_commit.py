@@ -1,0 +1,95 @@
+"""Group commit: concurrent write transactions share one commit, and so one fsync.
+
+A caller hands its unit of work to ``GroupCommit.run`` and blocks. Whoever finds no batch
+being written leads: it takes every unit waiting at that moment (no timer, so a lone caller is
+not delayed), runs each in its own SAVEPOINT inside one write transaction, and commits once.
+While it waits for the disk, the next callers queue up and form the next batch, which the
+leader hands to the first of them. A unit that raises rolls back to its savepoint alone; every
+caller gets its result or its exception only after its batch's commit (or the commit's error).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from sqlmodel import Session
+
+from gateway.store.db import Database
+
+T = TypeVar("T")
+
+MAX_BATCH = 64  # bounds how long the first unit of a batch waits for the last
+
+
+class _Unit(Generic[T]):
+    __slots__ = ("done", "error", "lead", "result", "wake", "work")
+
+    def __init__(self, work: Callable[[Session], T]) -> None:
+        self.work = work
+        self.wake = threading.Event()
+        self.lead = False  # this caller writes the next batch
+        self.done = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    def __init__(self, *, database: Database, max_batch: int = MAX_BATCH) -> None:
+        self._db = database
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._waiting: list[_Unit[Any]] = []
+        self._writing = False
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` committed durably, sharing the commit with concurrent callers."""
+        unit = _Unit(work)
+        with self._lock:
+            self._waiting.append(unit)
+            if not self._writing:
+                self._writing = unit.lead = True
+        if not unit.lead:
+            unit.wake.wait()
+        if not unit.done:  # woken (or started) as the leader of the next batch
+            self._write_next_batch()
+        if unit.error is not None:
+            raise unit.error
+        return unit.result  # type: ignore[return-value]
+
+    def _write_next_batch(self) -> None:
+        with self._lock:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+        try:
+            self._write(batch)
+        finally:
+            with self._lock:
+                if self._waiting:
+                    successor = self._waiting[0]
+                    successor.lead = True
+                    successor.wake.set()
+                else:
+                    self._writing = False
+            for unit in batch:
+                unit.done = True
+                unit.wake.set()
+
+    def _write(self, batch: list[_Unit[Any]]) -> None:
+        try:
+            with self._db.writing() as session:
+                for unit in batch:
+                    savepoint = session.begin_nested()
+                    try:
+                        unit.result = unit.work(session)
+                    except Exception as error:
+                        savepoint.rollback()
+                        unit.error = error
+                    else:
+                        savepoint.commit()
+        except Exception as error:
+            # The commit (or the transaction around the savepoints) failed: nothing of this
+            # batch is on disk, so every unit fails, each with the same error.
+            for unit in batch:
+                unit.result, unit.error = None, error

@@ -1,0 +1,145 @@
+"""Group commit: callers waiting together share one commit; a failing unit rolls back alone; a
+failed commit fails every unit of its batch; nobody is answered before its batch commits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlmodel import Session
+
+from gateway.store import repository as repo
+from gateway.store.db import Database, sqlite_url
+from gateway.store.group_commit import GroupCommit
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.fixture
+def database(data_dir: Path, database_url: str | None) -> Iterator[Database]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(url=database_url or sqlite_url(data_dir))
+    db.create_schema()
+    yield db
+    db.dispose()
+
+
+def claim(request_id: str) -> Callable[[Session], str]:
+    def work(session: Session) -> str:
+        repo.claim_idempotency(
+            session,
+            caller="test",
+            method="Test",
+            request_id=request_id,
+            fingerprint="f",
+            at=datetime.now(UTC),
+        )
+        session.flush()
+        return request_id
+
+    return work
+
+
+def claimed(database: Database, request_id: str) -> bool:
+    with database.reading() as session:
+        found = repo.find_idempotency(session, caller="test", method="Test", request_id=request_id)
+    return found is not None
+
+
+def commits(database: Database) -> list[int]:
+    counted = [0]
+
+    @event.listens_for(database.engine, "commit")
+    def _count(connection: Any) -> None:
+        counted[0] += 1
+
+    return counted
+
+
+def run_batch(
+    group: GroupCommit, units: dict[str, Callable[[Session], str]]
+) -> dict[str, str | BaseException]:
+    """The first unit holds the write until every other caller is queued behind it, so the
+    others form exactly one batch (no sleeps: the gate opens when the queue is full)."""
+    gate = threading.Event()
+    outcomes: dict[str, str | BaseException] = {}
+
+    def first(session: Session) -> str:
+        gate.wait()
+        return claim("first")(session)
+
+    def call(name: str, work: Callable[[Session], str]) -> None:
+        try:
+            outcomes[name] = group.run(work)
+        except Exception as error:
+            outcomes[name] = error
+
+    leader = threading.Thread(target=call, args=("first", first))
+    leader.start()
+    while not group._writing:
+        threading.Event().wait(0.001)
+    followers = [threading.Thread(target=call, args=item) for item in units.items()]
+    for thread in followers:
+        thread.start()
+    while len(group._waiting) < len(units):
+        threading.Event().wait(0.001)
+    for name in units:
+        assert name not in outcomes  # nobody answered before the batch commits
+    gate.set()
+    for thread in (leader, *followers):
+        thread.join()
+    return outcomes
+
+
+def test_waiting_callers_share_one_commit(database: Database) -> None:
+    group = GroupCommit(database=database)
+    counted = commits(database)
+    outcomes = run_batch(group, {f"r{i}": claim(f"r{i}") for i in range(10)})
+    assert outcomes == {"first": "first", **{f"r{i}": f"r{i}" for i in range(10)}}
+    assert counted[0] == 2  # the leader's own batch, then the ten that queued behind it
+    assert all(claimed(database, f"r{i}") for i in range(10))
+
+
+def test_a_failing_unit_rolls_back_alone(database: Database) -> None:
+    def refused(session: Session) -> str:
+        claim("refused")(session)
+        raise Refused("no")
+
+    group = GroupCommit(database=database)
+    outcomes = run_batch(group, {"a": claim("a"), "refused": refused, "b": claim("b")})
+    assert isinstance(outcomes["refused"], Refused)
+    assert (outcomes["a"], outcomes["b"]) == ("a", "b")
+    assert (claimed(database, "a"), claimed(database, "b")) == (True, True)
+    assert not claimed(database, "refused")
+
+
+def test_a_unit_that_breaks_a_constraint_rolls_back_alone(database: Database) -> None:
+    group = GroupCommit(database=database)
+    assert group.run(claim("taken")) == "taken"
+    outcomes = run_batch(group, {"dup": claim("taken"), "c": claim("c")})
+    assert isinstance(outcomes["dup"], Exception)
+    assert outcomes["c"] == "c"
+    assert claimed(database, "c")
+
+
+def test_a_failed_commit_fails_the_whole_batch(database: Database) -> None:
+    group = GroupCommit(database=database)
+    failing = [True]
+
+    @event.listens_for(database.engine, "commit")
+    def _fail(connection: Any) -> None:
+        if failing[0]:
+            failing[0] = False
+            raise Refused("disk full")
+
+    outcomes = run_batch(group, {})
+    assert isinstance(outcomes["first"], Refused)
+    assert not claimed(database, "first")
+    assert group.run(claim("after")) == "after"  # the next batch is not affected
