@@ -142,6 +142,10 @@ class Database:
     def _session(self, engine: Engine) -> Iterator[Session]:
         try:
             with Session(engine, expire_on_commit=False) as session, session.begin():
+                # Connect now, not at the first statement: a database that is down fails the
+                # transaction here, as Unavailable, even if the block handles its own errors
+                # (group commit keeps each unit's error to that unit).
+                session.connection()
                 yield session
         except (OperationalError, InterfaceError) as exc:
             # Also at COMMIT: the write may or may not have landed, and the caller's retry with

@@ -44,6 +44,7 @@ from grpc_health.v1 import health_pb2
 from testkit import bank, eventually
 
 from gateway.domain.delivery import DeliveryState
+from gateway.store import delivery_repository as outbox
 from partners.mock import Script
 from partners.sdk import LocalBlacklist, PlatformClient, RetryPolicy, RpcError
 
@@ -214,7 +215,10 @@ def test_nothing_acknowledged_is_lost_through_crashes(
                 time.sleep(2)  # load goes on after the recovery
 
             def undelivered() -> int:
-                return sum(
+                """Pushes the store has not seen through, and referrals a bank lacks."""
+                with gateway.database.reading() as session:
+                    pending = outbox.pending_count(session)
+                return pending + sum(
                     referral_id not in received
                     for mock in banks.values()
                     for received in [{r.referral_id for r in mock.received()}]

@@ -3,6 +3,8 @@ as UNAVAILABLE, and may retry) and the next one after it comes back just works."
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg
 import pytest
 from fault.processes import PrivatePostgres
@@ -47,6 +49,12 @@ def _select_one(database: Database) -> None:
         session.execute(text("SELECT 1"))
 
 
+def _select_one_handling_errors(database: Database) -> None:
+    """As group commit runs a unit: its errors stay inside."""
+    with database.writing() as session, contextlib.suppress(OperationalError):
+        session.execute(text("SELECT 1"))
+
+
 def test_a_connection_lost_mid_transaction_is_unavailable(private_database_url: str) -> None:
     database = Database(url=private_database_url)
     with pytest.raises(Unavailable):
@@ -76,6 +84,8 @@ def test_a_stopped_database_is_unavailable_until_it_is_back(
         for _ in range(2):  # the dead pooled one, then a refused new one
             with pytest.raises(Unavailable):
                 _select_one(database)
+        with pytest.raises(Unavailable):
+            _select_one_handling_errors(database)
     finally:
         private_postgres.start()
     with database.writing() as session:
