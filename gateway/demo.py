@@ -28,8 +28,6 @@ from colending.v1 import (
     consent_pb2,
     enforcement_pb2,
     financing_pb2,
-    partner_bank_service_pb2,
-    partner_bank_service_pb2_grpc,
     partner_pb2,
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -232,7 +230,6 @@ def _network(
     seed: int,
 ) -> None:
     platform = PlatformClient(channel=channels["platform"])
-    platform_cases = partner_bank_service_pb2_grpc.PartnerBankServiceStub(channels["platform"])
     today = business_date(datetime.now(UTC))
     merchants = sample_merchants(count, seed=seed, as_of=today)
     refusals: Counter[str] = Counter()
@@ -287,16 +284,17 @@ def _network(
     report.check("bank-a approved at least one loan", bool(lending["bank-a"]))
     if lending["bank-a"]:
         # The platform proves what the bank decided: the bank's signature, kept with the case.
-        proof = platform_cases.GetFinancingCase(
-            partner_bank_service_pb2.GetFinancingCaseRequest(case_id=lending["bank-a"][0].case_id),
-            timeout=10,
-        ).financing_case
+        proof = platform.get_financing_case(lending["bank-a"][0].case_id)
         signed = [step for step in proof.history if step.HasField("evidence")]
-        statement = read_evidence(signed[-1], bank_key=decision_keys["bank-a"].public_key())
+        statement = read_evidence(
+            signed[-1],
+            bank_key=decision_keys["bank-a"].public_key(),
+            case_id=proof.case_id,
+            bank_id="bank-a",
+        )
         report.check(
             "the platform verified bank-a's signed decision on its first loan",
-            isinstance(statement, financing_pb2.DecisionStatement)
-            and statement.case_id == proof.case_id,
+            isinstance(statement, financing_pb2.DecisionStatement),
         )
 
     # Loans: every approved case disburses; one in three repays in full and settles, the others

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from sqlmodel import Session
 
+from gateway._transactions import raise_all
 from gateway.domain.evidence import Evidence, Statement, statement_problems
 from gateway.domain.partner import Partner
 from gateway.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument
@@ -23,7 +24,6 @@ from gateway.store import repository as repo
 from partners.sdk._dsse import Envelope, key_id, public_key_from_raw, verify_envelope
 from partners.sdk._errors import (
     BadSignatureError,
-    MalformedEnvelopeError,
     UnknownKeyError,
     WrongPayloadTypeError,
 )
@@ -77,6 +77,13 @@ def accept(
         )
     public_key = public_key_from_raw(partner.decision_public_key)
     expected_keyid = key_id(public_key)
+    # One signer, so one signature: more would only be work done under the write lock.
+    if len(signed.envelope.signatures) != 1:
+        raise InvalidArgument.single(
+            f"{field}.signatures",
+            f"must be exactly one signature, by partner/{bank_id}'s registered decision key "
+            f"{expected_keyid}; got {len(signed.envelope.signatures)}",
+        )
     try:
         payload = verify_envelope(
             signed.envelope,
@@ -87,8 +94,6 @@ def accept(
         raise InvalidArgument.single(
             f"{field}.payload_type", f"must be {signed.payload_type!r}"
         ) from None
-    except MalformedEnvelopeError:
-        raise InvalidArgument.single(f"{field}.signatures", "required: one signature") from None
     except UnknownKeyError:
         raise InvalidArgument.single(
             f"{field}.signatures",
@@ -100,20 +105,17 @@ def accept(
             f"the signature by key {expected_keyid} does not verify over these payload bytes",
         ) from None
 
-    problems: list[FieldViolation] = []
-    statement = signed.read(payload, problems)
-    problems += statement_problems(
-        statement, field=field, case_id=case_id, bank_id=bank_id, now=now
-    )
+    shape: list[FieldViolation] = []
+    statement = signed.read(payload, shape)
+    rules = statement_problems(statement, field=field, case_id=case_id, bank_id=bank_id, now=now)
     if given is not None and given != statement.content:
-        problems.append(
+        rules.append(
             FieldViolation(
                 content_field,
                 f"differs from the signed one in {field}; send the same or leave it unset",
             )
         )
-    if problems:
-        raise InvalidArgument(problems)
+    raise_all(shape, rules)
     earlier = repo.find_nonce_use(session, bank_id=bank_id, nonce=statement.nonce)
     if earlier is not None:
         raise AlreadyExists(

@@ -7,12 +7,12 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from gateway._transactions import Idempotency
 from gateway.api.auth import Caller, Role, authenticate, authorize
@@ -151,12 +151,35 @@ def nul_problems(message: Message, prefix: str = "") -> list[FieldViolation]:
     return problems
 
 
-def idempotency(request: Message, caller: Caller, method: str) -> Idempotency:
-    """The request's idempotency key and a fingerprint of everything else it says."""
+def idempotency(
+    request: Message,
+    caller: Caller,
+    method: str,
+    *,
+    signed: Mapping[str, type[Message]] | None = None,
+) -> Idempotency:
+    """The request's idempotency key and a fingerprint of everything else it says.
+
+    ``signed`` maps envelope fields to the statement type they carry. A signer stamps a new
+    time and nonce on every signing, so a retry that signs again says the same thing in other
+    bytes: the fingerprint takes what the statement says, not its envelope. (A replay only
+    returns the first answer; it is never verified or acted on again.)
+    """
     content = type(request)()
     content.CopyFrom(request)
     request_id: str = getattr(request, "request_id")  # noqa: B009
     content.ClearField("request_id")
+    for field, kind in (signed or {}).items():
+        if content.HasField(field):
+            envelope = getattr(content, field)
+            try:
+                statement = kind.FromString(envelope.payload)
+            except DecodeError:
+                continue  # not a statement: fingerprinted as sent
+            statement.ClearField("signed_at")
+            statement.ClearField("nonce")
+            envelope.payload = statement.SerializeToString(deterministic=True)
+            del envelope.signatures[:]
     fingerprint = hashlib.sha256(content.SerializeToString(deterministic=True)).hexdigest()
     return Idempotency(
         caller=caller.name, method=method, request_id=request_id, fingerprint=fingerprint

@@ -1,4 +1,5 @@
-"""Who is calling, and may they call this service. One table decides (``ALLOWED``).
+"""Who is calling, and may they call this method. One place decides: ``ALLOWED`` per service,
+with ``METHOD_ALLOWED`` for the methods whose callers differ from their service's.
 
 Development mode has no TLS: the caller names itself in the ``x-colending-caller`` metadata
 (``platform``, ``admin`` or ``partner/<id>``). That is trivially spoofable, which is why the

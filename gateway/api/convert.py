@@ -27,6 +27,7 @@ from colending.v1 import (
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway.api._handler import nul_problems
 from gateway.blacklist import Borrower, SignedCheckpoint
 from gateway.domain.blacklist import (
     AppealOutcome,
@@ -412,6 +413,7 @@ def _dsse_envelope(message: common_pb2.Envelope) -> Envelope:
 def _read_decision_statement(payload: bytes, problems: list[FieldViolation]) -> Statement[Decision]:
     field = "signed_decision.payload"
     message = _parse(financing_pb2.DecisionStatement, payload, field)
+    problems += nul_problems(message, f"{field}.")
     return Statement(
         case_id=message.case_id,
         bank_id=message.bank_id,
@@ -424,6 +426,7 @@ def _read_decision_statement(payload: bytes, problems: list[FieldViolation]) -> 
 def _read_event_statement(payload: bytes, problems: list[FieldViolation]) -> Statement[LoanEvent]:
     field = "signed_event.payload"
     message = _parse(financing_pb2.LoanEventStatement, payload, field)
+    problems += nul_problems(message, f"{field}.")
     return Statement(
         case_id=message.case_id,
         bank_id=message.bank_id,

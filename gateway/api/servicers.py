@@ -11,6 +11,7 @@ from colending.v1 import (
     admin_service_pb2_grpc,
     blacklist_service_pb2,
     blacklist_service_pb2_grpc,
+    financing_pb2,
     partner_bank_service_pb2,
     partner_bank_service_pb2_grpc,
     referral_service_pb2,
@@ -257,7 +258,12 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
     ) -> pb.SubmitDecisionResponse:
         problems: list[FieldViolation] = []
         detail = self._gateway.submit_decision(
-            idem=idempotency(request, caller, "SubmitDecision"),
+            idem=idempotency(
+                request,
+                caller,
+                "SubmitDecision",
+                signed={"signed_decision": financing_pb2.DecisionStatement},
+            ),
             bank_id=caller.partner_id,
             case_id=request.case_id,
             decision=convert.decision_from_proto(request.decision, "decision", problems)
@@ -276,7 +282,12 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
     ) -> pb.ReportLoanEventResponse:
         problems: list[FieldViolation] = []
         detail = self._gateway.report_loan_event(
-            idem=idempotency(request, caller, "ReportLoanEvent"),
+            idem=idempotency(
+                request,
+                caller,
+                "ReportLoanEvent",
+                signed={"signed_event": financing_pb2.LoanEventStatement},
+            ),
             bank_id=caller.partner_id,
             case_id=request.case_id,
             event=convert.loan_event_from_proto(request.event, "event", problems)

@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.domain.ed25519_keys import key_problem
 from gateway.domain.policy import EligibilityPolicy
 from gateway.errors import FieldViolation
 
 PARTNER_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 # host:port, host a DNS name, IPv4 or bracketed IPv6 literal.
 ENDPOINT_PATTERN = re.compile(r"^(\[[0-9a-fA-F:.]{2,45}\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$")
-ED25519_PUBLIC_KEY_LENGTH = 32
 
 
 class PartnerState(enum.Enum):
@@ -56,10 +56,6 @@ def validate_partner_fields(
             problems.append(
                 FieldViolation(f"{prefix}endpoint", "must be host:port with a port in 1..65535")
             )
-    if decision_public_key and len(decision_public_key) != ED25519_PUBLIC_KEY_LENGTH:
-        problems.append(
-            FieldViolation(
-                f"{prefix}decision_public_key", "must be a raw 32-byte Ed25519 public key"
-            )
-        )
+    if decision_public_key and (problem := key_problem(decision_public_key)) is not None:
+        problems.append(FieldViolation(f"{prefix}decision_public_key", problem))
     return problems

@@ -106,23 +106,23 @@ class Database:
 
     def _adopt(self) -> None:
         """A database made before migrations existed has the first revision's schema: stamp it
-        so, migrate it, and keep it only if it then matches the models exactly (tables,
-        columns and indexes)."""
-        migrations.stamp(self.engine, migrations.FIRST)
+        so and migrate it, keeping the result only if it then matches the models exactly
+        (tables, columns and indexes). One transaction, so a refused database is left as it
+        was and refused again next time."""
         try:
-            migrations.upgrade(self.engine)
+            with self._write_engine.begin() as connection:
+                if differences := migrations.adopt(connection):
+                    raise StaleSchema(
+                        f"the database differs from this gateway's schema ({differences[0]}"
+                        f"{f' and {len(differences) - 1} more' if len(differences) > 1 else ''}"
+                        "): it was made by an older gateway. Start with a fresh data directory "
+                        "(or database)."
+                    )
         except DBAPIError as exc:
             raise StaleSchema(
                 f"the database could not be migrated ({exc.orig}): it was made by an older "
                 "gateway. Start with a fresh data directory (or database)."
             ) from exc
-        if differences := migrations.differences(self.engine):
-            raise StaleSchema(
-                f"the database differs from this gateway's schema ({differences[0]}"
-                f"{f' and {len(differences) - 1} more' if len(differences) > 1 else ''}): "
-                "it was made by an older gateway. Start with a fresh data directory (or "
-                "database)."
-            )
 
     def drop_schema(self) -> None:
         migrations.downgrade(self.engine, "base")

@@ -399,6 +399,7 @@ class PlatformClient(_Client):
     ) -> None:
         super().__init__(channel=channel, caller=caller, timeout=timeout, retry=retry)
         self._stub = referral_service_pb2_grpc.ReferralServiceStub(channel)
+        self._cases = partner_bank_service_pb2_grpc.PartnerBankServiceStub(channel)
 
     @classmethod
     def connect(
@@ -481,6 +482,12 @@ class PlatformClient(_Client):
         """One referral with its per-bank deliveries."""
         request = referral_service_pb2.GetReferralRequest(referral_id=referral_id)
         return self._call(self._stub.GetReferral, request).referral
+
+    def get_financing_case(self, case_id: str) -> financing_pb2.FinancingCase:
+        """Any bank's case with its history, each bank-signed step carrying its evidence
+        (check it with :func:`read_evidence`)."""
+        request = partner_bank_service_pb2.GetFinancingCaseRequest(case_id=case_id)
+        return self._call(self._cases.GetFinancingCase, request).financing_case
 
     def list_referrals(
         self,

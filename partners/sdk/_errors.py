@@ -70,6 +70,11 @@ class BadSignatureError(VerificationError):
         super().__init__(f"signature does not verify for trusted key id(s): {tried}")
 
 
+class MismatchedEvidenceError(VerificationError):
+    """Signed evidence verifies, but speaks of another case or bank than the one it is read for
+    (a statement copied from elsewhere)."""
+
+
 class MisaddressedReferralError(VerificationError):
     """The referral is addressed to another bank (a replay across banks)."""
 

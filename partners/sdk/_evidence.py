@@ -23,7 +23,11 @@ from partners.sdk._dsse import (
     sign_envelope,
     verify_envelope,
 )
-from partners.sdk._errors import MalformedEnvelopeError, WrongPayloadTypeError
+from partners.sdk._errors import (
+    MalformedEnvelopeError,
+    MismatchedEvidenceError,
+    WrongPayloadTypeError,
+)
 from partners.sdk._verify import envelope_from_proto
 
 EVIDENCE_NONCE_LENGTH = 16
@@ -72,14 +76,15 @@ def sign_loan_event(
 
 
 def read_evidence(
-    event: financing_pb2.CaseEvent, *, bank_key: Ed25519PublicKey
+    event: financing_pb2.CaseEvent, *, bank_key: Ed25519PublicKey, case_id: str, bank_id: str
 ) -> financing_pb2.DecisionStatement | financing_pb2.LoanEventStatement:
-    """Verify a case history step's evidence with the bank's decision key and return what the
-    bank signed.
+    """Verify a case history step's evidence with the bank's decision key, check it speaks of
+    ``case_id`` and ``bank_id``, and return what the bank signed.
 
     Pass the key you hold for the bank (pinned), not ``event.evidence_public_key``: that field
     says which key the gateway used, and only a key you trust makes this a proof. Raises a
-    ``VerificationError`` subclass if there is no evidence or it does not verify.
+    ``VerificationError`` subclass if there is no evidence, it does not verify, or it is about
+    another case or bank.
     """
     if not event.HasField("evidence"):
         raise MalformedEnvelopeError(f"case event {event.sequence} carries no signed evidence")
@@ -94,9 +99,15 @@ def read_evidence(
         envelope, trusted_keys={key_id(bank_key): bank_key}, payload_type=envelope.payload_type
     )
     try:
-        return kind.FromString(payload)
+        statement = kind.FromString(payload)
     except DecodeError as exc:
         raise MalformedEnvelopeError(f"evidence payload is not a {kind.__name__}") from exc
+    if (statement.case_id, statement.bank_id) != (case_id, bank_id):
+        raise MismatchedEvidenceError(
+            f"evidence signed for case {statement.case_id!r} by {statement.bank_id!r}, read as "
+            f"case {case_id!r} by {bank_id!r}"
+        )
+    return statement
 
 
 def decision_key_bytes(private_key: Ed25519PrivateKey) -> bytes:

@@ -17,7 +17,8 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from testkit import request_id
 
 ad = admin_service_pb2
-KEY_32 = bytes(range(32))
+# A real Ed25519 public key (RFC 8032, section 7.1, test 1).
+KEY_32 = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
 
 
 def register_request(**fields: Any) -> ad.RegisterPartnerRequest:
@@ -106,6 +107,24 @@ BAD_REGISTRATIONS = {
     "endpoint url": ({"endpoint": "https://bank-a.example.cn:443/x"}, {"endpoint"}),
     "decision key 31 bytes": ({"decision_public_key": bytes(31)}, {"decision_public_key"}),
     "decision key 33 bytes": ({"decision_public_key": bytes(33)}, {"decision_public_key"}),
+    # Small order: verifies a forged signature with no private key behind it.
+    "decision key identity point": (
+        {"decision_public_key": bytes([1]) + bytes(31)},
+        {"decision_public_key"},
+    ),
+    "decision key of order 8": (
+        {
+            "decision_public_key": bytes.fromhex(
+                "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"
+            )
+        },
+        {"decision_public_key"},
+    ),
+    "decision key not on the curve": (
+        {"decision_public_key": bytes([2]) + bytes(31)},
+        {"decision_public_key"},
+    ),
+    "decision key y not below p": ({"decision_public_key": b"\xff" * 32}, {"decision_public_key"}),
     "policy floor above ceiling": (
         {
             "policy": partner_pb2.EligibilityPolicy(

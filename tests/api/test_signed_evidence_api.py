@@ -8,6 +8,8 @@ from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy
+import sqlalchemy.exc
 from colending.v1 import common_pb2, financing_pb2
 from colending.v1 import partner_bank_service_pb2 as pb
 from colending.v1.financing_pb2 import FinancingState as FS  # noqa: N817
@@ -16,9 +18,11 @@ from test_decision_api import acknowledged_case, approve, decide, terms
 from test_loan_event_api import disbursed
 from testkit import PLATFORM, request_id
 
+from gateway.store.tables import CaseEventRow
 from partners.sdk import (
     DECISION_PAYLOAD_TYPE,
     LOAN_EVENT_PAYLOAD_TYPE,
+    MismatchedEvidenceError,
     UnknownKeyError,
     decision_key_bytes,
     read_evidence,
@@ -79,13 +83,23 @@ def test_a_signed_decision_is_kept_and_proves_what_the_bank_decided(
 
     step = history(api, case_id)[-1]
     assert step.evidence_public_key == decision_key_bytes(BANK_KEY)
-    statement = read_evidence(step, bank_key=BANK_KEY.public_key())
+    statement = read_evidence(
+        step, bank_key=BANK_KEY.public_key(), case_id=case_id, bank_id="bank-a"
+    )
     assert isinstance(statement, financing_pb2.DecisionStatement)
     assert (statement.case_id, statement.bank_id) == (case_id, "bank-a")
     assert statement.decision == decision
     # Checked against any other key it is no proof: read_evidence trusts only the key given.
     with pytest.raises(UnknownKeyError):
-        read_evidence(step, bank_key=Ed25519PrivateKey.generate().public_key())
+        read_evidence(
+            step,
+            bank_key=Ed25519PrivateKey.generate().public_key(),
+            case_id=case_id,
+            bank_id="bank-a",
+        )
+    # Evidence read as another case's is a copy from elsewhere.
+    with pytest.raises(MismatchedEvidenceError):
+        read_evidence(step, bank_key=BANK_KEY.public_key(), case_id="case_other", bank_id="bank-a")
 
 
 def test_signed_loan_events_are_kept_too(signing_bank: tuple[Any, str]) -> None:
@@ -98,22 +112,35 @@ def test_signed_loan_events_are_kept_too(signing_bank: tuple[Any, str]) -> None:
     )
     result = api.as_bank("bank-a", "ReportLoanEvent", request).expect_ok()
     assert result.response.financing_case.state == FS.FINANCING_STATE_DISBURSED
-    statement = read_evidence(history(api, case_id)[-1], bank_key=BANK_KEY.public_key())
+    statement = read_evidence(
+        history(api, case_id)[-1],
+        bank_key=BANK_KEY.public_key(),
+        case_id=case_id,
+        bank_id="bank-a",
+    )
     assert isinstance(statement, financing_pb2.LoanEventStatement)
     assert statement.event == event
 
 
-def test_a_retry_with_the_same_request_replays_even_after_the_window(
+def test_a_retry_that_signs_again_replays_the_first_answer(
     signing_bank: tuple[Any, str],
 ) -> None:
-    """Idempotency comes first: the same request id and bytes get the first answer, not a
-    replay refusal for the nonce the first call used."""
+    """A retry that signs again (new time, new nonce) says the same thing: it gets the first
+    answer, without being verified or acted on again, even once its own signature is stale.
+    Saying something else under the same request id is ALREADY_EXISTS."""
     api, case_id = signing_bank
-    envelope = signed(approve(terms(300_000)), case_id)
+    decision = approve(terms(300_000))
     rid = request_id()
-    first = signed_decide(api, case_id, envelope, rid=rid).expect_ok()
-    again = signed_decide(api, case_id, envelope, rid=rid).expect_ok()
-    assert again.response == first.response
+    first = signed_decide(api, case_id, signed(decision, case_id), rid=rid).expect_ok()
+    stale = datetime.now(UTC) - timedelta(minutes=10)
+    again = _unchanged(
+        api,
+        lambda: signed_decide(api, case_id, signed(decision, case_id, signed_at=stale), rid=rid),
+    )
+    assert again.expect_ok().response == first.response
+    other = signed(approve(terms(250_000)), case_id)
+    result = _unchanged(api, lambda: signed_decide(api, case_id, other, rid=rid))
+    assert result.code is grpc.StatusCode.ALREADY_EXISTS, result.describe()
 
 
 def _unchanged(api: Any, call: Any) -> Any:
@@ -134,12 +161,25 @@ def test_a_replayed_nonce_is_already_exists(signing_bank: tuple[Any, str]) -> No
 
 
 BAD_ENVELOPES = {
-    "tampered payload": lambda e: _replace(e, payload=e.payload + b"\x00"),
-    "tampered signature": lambda e: _replace(
-        e, signatures=[common_pb2.Signature(keyid=e.signatures[0].keyid, sig=bytes(64))]
+    "tampered payload": (
+        lambda e: _replace(e, payload=e.payload + b"\x00"),
+        "signed_decision.signatures",
     ),
-    "no signature": lambda e: _replace(e, signatures=[]),
-    "wrong payload type": lambda e: _replace(e, payload_type=LOAN_EVENT_PAYLOAD_TYPE),
+    "tampered signature": (
+        lambda e: _replace(
+            e, signatures=[common_pb2.Signature(keyid=e.signatures[0].keyid, sig=bytes(64))]
+        ),
+        "signed_decision.signatures",
+    ),
+    "no signature": (lambda e: _replace(e, signatures=[]), "signed_decision.signatures"),
+    "two signatures": (
+        lambda e: _replace(e, signatures=[e.signatures[0], e.signatures[0]]),
+        "signed_decision.signatures",
+    ),
+    "wrong payload type": (
+        lambda e: _replace(e, payload_type=LOAN_EVENT_PAYLOAD_TYPE),
+        "signed_decision.payload_type",
+    ),
 }
 
 
@@ -155,15 +195,13 @@ def _replace(envelope: common_pb2.Envelope, **fields: Any) -> common_pb2.Envelop
     return copy
 
 
-@pytest.mark.parametrize("spoil", BAD_ENVELOPES.values(), ids=BAD_ENVELOPES.keys())
+@pytest.mark.parametrize(("spoil", "field"), BAD_ENVELOPES.values(), ids=BAD_ENVELOPES.keys())
 def test_a_spoilt_envelope_is_invalid_and_changes_nothing(
-    signing_bank: tuple[Any, str], spoil: Any
+    signing_bank: tuple[Any, str], spoil: Any, field: str
 ) -> None:
     api, case_id = signing_bank
     envelope = spoil(signed(approve(terms(300_000)), case_id))
-    result = _unchanged(api, lambda: signed_decide(api, case_id, envelope))
-    result.expect(grpc.StatusCode.INVALID_ARGUMENT)
-    assert any(f.startswith("signed_decision.") for f in result.fields), result.describe()
+    _unchanged(api, lambda: signed_decide(api, case_id, envelope)).expect_invalid(field)
 
 
 def test_a_decision_signed_by_another_key_names_the_registered_key(
@@ -267,19 +305,53 @@ def test_a_bank_without_a_key_cannot_send_evidence(api: Any) -> None:
 
 
 def test_a_nonce_is_the_banks_own_across_cases_and_kinds(api: Any) -> None:
-    """A nonce used on a decision cannot be reused on a loan event of another case either."""
+    """A nonce used on one case's decision is spent: not usable on another case's decision, nor
+    on a loan event."""
     api.register("bank-a", decision_public_key=decision_key_bytes(BANK_KEY))
     first, _ = acknowledged_case(api, merchant_id="m-1001")
     second, _ = acknowledged_case(api, merchant_id="m-1002")
     envelope = signed(approve(terms(300_000)), first)
     signed_decide(api, first, envelope).expect_ok()
-    statement = financing_pb2.DecisionStatement.FromString(envelope.payload)
-    reused = financing_pb2.DecisionStatement()
-    reused.CopyFrom(statement)
-    reused.case_id = second
-    replay = _envelope(reused.SerializeToString(deterministic=True), DECISION_PAYLOAD_TYPE)
-    result = _unchanged(api, lambda: signed_decide(api, second, replay))
+    nonce = financing_pb2.DecisionStatement.FromString(envelope.payload).nonce
+
+    decision = financing_pb2.DecisionStatement.FromString(envelope.payload)
+    decision.case_id = second
+    on_second = _envelope(decision.SerializeToString(deterministic=True), DECISION_PAYLOAD_TYPE)
+    result = _unchanged(api, lambda: signed_decide(api, second, on_second))
     assert result.code is grpc.StatusCode.ALREADY_EXISTS, result.describe()
+
+    event = financing_pb2.LoanEventStatement(
+        case_id=first, bank_id="bank-a", event=disbursed(), nonce=nonce
+    )
+    event.signed_at.FromDatetime(datetime.now(UTC))
+    request = pb.ReportLoanEventRequest(
+        request_id=request_id(),
+        case_id=first,
+        signed_event=_envelope(event.SerializeToString(), LOAN_EVENT_PAYLOAD_TYPE),
+    )
+    result = _unchanged(api, lambda: api.as_bank("bank-a", "ReportLoanEvent", request))
+    assert result.code is grpc.StatusCode.ALREADY_EXISTS, result.describe()
+
+
+def test_the_database_refuses_a_nonce_twice(api: Any) -> None:
+    """The unique index, not only the lookup before it, is what stops two racing replays."""
+    row = {"case_id": "case_x", "to_state": "APPROVED", "actor": "partner/bank-a"}
+    with api.database.engine.begin() as connection:
+        for sequence in (1, 2):
+            connection.execute(
+                sqlalchemy.insert(CaseEventRow).values(
+                    **row,
+                    sequence=sequence,
+                    recorded_at=datetime.now(UTC),
+                    evidence_nonce="ab" * 16 if sequence == 1 else None,
+                )
+            )
+    with pytest.raises(sqlalchemy.exc.IntegrityError), api.database.engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.insert(CaseEventRow).values(
+                **row, sequence=3, recorded_at=datetime.now(UTC), evidence_nonce="ab" * 16
+            )
+        )
 
 
 def test_the_platform_reads_any_case_but_not_a_missing_one(api: Any) -> None:

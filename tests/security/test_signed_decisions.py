@@ -60,10 +60,13 @@ class Network:
         assert self.dump() == before
         return str(refused.value.details())
 
-    def decide(self, case_id: str, envelope: common_pb2.Envelope | None) -> object:
-        request = pb.SubmitDecisionRequest(
-            request_id=request_id(), case_id=case_id, decision=DECLINE
-        )
+    def decide(
+        self, case_id: str, envelope: common_pb2.Envelope | None, *, plain: bool = True
+    ) -> object:
+        """SubmitDecision with the signed statement and, if ``plain``, the unsigned copy."""
+        request = pb.SubmitDecisionRequest(request_id=request_id(), case_id=case_id)
+        if plain:
+            request.decision.CopyFrom(DECLINE)
         if envelope is not None:
             request.signed_decision.CopyFrom(envelope)
         return self.bank.SubmitDecision(request, timeout=10)
@@ -121,9 +124,11 @@ def test_the_sdk_signs_and_a_replay_is_already_exists(net: Network) -> None:
     net.decide(net.cases[0], envelope)
     net.refused(grpc.StatusCode.ALREADY_EXISTS, lambda: net.decide(net.cases[0], envelope))
     # The SDK signs by itself when it holds the key.
-    case = net.client.submit_decision(net.cases[1], DECLINE)
+    case = net.client.submit_decision(net.cases[1], DECLINE, request_id="decide-once")
     assert case.state == financing_pb2.FINANCING_STATE_DECLINED
     assert case.history[-1].evidence_public_key == decision_key_bytes(BANK_KEY)
+    # Called again with the request id (a lost reply), it signs afresh and gets the first answer.
+    assert net.client.submit_decision(net.cases[1], DECLINE, request_id="decide-once") == case
 
 
 def test_a_tampered_decision_is_invalid(net: Network) -> None:
@@ -131,7 +136,10 @@ def test_a_tampered_decision_is_invalid(net: Network) -> None:
     statement = financing_pb2.DecisionStatement.FromString(envelope.payload)
     statement.decision.outcome = financing_pb2.DECISION_OUTCOME_APPROVE
     envelope.payload = statement.SerializeToString()
-    net.refused(grpc.StatusCode.INVALID_ARGUMENT, lambda: net.decide(net.cases[2], envelope))
+    details = net.refused(
+        grpc.StatusCode.INVALID_ARGUMENT, lambda: net.decide(net.cases[2], envelope, plain=False)
+    )
+    assert "does not verify" in details
 
 
 def test_a_stale_decision_is_invalid(net: Network) -> None:

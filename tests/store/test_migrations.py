@@ -78,5 +78,21 @@ def test_an_unversioned_database_missing_an_index_is_refused(
     _unversioned_first_revision(database)
     with database.engine.begin() as connection:
         connection.execute(text("DROP INDEX ix_blacklist_entries_pseudonym_status"))
-    with pytest.raises(StaleSchema, match="ix_blacklist_entries_pseudonym_status"):
-        database.create_schema()
+    # Refused, and left as it was: a second start refuses it again.
+    for _ in range(2):
+        with pytest.raises(StaleSchema, match="ix_blacklist_entries_pseudonym_status"):
+            database.create_schema()
+        assert migrations.current(database.engine) is None
+
+
+def test_an_unversioned_database_missing_a_table_is_refused_every_time(
+    data_dir: Path, database_url: str | None
+) -> None:
+    database = _database(data_dir, database_url)
+    _unversioned_first_revision(database)
+    with database.engine.begin() as connection:
+        connection.execute(text("DROP TABLE case_events"))
+    for _ in range(2):
+        with pytest.raises(StaleSchema, match="older gateway"):
+            database.create_schema()
+        assert migrations.current(database.engine) is None

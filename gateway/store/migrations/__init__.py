@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
 import gateway.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
@@ -57,10 +57,23 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def differences(engine: Engine) -> list[str]:
+def adopt(connection: Connection) -> list[str]:
+    """Stamp a database made before migrations as the first revision, migrate it to head, and
+    say how it then differs from the models, all in ``connection``'s transaction, which the
+    caller rolls back unless the answer is empty."""
+    config = _config()
+    config.attributes["connection"] = connection
+    command.stamp(config, FIRST)
+    command.upgrade(config, "head")
+    return differences(connection)
+
+
+def differences(bind: Engine | Connection) -> list[str]:
     """How the database's schema differs from the models (empty: identical)."""
-    with engine.connect() as connection:
-        found = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            return differences(connection)
+    found = compare_metadata(MigrationContext.configure(bind), SQLModel.metadata)
     return [
         # ("add_column", schema, table, Column) names the column as "table.column".
         " ".join(str(part) for part in diff[:4] if part is not None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlmodel import SQLModel
 
 import gateway.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
@@ -11,12 +11,8 @@ import gateway.store.tables  # noqa: F401  (registers every table on SQLModel.me
 # Any constant: on PostgreSQL, replicas starting together migrate one at a time.
 _MIGRATION_LOCK = 0x6D69677261
 
-engine = context.config.attributes["engine"]
-if engine.dialect.name == "sqlite":
-    # Take SQLite's write lock at BEGIN: a second process starting at the same moment waits,
-    # then finds the schema at head, instead of failing with "database is locked".
-    engine = engine.execution_options(sqlite_begin="IMMEDIATE")
-with engine.connect() as connection:
+
+def _migrate(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
     context.configure(
@@ -28,4 +24,17 @@ with engine.connect() as connection:
     )
     with context.begin_transaction():
         context.run_migrations()
-    connection.commit()
+
+
+given: Connection | None = context.config.attributes.get("connection")
+if given is not None:
+    _migrate(given)  # inside the caller's transaction, which commits or rolls back
+else:
+    engine = context.config.attributes["engine"]
+    if engine.dialect.name == "sqlite":
+        # Take SQLite's write lock at BEGIN: a second process starting at the same moment
+        # waits, then finds the schema at head, instead of failing with "database is locked".
+        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+    with engine.connect() as connection:
+        _migrate(connection)
+        connection.commit()
