@@ -200,9 +200,9 @@ def _parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True)
     _serve_flags(config_commands.add_parser("show", help="print them, secrets masked"))
 
-    deliver = commands.add_parser("deliver", help="run only the push-delivery workers")
-    _common(deliver)
-    deliver.add_argument("--workers", type=int, default=4, help="delivery threads")
+    # The same flags as serve (database, pool, lease, TLS, --delivery-workers); the RPC ones
+    # are accepted and ignored, so one configuration file serves both.
+    _serve_flags(commands.add_parser("deliver", help="run only the push-delivery workers"))
 
     sweep = commands.add_parser(
         "sweep",
@@ -275,12 +275,17 @@ def _idem(method: str) -> Idempotency:
     )
 
 
-def _serve(args: argparse.Namespace) -> int:
+class _ConfigError(Exception):
+    pass
+
+
+def _configured(args: argparse.Namespace) -> tuple[Settings, ServerConfig]:
+    """The effective settings (flags, environment, file) as a server configuration, with
+    logging set up; ``_ConfigError`` says what is wrong in one line."""
     try:
         settings = _settings(args)
     except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise _ConfigError(str(error)) from error
     configure_logging(
         level=logging.DEBUG if args.verbose else logging.INFO,
         style=args.log_format or settings.log_format,
@@ -295,13 +300,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
         for path in (tls.key, tls.certificate, tls.client_ca):
             if not path.is_file():
-                print(
-                    f"error: TLS file {path} is missing (make a development CA with "
-                    "`colending-gateway certs init` and `certs server`)",
-                    file=sys.stderr,
+                raise _ConfigError(
+                    f"TLS file {path} is missing (make a development CA with "
+                    "`colending-gateway certs init` and `certs server`)"
                 )
-                return 2
-    config = ServerConfig(
+    return settings, ServerConfig(
         tls=tls,
         data_dir=settings.data_dir,
         database_url=settings.database_url or None,
@@ -327,6 +330,15 @@ def _serve(args: argparse.Namespace) -> int:
             remove_on_recovery=settings.remove_on_recovery,
         ),
     )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        settings, config = _configured(args)
+    except _ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    tls = config.tls
     try:
         gateway = open_gateway(config)
         server, port = build_server(config, gateway=gateway)
@@ -393,12 +405,25 @@ def _start_delivery(gateway: Gateway, stop: threading.Event, count: int) -> list
 
 
 def _deliver(args: argparse.Namespace) -> int:
-    """The dispatcher alone, beside replicas that serve RPCs with --delivery-workers 0."""
-    gateway = _gateway(args)
+    """The dispatcher alone, beside replicas that serve RPCs with --delivery-workers 0. It reads
+    the same settings as serve: database, pool, lease and TLS (pushes use the server's
+    certificate and CA)."""
+    try:
+        settings, config = _configured(args)
+        gateway = open_gateway(config)
+    except _ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError, SQLAlchemyError) as exc:
+        print(f"error: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    workers = _start_delivery(gateway, stop, args.workers)
+    workers = _start_delivery(gateway, stop, settings.delivery_workers)
+    if not workers:
+        print("error: --delivery-workers is 0: nothing to do", file=sys.stderr)
+        return 2
     stop.wait()
     for worker in workers:
         worker.join()
