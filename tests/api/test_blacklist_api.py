@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -190,8 +189,9 @@ class Net:
             },
             grpc_testing.strict_real_time(),
         )
-        # The conftest's Result decodes statuses and their google.rpc details.
-        self._result = sys.modules[type(api).__module__].Result
+        # The api conftest's Result decodes statuses and their google.rpc details. Looked up
+        # through Api's own globals: several conftest modules share the name "conftest".
+        self._result = type(api).__init__.__globals__["Result"]
         key_file = data_dir / "network-key" / "network.key"
         self.network_key = bytes.fromhex(key_file.read_text().strip())
 
