@@ -17,6 +17,8 @@ from gateway.signing.merkle import NodeKey
 from gateway.store.tables import LogNodeRow
 
 _LOG_APPEND_LOCK = 0x6C6F67  # any constant, distinct from the referral lock
+# Built once: every check and checkpoint asks it.
+_LAST_LEAF = select(func.max(LogNodeRow.idx)).where(LogNodeRow.level == 0)
 
 
 class DatabaseHashStore:
@@ -72,7 +74,5 @@ class DatabaseHashStore:
         self._session.flush()
 
     def size(self) -> int:
-        last = self._session.exec(
-            select(func.max(LogNodeRow.idx)).where(LogNodeRow.level == 0)
-        ).one()
+        last = self._session.exec(_LAST_LEAF).one()
         return 0 if last is None else int(last) + 1
