@@ -23,7 +23,7 @@ from gateway.errors import (
 )
 from gateway.store import repository as repo
 from gateway.store.blacklist_repository import ConcurrentEntryUpdate
-from gateway.store.db import Database
+from gateway.store.db import Database, is_transient
 from gateway.store.group_commit import GroupCommit
 
 T = TypeVar("T")
@@ -108,9 +108,13 @@ class Transactions:
             except (IntegrityError, repo.ConcurrentUpdate, ConcurrentEntryUpdate):
                 continue
             except OperationalError as error:
-                if _sqlstate(error) not in _RETRYABLE_SQLSTATES:
-                    raise
-                continue
+                if _sqlstate(error) in _RETRYABLE_SQLSTATES:
+                    continue
+                # A statement's own error (a group-commit unit's, say) that the transaction's
+                # mapping did not see: an outage or a cancelled query is still only "retry".
+                if is_transient(error):
+                    raise Unavailable("database unavailable; retry") from error
+                raise
         raise Unavailable("the resource kept changing under concurrent requests; retry")
 
     def replayed(self, idem: Idempotency, replay: Callable[[Session, str], T]) -> T | None:

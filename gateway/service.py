@@ -570,7 +570,12 @@ class Gateway:
             session.flush()
             return referral_id, _load_referral(session, referral_id)
 
-        submitted = self._tx.idempotent(idem, replay=_load_referral, act=act, batched=True)
+        # Group commit on SQLite only: there every commit is an fsync behind one writer. On
+        # PostgreSQL a batch would hold each unit's row locks until the last unit commits, and
+        # batches of two replicas deadlock on them.
+        submitted = self._tx.idempotent(
+            idem, replay=_load_referral, act=act, batched=self._db.is_sqlite
+        )
         self._referrals_changed()
         return submitted
 

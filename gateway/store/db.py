@@ -150,7 +150,7 @@ class Database:
         except (OperationalError, InterfaceError) as exc:
             # Also at COMMIT: the write may or may not have landed, and the caller's retry with
             # the same request id finds out (replays it or makes it).
-            if exc.connection_invalidated or _is_transient(exc):
+            if exc.connection_invalidated or is_transient(exc):
                 raise Unavailable("database unavailable; retry") from exc
             raise
         except PoolTimeout as exc:
@@ -175,7 +175,7 @@ _SQLITE_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
 _CONNECTION_LOST_IN_TRANSACTION = "8s2b"
 
 
-def _is_transient(exc: DBAPIError) -> bool:
+def is_transient(exc: DBAPIError) -> bool:
     """A database error worth a retry later. Deadlocks and serialisation failures are not here:
     ``Transactions.retrying`` retries those at once."""
     error = exc.orig

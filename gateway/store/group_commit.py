@@ -80,16 +80,16 @@ class GroupCommit:
         try:
             with self._db.writing() as session:
                 for unit in batch:
-                    savepoint = session.begin_nested()
                     try:
-                        unit.result = unit.work(session)
+                        # Releasing the savepoint flushes what the unit left pending, so an
+                        # error there is the unit's own too, not its neighbours'.
+                        with session.begin_nested():
+                            unit.result = unit.work(session)
                     except Exception as error:
-                        savepoint.rollback()
-                        unit.error = error
-                    else:
-                        savepoint.commit()
-        except Exception as error:
-            # The commit (or the transaction around the savepoints) failed: nothing of this
-            # batch is on disk, so every unit fails, each with the same error.
+                        unit.result, unit.error = None, error
+        except BaseException as error:
+            # The commit (or the transaction around the savepoints) failed, or a unit raised
+            # something no unit should (SystemExit...): nothing of this batch is on disk, so
+            # every unit fails, each with that error. The leader's own unit re-raises it.
             for unit in batch:
                 unit.result, unit.error = None, error

@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from gateway._transactions import Transactions
+from gateway.errors import Unavailable
 from gateway.store import repository as repo
 from gateway.store.db import Database, sqlite_url
 from gateway.store.group_commit import GroupCommit
@@ -20,6 +23,10 @@ from gateway.store.group_commit import GroupCommit
 
 class Refused(Exception):
     pass
+
+
+class Fatal(BaseException):
+    """What no unit should raise (like SystemExit): it must not pass for success anywhere."""
 
 
 @pytest.fixture
@@ -78,7 +85,7 @@ def run_batch(
     def call(name: str, work: Callable[[Session], str]) -> None:
         try:
             outcomes[name] = group.run(work)
-        except Exception as error:
+        except BaseException as error:
             outcomes[name] = error
 
     leader = threading.Thread(target=call, args=("first", first))
@@ -143,3 +150,54 @@ def test_a_failed_commit_fails_the_whole_batch(database: Database) -> None:
     assert isinstance(outcomes["first"], Refused)
     assert not claimed(database, "first")
     assert group.run(claim("after")) == "after"  # the next batch is not affected
+
+
+def test_an_error_a_unit_leaves_pending_is_its_own(database: Database) -> None:
+    """A duplicate the unit never flushed fails at its savepoint's release: that unit alone."""
+    group = GroupCommit(database=database)
+    assert group.run(claim("taken")) == "taken"
+
+    def unflushed(session: Session) -> str:
+        repo.claim_idempotency(
+            session,
+            caller="test",
+            method="Test",
+            request_id="taken",
+            fingerprint="f",
+            at=datetime.now(UTC),
+        )
+        return "unflushed"
+
+    outcomes = run_batch(group, {"a": claim("a"), "dup": unflushed, "c": claim("c")})
+    assert isinstance(outcomes["dup"], Exception)
+    assert (outcomes["a"], outcomes["c"]) == ("a", "c")
+    assert claimed(database, "a")
+    assert claimed(database, "c")
+
+
+def test_a_unit_raising_beyond_exception_fails_its_whole_batch(database: Database) -> None:
+    def fatal(session: Session) -> str:
+        raise Fatal
+
+    group = GroupCommit(database=database)
+    outcomes = run_batch(group, {"a": claim("a"), "fatal": fatal, "c": claim("c")})
+    assert all(isinstance(outcomes[name], Fatal) for name in ("a", "fatal", "c")), outcomes
+    assert not claimed(database, "a")
+    assert not claimed(database, "c")
+    assert group.run(claim("after")) == "after"
+
+
+class _Cancelled(Exception):
+    sqlstate = "57014"  # query_canceled: a statement_timeout, or an operator's cancel
+
+
+def test_a_transient_error_inside_a_unit_is_unavailable(database: Database) -> None:
+    """A unit keeps its own errors, so the transaction's mapping never sees them; the retry
+    loop still answers UNAVAILABLE for an outage or a cancelled statement, not INTERNAL."""
+
+    def cancelled(session: Session) -> str:
+        raise OperationalError("SELECT 1", {}, _Cancelled("canceling statement"))
+
+    tx = Transactions(database=database, clock=lambda: datetime.now(UTC))
+    with pytest.raises(Unavailable):
+        tx.retrying(cancelled, batched=True)
