@@ -141,13 +141,24 @@ def _sqlstate(error: OperationalError) -> str:
 def require_active_partner(session: Session, bank_id: str, *, for_update: bool = False) -> Partner:
     """The calling bank, which must be registered (else PERMISSION_DENIED) and active."""
     partner = repo.get_partner(session, bank_id, for_update=for_update)
-    if partner is None:
+    _refuse_unless_active(bank_id, None if partner is None else partner.state)
+    assert partner is not None
+    return partner
+
+
+def require_active_caller(session: Session, bank_id: str) -> None:
+    """The same check as ``require_active_partner``, for a read that needs nothing else of the
+    bank (it reads one column instead of the row)."""
+    _refuse_unless_active(bank_id, repo.partner_state(session, bank_id))
+
+
+def _refuse_unless_active(bank_id: str, state: PartnerState | None) -> None:
+    if state is None:
         raise PermissionDenied(f"partner/{bank_id} is not a registered partner")
-    if partner.state is not PartnerState.ACTIVE:
+    if state is not PartnerState.ACTIVE:
         raise FailedPrecondition.single(
             "PARTNER_SUSPENDED", f"partners/{bank_id}", "partner is suspended"
         )
-    return partner
 
 
 def check_request_id(request_id: str) -> None:

@@ -20,6 +20,7 @@ from gateway._transactions import (
     Transactions,
     business_date,
     raise_all,
+    require_active_caller,
     require_active_partner,
     utc_now,
 )
@@ -312,7 +313,7 @@ class BlacklistNetwork:
         raise_all((), problems)
         with self._db.reading() as session:
             if partner_id is not None:
-                require_active_partner(session, partner_id)
+                require_active_caller(session, partner_id)
             size = DatabaseHashStore(session=session).size()
             found = bl.in_force_by_pseudonym(session, pseudonyms)
         results = [

@@ -73,9 +73,14 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         # Pre-ping: after a database restart, pooled connections are dead; each is found out
-        # and replaced at checkout instead of failing the next request.
-        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
-        if not self.is_sqlite:
+        # and replaced at checkout instead of failing the next request. A SQLite file has no
+        # server to restart, and the ping was a tenth of a one-borrower check.
+        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": not self.is_sqlite}
+        if self.is_sqlite:
+            # Keep a connection per thread that may want one (RPC workers, delivery, sweeps):
+            # past the pool, each checkout opened a new connection and set its pragmas again.
+            kwargs.update(pool_size=pool.size + pool.overflow, max_overflow=pool.overflow)
+        else:
             kwargs.update(
                 pool_size=pool.size,
                 max_overflow=pool.overflow,

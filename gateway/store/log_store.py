@@ -74,5 +74,5 @@ class DatabaseHashStore:
         self._session.flush()
 
     def size(self) -> int:
-        last = self._session.exec(_LAST_LEAF).one()
+        last = self._session.connection().execute(_LAST_LEAF).scalar_one()  # Core: no ORM work
         return 0 if last is None else int(last) + 1

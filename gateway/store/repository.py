@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, text, update
+from sqlalchemy import bindparam, func, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -72,6 +72,21 @@ def get_partner(session: Session, partner_id: str, *, for_update: bool = False) 
     made concurrently, such as a suspension; SQLite's write lock already serialises writers."""
     row = session.get(PartnerRow, partner_id, with_for_update=for_update)
     return partner_from_row(row) if row else None
+
+
+_PARTNER_STATE = select(PartnerRow.state).where(PartnerRow.partner_id == bindparam("partner_id"))
+
+
+def partner_state(session: Session, partner_id: str) -> PartnerState | None:
+    """Only the state: what a read-only call needs of its caller, without loading the row."""
+    # Core, not the ORM: there is no object to build, and the ORM's per-statement work was
+    # most of this lookup's cost.
+    state = (
+        session.connection()
+        .execute(_PARTNER_STATE, {"partner_id": partner_id})
+        .scalar_one_or_none()
+    )
+    return None if state is None else PartnerState(state)
 
 
 def get_partners(
