@@ -119,15 +119,22 @@ class Transactions:
 
     def replayed(self, idem: Idempotency, replay: Callable[[Session, str], T]) -> T | None:
         """The earlier answer to this request id, if there is one (a cheap read-only check)."""
-        check_request_id(idem.request_id)
         with self._db.reading() as session:
-            prior = repo.find_idempotency(
-                session, caller=idem.caller, method=idem.method, request_id=idem.request_id
-            )
-            if prior is None:
-                return None
-            same_request_or_raise(idem, prior.fingerprint)
-            return replay(session, prior.resource_id)
+            return replayed_in(session, idem, replay)
+
+
+def replayed_in(
+    session: Session, idem: Idempotency, replay: Callable[[Session, str], T]
+) -> T | None:
+    """``Transactions.replayed`` inside a read the caller already holds."""
+    check_request_id(idem.request_id)
+    prior = repo.find_idempotency(
+        session, caller=idem.caller, method=idem.method, request_id=idem.request_id
+    )
+    if prior is None:
+        return None
+    same_request_or_raise(idem, prior.fingerprint)
+    return replay(session, prior.resource_id)
 
 
 # PostgreSQL's "try again" states: a deadlock victim, a serialisation failure.

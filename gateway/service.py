@@ -25,6 +25,7 @@ from gateway._transactions import (
     Transactions,
     business_date,
     raise_all,
+    replayed_in,
     require_active_partner,
     utc_now,
 )
@@ -393,29 +394,31 @@ class Gateway:
         bank_ids: Sequence[str],
         shape_problems: Sequence[FieldViolation] = (),
     ) -> Referral:
-        if (earlier := self._tx.replayed(idem, _load_referral)) is not None:
-            return earlier
         now = self._clock()
         as_of = business_date(now)
-        problems = validate_profile(merchant, as_of=as_of, field_prefix="merchant")
-        if not consent_id:
-            problems.append(FieldViolation("consent_id", "required"))
-        problems += _bank_list_problems("bank_ids", bank_ids)
-        raise_all(shape_problems, problems)
-        # Banks receive the canonical form (upper case, no stray spaces), whatever was typed.
-        identity = merchant.identity
-        merchant = replace(
-            merchant,
-            identity=replace(
-                identity,
-                unified_social_credit_code=normalize_uscc(identity.unified_social_credit_code),
-            ),
-        )
-
-        merchant_pseudonym = self._blacklist.pseudonym_of(
-            IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE, merchant.identity.unified_social_credit_code
-        )
+        # One read: is this a replay (answered as first, even if today's rules would refuse
+        # it), and if not, what it needs before signing.
         with self._db.reading() as session:
+            if (earlier := replayed_in(session, idem, _load_referral)) is not None:
+                return earlier
+            problems = validate_profile(merchant, as_of=as_of, field_prefix="merchant")
+            if not consent_id:
+                problems.append(FieldViolation("consent_id", "required"))
+            problems += _bank_list_problems("bank_ids", bank_ids)
+            raise_all(shape_problems, problems)
+            # Banks receive the canonical form (upper case, no stray spaces), whatever was typed.
+            identity = merchant.identity
+            merchant = replace(
+                merchant,
+                identity=replace(
+                    identity,
+                    unified_social_credit_code=normalize_uscc(identity.unified_social_credit_code),
+                ),
+            )
+            merchant_pseudonym = self._blacklist.pseudonym_of(
+                IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE,
+                merchant.identity.unified_social_credit_code,
+            )
             consent = repo.get_consent(session, consent_id)
             partners = repo.get_partners(session, bank_ids)
             listed = self._blacklist.in_force_in(session, merchant_pseudonym)
