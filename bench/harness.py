@@ -12,7 +12,8 @@ Every server runs in its own process, so its CPU time and peak RSS are its own:
   sets on this machine, and every ratio below is against it, measured in the same run.
 - the **gateway**: ``gateway.server.build_server`` on a fresh data directory (SQLite, WAL,
   ``synchronous=FULL``) or a fresh PostgreSQL schema (``synchronous_commit=on``), with its
-  wrapper; the per-bank rate limit is off (the load is one bank at thousands of calls a second).
+  wrapper, logging a JSON line per RPC as ``serve`` does (into a file); the per-bank rate limit
+  is off (the load is one bank at thousands of calls a second).
 
 Load comes from ``--clients`` processes sharing ``--concurrency`` closed-loop caller threads,
 started together; each caller calls back to back for ``--warmup`` then ``--seconds``. Every
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import os
 import platform
@@ -60,6 +62,7 @@ from colending.v1 import (
     referral_service_pb2,
 )
 
+from gateway.observe import configure_logging
 from gateway.server import MAX_MESSAGE_BYTES, ServerConfig, build_server, open_gateway
 
 RESULTS = Path(__file__).parent / "results"
@@ -146,6 +149,12 @@ def _serve(spec: dict[str, Any], conn: Connection) -> None:
     if spec["kind"] == "baseline":
         server, port = _build_baseline(ServerConfig(data_dir=Path()).max_workers)
     else:
+        # Logging as `serve` does it: a JSON line per RPC, here into a file in the data
+        # directory, so the bench pays for the line a production gateway writes.
+        data_dir = Path(spec["data_dir"])
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sys.stderr = open(data_dir / "server.log", "a")  # noqa: SIM115  (for the process's life)
+        configure_logging(level=logging.INFO, style="json")
         config = ServerConfig(
             data_dir=Path(spec["data_dir"]),
             database_url=spec.get("database_url"),
