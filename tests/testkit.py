@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+import sqlalchemy
 from colending.v1 import common_pb2, consent_pb2, merchant_pb2
 
 from gateway.blacklist import BlacklistNetwork
@@ -194,3 +195,30 @@ def blacklist_network(
         network_key=open_network_key(data_dir / "network-key"),
         **({"clock": clock} if clock else {}),
     )
+
+
+def table_dump(engine: sqlalchemy.Engine) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, in a stable order: equal before and after a refused call."""
+    tables = sqlalchemy.inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        return {
+            t: sorted(
+                map(tuple, connection.execute(sqlalchemy.text(f'SELECT * FROM "{t}"'))),
+                key=repr,
+            )
+            for t in tables
+        }
+
+
+def refused_unchanged(
+    engine: sqlalchemy.Engine, code: grpc.StatusCode, call: Callable[[], object]
+) -> grpc.RpcError:
+    """``call`` fails with exactly ``code`` and leaves every table as it was."""
+    import pytest  # here, so the benchmark can import testkit without pytest
+
+    before = table_dump(engine)
+    with pytest.raises(grpc.RpcError) as refused:
+        call()
+    assert refused.value.code() is code, refused.value.details()
+    assert table_dump(engine) == before
+    return refused.value

@@ -33,7 +33,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from testkit import ALL_SCOPES, RunningGateway, in_days, merchant, request_id, running_gateway
+from testkit import (
+    ALL_SCOPES,
+    RunningGateway,
+    in_days,
+    merchant,
+    refused_unchanged,
+    request_id,
+    running_gateway,
+)
 from tlskit import Pki
 
 from gateway.server import MAX_MESSAGE_BYTES
@@ -59,26 +67,8 @@ class Gateway:
     def bank(self, bank_id: str) -> partner_bank_service_pb2_grpc.PartnerBankServiceStub:
         return self.stub(f"partner/{bank_id}", partner_bank_service_pb2_grpc.PartnerBankServiceStub)
 
-    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row of every table, in a stable order."""
-        tables = sqlalchemy.inspect(self.engine).get_table_names()
-        with self.engine.connect() as connection:
-            return {
-                t: sorted(
-                    map(tuple, connection.execute(sqlalchemy.text(f'SELECT * FROM "{t}"'))),
-                    key=repr,
-                )
-                for t in tables
-            }
-
     def refused(self, code: grpc.StatusCode, call: Callable[[], object]) -> grpc.RpcError:
-        """``call`` fails with exactly ``code`` and leaves every table as it was."""
-        before = self.dump()
-        with pytest.raises(grpc.RpcError) as refused:
-            call()
-        assert refused.value.code() is code, refused.value.details()
-        assert self.dump() == before
-        return refused.value
+        return refused_unchanged(self.engine, code, call)
 
 
 @pytest.fixture(scope="module")

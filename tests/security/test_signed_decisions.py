@@ -21,7 +21,7 @@ from colending.v1 import (
     partner_bank_service_pb2_grpc,
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from testkit import ALL_SCOPES, in_days, merchant, request_id, running_gateway
+from testkit import ALL_SCOPES, in_days, merchant, refused_unchanged, request_id, running_gateway
 from tlskit import Pki
 
 from gateway.store.db import sqlite_url
@@ -41,24 +41,8 @@ class Network:
     cases: list[str]  # bank-a's acknowledged cases
     engine: sqlalchemy.Engine
 
-    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
-        tables = sqlalchemy.inspect(self.engine).get_table_names()
-        with self.engine.connect() as connection:
-            return {
-                t: sorted(
-                    map(tuple, connection.execute(sqlalchemy.text(f'SELECT * FROM "{t}"'))),
-                    key=repr,
-                )
-                for t in tables
-            }
-
     def refused(self, code: grpc.StatusCode, call: Callable[[], object]) -> str:
-        before = self.dump()
-        with pytest.raises(grpc.RpcError) as refused:
-            call()
-        assert refused.value.code() is code, refused.value.details()
-        assert self.dump() == before
-        return str(refused.value.details())
+        return str(refused_unchanged(self.engine, code, call).details())
 
     def decide(
         self, case_id: str, envelope: common_pb2.Envelope | None, *, plain: bool = True
