@@ -513,7 +513,15 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    return 0 if run_demo(merchants=args.merchants, seed=args.seed) else 1
+    # The demo narrates its own steps; a log line per RPC would bury them (-v shows them).
+    rpc_log = logging.getLogger("gateway.rpc")
+    level = rpc_log.level
+    if not args.verbose:
+        rpc_log.setLevel(logging.WARNING)
+    try:
+        return 0 if run_demo(merchants=args.merchants, seed=args.seed) else 1
+    finally:
+        rpc_log.setLevel(level)
 
 
 def _sample(args: argparse.Namespace) -> int:

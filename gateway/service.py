@@ -583,10 +583,14 @@ class Gateway:
         return submitted
 
     def _referrals_changed(self) -> None:
-        with self._referrals_written:
-            self._referrals_written.notify_all()
+        self.wake_referral_streams()
         if self._dispatcher is not None:
             self._dispatcher.notify()
+
+    def wake_referral_streams(self) -> None:
+        """Every live stream waiting in ``wait_for_referrals`` looks again now."""
+        with self._referrals_written:
+            self._referrals_written.notify_all()
 
     def wait_for_referrals(self, timeout: float) -> None:
         """Block until a submission commits here or ``timeout`` seconds pass (live streams)."""

@@ -239,6 +239,8 @@ class PartnerBankServicer(partner_bank_service_pb2_grpc.PartnerBankServiceServic
     ) -> Iterator[pb.StreamReferralsResponse]:
         cursor = request.cursor
         with self._streams.hold(caller.name):
+            # A cancelled stream stops waiting at once, so its slot is free at once.
+            context.add_callback(self._gateway.wake_referral_streams)
             while context.is_active():
                 cases, cursor = self._gateway.pull_referrals(
                     bank_id=caller.partner_id, cursor=cursor, page_size=STREAM_PAGE
@@ -582,6 +584,7 @@ class BlacklistServicer(blacklist_service_pb2_grpc.BlacklistServiceServicer):
                 "from_log_index", f"must be between 0 and the log size {size}"
             )
         with self._streams.hold(caller.name):
+            context.add_callback(self._network.changed)  # a cancelled stream stops waiting
             checkpointed = -1
             while context.is_active():
                 changes = self._network.changes_from(position, limit=SYNC_PAGE)
