@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
 from prometheus_client import REGISTRY, start_http_server
@@ -77,45 +78,53 @@ def _positive(text: str) -> int:
     return value
 
 
-def _serve_flags(parser: argparse.ArgumentParser) -> None:
+def _serve_flags(parser: argparse.ArgumentParser, *, rpc: bool = True) -> None:
     """Flags of `serve` (and `config show`). None means "not given": the environment, the config
-    file or the default decides (see gateway.settings)."""
+    file or the default decides (see gateway.settings). ``rpc=False`` (for `deliver`) leaves out
+    what only a server answering RPCs uses."""
     d = Settings()
     add = parser.add_argument
+
+    def rpc_only(*names: str, **kwargs: Any) -> None:
+        if rpc:
+            add(*names, **kwargs)
+
     add("--config", type=Path, help="TOML settings file ([gateway] table; or $COLENDING_CONFIG)")
     add("--data-dir", help=f"SQLite database and keys (default: {d.data_dir})")
     add("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db")
-    add("--host", help=f"listen address (default: {d.host})")
-    add("--port", help=f"listen port, 0 picks a free one (default: {d.port})")
-    add("--workers", help=f"RPC worker threads (default: {d.workers})")
+    rpc_only("--host", help=f"listen address (default: {d.host})")
+    rpc_only("--port", help=f"listen port, 0 picks a free one (default: {d.port})")
+    rpc_only("--workers", help=f"RPC worker threads (default: {d.workers})")
     add(
         "--delivery-workers",
         help=f"threads pushing referrals to banks with an endpoint (default: "
         f"{d.delivery_workers}; 0 leaves it to `colending-gateway deliver`)",
     )
-    add("--metrics-port", help="serve Prometheus metrics on this port (default: off)")
-    add("--sweep-interval", help=f"seconds between expiry sweeps (default: {d.sweep_interval})")
-    add(
+    rpc_only("--metrics-port", help="serve Prometheus metrics on this port (default: off)")
+    rpc_only(
+        "--sweep-interval", help=f"seconds between expiry sweeps (default: {d.sweep_interval})"
+    )
+    rpc_only(
         "--retention-years",
         help=f"a blacklist entry expires this long after its default ends "
         f"(default: {d.retention_years})",
     )
-    add("--appeal-days", help=f"days to answer an appeal (default: {d.appeal_days})")
-    add(
+    rpc_only("--appeal-days", help=f"days to answer an appeal (default: {d.appeal_days})")
+    rpc_only(
         "--remove-on-recovery",
         action="store_const",
         const=True,
         help="lift a blacklist entry when its defaulted loan is recovered (default: keep it "
         "until it expires, as the credit reporting regulation allows)",
     )
-    add(
+    rpc_only(
         "--allow-insecure-remote",
         action="store_const",
         const=True,
         help="listen on a non-loopback address without TLS (dangerous)",
     )
-    add("--max-streams", help=f"live server streams at once (default: {d.max_streams})")
-    add(
+    rpc_only("--max-streams", help=f"live server streams at once (default: {d.max_streams})")
+    rpc_only(
         "--streams-per-caller",
         help=f"live streams one caller may hold at once (default: {d.streams_per_caller})",
     )
@@ -147,8 +156,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         const=True,
         help="mutual TLS (production): clients present certificates the CA signed",
     )
-    add("--partner-rate", help=f"a bank's calls a second, 0: none (default: {d.partner_rate})")
-    add("--partner-burst", help=f"calls a bank may make at once (default: {d.partner_burst})")
+    rpc_only("--partner-rate", help=f"a bank's calls a second, 0: none (default: {d.partner_rate})")
+    rpc_only("--partner-burst", help=f"calls a bank may make at once (default: {d.partner_burst})")
     add("--tls-key", help="server private key (default: DATA_DIR/certs/server.key)")
     add("--tls-cert", help="server certificate (default: DATA_DIR/certs/server.pem)")
     add("--tls-client-ca", help="CA of client certificates (default: DATA_DIR/certs/ca.pem)")
@@ -200,9 +209,11 @@ def _parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True)
     _serve_flags(config_commands.add_parser("show", help="print them, secrets masked"))
 
-    # The same flags as serve (database, pool, lease, TLS, --delivery-workers); the RPC ones
-    # are accepted and ignored, so one configuration file serves both.
-    _serve_flags(commands.add_parser("deliver", help="run only the push-delivery workers"))
+    # Serve's flags for the database, pool, lease, TLS and --delivery-workers; a configuration
+    # file or environment made for serve works as it is.
+    _serve_flags(
+        commands.add_parser("deliver", help="run only the push-delivery workers"), rpc=False
+    )
 
     sweep = commands.add_parser(
         "sweep",

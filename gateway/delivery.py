@@ -126,6 +126,7 @@ class Dispatcher:
         self._calls = futures.ThreadPoolExecutor(
             max_workers=max(batch, 4), thread_name_prefix="delivery-call"
         )
+        self._call_capacity = max(batch, 4)
         self._worker_prefix = f"{os.uname().nodename}:{os.getpid()}"
 
     def notify(self) -> None:
@@ -192,6 +193,14 @@ class Dispatcher:
         self, stop: threading.Event, *, workers: int, poll_interval: float = 0.5
     ) -> list[threading.Thread]:
         """Start ``workers`` threads running :meth:`run` until ``stop`` is set."""
+        # Room for every worker's whole batch at once: a batch then takes one call deadline,
+        # which the lease exceeds, so no task is still being pushed when its lease ends.
+        if (needed := workers * self._batch) > self._call_capacity:
+            self._calls.shutdown(wait=False)
+            self._calls = futures.ThreadPoolExecutor(
+                max_workers=needed, thread_name_prefix="delivery-call"
+            )
+            self._call_capacity = needed
         threads = [
             threading.Thread(
                 target=self.run,

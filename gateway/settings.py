@@ -225,6 +225,7 @@ def load_settings(
         )
     )
     layers.append(("flag", {k: v for k, v in flags.items() if v is not None and k in names}))
+    origin: dict[str, str] = {}  # where each value not left at its default came from
     for source, values in layers:
         for name, raw in values.items():
             where = (
@@ -238,16 +239,18 @@ def load_settings(
                 settings = replace(settings, **{name: _PARSERS[name](name, raw)})
             except SettingsError as error:
                 raise SettingsError(f"{where}: {error}") from None
+            origin[name] = where
+
+    def said(name: str) -> str:
+        return f"{name} {getattr(settings, name)} ({origin.get(name, 'default')})"
+
     if settings.max_streams >= settings.workers:
         raise SettingsError(
-            f"max_streams ({settings.max_streams}) must be below workers ({settings.workers}): "
-            "each live stream holds a worker, and unary calls need some left"
+            f"{said('max_streams')} must be below {said('workers')}: each live stream holds a "
+            "worker, and unary calls need some left"
         )
     if settings.streams_per_caller > settings.max_streams:
-        raise SettingsError(
-            f"streams_per_caller ({settings.streams_per_caller}) must not exceed max_streams "
-            f"({settings.max_streams})"
-        )
+        raise SettingsError(f"{said('streams_per_caller')} must not exceed {said('max_streams')}")
     return settings
 
 

@@ -52,4 +52,11 @@ def peer_is_gateway(context: grpc.ServicerContext) -> bool:
         uris = names.get_extension_for_class(x509.SubjectAlternativeName).value
     except (ValueError, x509.ExtensionNotFound):
         return False
-    return GATEWAY_URI in uris.get_values_for_type(x509.UniformResourceIdentifier)
+    identities = [
+        u
+        for u in uris.get_values_for_type(x509.UniformResourceIdentifier)
+        if u.startswith("colending://")
+    ]
+    # Exactly the gateway: a certificate that also names a bank (its CA's mistake) is neither,
+    # as the gateway itself reads such a certificate.
+    return identities == [GATEWAY_URI]

@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from colending.v1 import admin_service_pb2, admin_service_pb2_grpc
 from testkit import ALL_SCOPES, in_days, merchant, request_id, running_gateway
 from tlskit import Pki
 
+from gateway.cli import main
 from partners.mock import MockBank
 from partners.sdk import BankClient, PlatformClient
 
@@ -104,3 +106,11 @@ def test_deliver_with_no_workers_says_so(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--delivery-workers is 0" in result.stderr
+
+
+def test_deliver_takes_no_rpc_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--workers` is serve's RPC thread count; deliver's threads are --delivery-workers."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["deliver", "--workers", "4"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --workers" in capsys.readouterr().err

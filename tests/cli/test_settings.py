@@ -94,3 +94,14 @@ def test_database_urls_are_checked_and_always_masked() -> None:
 def test_streams_must_leave_workers_for_unary_calls() -> None:
     with pytest.raises(SettingsError, match="max_streams"):
         load_settings(flags={"workers": "4"}, environ={})
+
+
+def test_settings_that_disagree_are_named_with_their_sources() -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(flags={"workers": "4"}, environ={})
+    expected = "max_streams 8 (default) must be below workers 4 (--workers)"
+    assert str(error.value).startswith(expected)
+    with pytest.raises(SettingsError) as error:
+        load_settings(flags={}, environ={"COLENDING_MAX_STREAMS": "1"})
+    assert "streams_per_caller 2 (default)" in str(error.value)
+    assert "max_streams 1 (COLENDING_MAX_STREAMS)" in str(error.value)

@@ -113,6 +113,16 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 def _expired_client_certificate(pki: Pki, out: Path) -> grpc.ChannelCredentials:
     """A certificate the right CA signed for bank-a, valid only until yesterday."""
+    return _client_certificate(
+        pki, out, uris=["colending://partner/bank-a"], expired=True, stem="expired"
+    )
+
+
+def _client_certificate(
+    pki: Pki, out: Path, *, uris: list[str], expired: bool = False, stem: str
+) -> grpc.ChannelCredentials:
+    """A client certificate the right CA signed, naming ``uris``, built by hand (the CLI only
+    issues well-formed ones)."""
     ca_key = serialization.load_pem_private_key((pki.root / "ca" / "ca.key").read_bytes(), None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     ca = x509.load_pem_x509_certificate(pki.ca.read_bytes())
@@ -125,26 +135,24 @@ def _expired_client_certificate(pki: Pki, out: Path) -> grpc.ChannelCredentials:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=30))
-        .not_valid_after(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=-1 if expired else 1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier("colending://partner/bank-a")]
-            ),
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(u) for u in uris]),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "expired.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (out / "expired.key").write_bytes(
+    (out / f"{stem}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (out / f"{stem}.key").write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    return client_credentials(ca=pki.ca, certificate=out / "expired.pem", key=out / "expired.key")
+    return client_credentials(ca=pki.ca, certificate=out / f"{stem}.pem", key=out / f"{stem}.key")
 
 
 def test_an_expired_certificate_fails_the_handshake(gateway: Gateway, tmp_path: Path) -> None:
@@ -327,21 +335,29 @@ def test_an_oversized_message_is_refused_before_it_is_read(gateway: Gateway) -> 
     )
 
 
-def test_a_receiver_answers_only_the_gateways_certificate(gateway: Gateway) -> None:
-    """A bank's push receiver over mutual TLS: another bank's valid certificate is refused."""
+def test_a_receiver_answers_only_the_gateways_certificate(gateway: Gateway, tmp_path: Path) -> None:
+    """A bank's push receiver over mutual TLS: another bank's valid certificate is refused, and
+    so is one naming the gateway and a bank at once (a CA's mistake names nobody)."""
     bank = MockBank(bank_id="bank-b", verify=lambda envelope: pytest.fail("never verified"))
     port = bank.start(credentials=gateway.pki.receiver("bank-b"))
+    both = _client_certificate(
+        gateway.pki,
+        tmp_path,
+        uris=["colending://partner/bank-a", "colending://gateway"],
+        stem="both",
+    )
     try:
-        with grpc.secure_channel(
-            f"127.0.0.1:{port}", gateway.pki.credentials("partner/bank-a")
-        ) as channel:
-            receiver = bank_receiver_service_pb2_grpc.BankReceiverServiceStub(channel)
-            with pytest.raises(grpc.RpcError) as refused:
-                receiver.DeliverReferral(
-                    bank_receiver_service_pb2.DeliverReferralRequest(referral_id="r", case_id="c"),
-                    timeout=10,
-                )
-        assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        for credentials in (gateway.pki.credentials("partner/bank-a"), both):
+            with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+                receiver = bank_receiver_service_pb2_grpc.BankReceiverServiceStub(channel)
+                with pytest.raises(grpc.RpcError) as refused:
+                    receiver.DeliverReferral(
+                        bank_receiver_service_pb2.DeliverReferralRequest(
+                            referral_id="r", case_id="c"
+                        ),
+                        timeout=10,
+                    )
+            assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
         assert bank.stats.pushes == 0
     finally:
         bank.stop()
