@@ -4,6 +4,7 @@ be stopped and started without touching the shared one other tests use."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -151,6 +152,9 @@ def _version_key(path: str) -> int:
         return 0
 
 
+_PREFIX = "colending-pg-"
+
+
 class PrivatePostgres:
     """A throwaway PostgreSQL server in a temporary directory on a free port, trust auth.
 
@@ -184,16 +188,39 @@ class PrivatePostgres:
     def create(cls) -> PrivatePostgres:
         bindir = _postgres_bindir()
         assert bindir is not None
-        directory = Path(tempfile.mkdtemp(prefix="colending-pg-"))
+        cls._stop_orphans(bindir)
+        directory = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        # Whose server this is: a later run stops it if this process died without doing so.
+        (directory / "owner.pid").write_text(str(os.getpid()))
         run_as = None
         if os.geteuid() == 0:
             run_as = "postgres"
             shutil.chown(directory, user="postgres", group="postgres")
         server = cls(bindir=bindir, directory=directory, run_as=run_as)
-        server._run("initdb", "-D", str(server._data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--no-sync")  # fmt: skip
-        server.start()
+        try:
+            server._run("initdb", "-D", str(server._data), "-U", "postgres", "--auth=trust",
+                        "-E", "UTF8", "--no-sync")  # fmt: skip
+            server.start()
+        except BaseException:
+            server.destroy()
+            raise
         return server
+
+    @classmethod
+    def _stop_orphans(cls, bindir: Path) -> None:
+        """Servers left by a test run that was killed (its teardown never ran)."""
+        for directory in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+            try:
+                owner = int((directory / "owner.pid").read_text())
+                os.kill(owner, 0)
+                continue  # its run is still going
+            except ProcessLookupError:
+                pass
+            except (OSError, ValueError):
+                continue  # not ours to judge
+            run_as = "postgres" if os.geteuid() == 0 else None
+            with contextlib.suppress(Exception):  # best effort: it may be half gone already
+                cls(bindir=bindir, directory=directory, run_as=run_as).destroy()
 
     @property
     def url(self) -> str:
@@ -216,7 +243,8 @@ class PrivatePostgres:
 
     def destroy(self) -> None:
         try:
-            self.stop()
+            if (self._data / "postmaster.pid").exists():
+                self.stop()
         finally:
             shutil.rmtree(self._directory, ignore_errors=True)
 
