@@ -69,14 +69,10 @@ from gateway.evidence import SignedStatement
 from gateway.service import CaseDetail
 from gateway.signing.keyring import PublishedKey
 from gateway.store.blacklist_repository import EnforcementEvent, LoggedChange
-from partners.sdk._dsse import (
-    DECISION_PAYLOAD_TYPE,
-    LOAN_EVENT_PAYLOAD_TYPE,
-    Envelope,
-    Signature,
-)
+from partners.sdk._dsse import DECISION_PAYLOAD_TYPE, LOAN_EVENT_PAYLOAD_TYPE
 from partners.sdk._leaf import LeafEntry, decode_leaf
 from partners.sdk._pseudonym import IdentifierKind
+from partners.sdk._verify import envelope_from_proto
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -388,7 +384,7 @@ def signed_decision_from_proto(message: common_pb2.Envelope) -> SignedStatement[
     """A bank's signed decision, to be verified before ``read`` parses its payload."""
     return SignedStatement(
         payload_type=DECISION_PAYLOAD_TYPE,
-        envelope=_dsse_envelope(message),
+        envelope=envelope_from_proto(message),
         read=_read_decision_statement,
     )
 
@@ -397,56 +393,51 @@ def signed_event_from_proto(message: common_pb2.Envelope) -> SignedStatement[Loa
     """A bank's signed loan event, to be verified before ``read`` parses its payload."""
     return SignedStatement(
         payload_type=LOAN_EVENT_PAYLOAD_TYPE,
-        envelope=_dsse_envelope(message),
+        envelope=envelope_from_proto(message),
         read=_read_event_statement,
-    )
-
-
-def _dsse_envelope(message: common_pb2.Envelope) -> Envelope:
-    return Envelope(
-        payload=message.payload,
-        payload_type=message.payload_type,
-        signatures=tuple(Signature(keyid=s.keyid, sig=s.sig) for s in message.signatures),
     )
 
 
 def _read_decision_statement(payload: bytes, problems: list[FieldViolation]) -> Statement[Decision]:
     field = "signed_decision.payload"
-    message = _parse(financing_pb2.DecisionStatement, payload, field)
-    problems += nul_problems(message, f"{field}.")
-    return Statement(
-        case_id=message.case_id,
-        bank_id=message.bank_id,
-        signed_at=_signed_at(message.signed_at, message.HasField("signed_at"), field, problems),
-        nonce=message.nonce,
-        content=decision_from_proto(message.decision, f"{field}.decision", problems),
-    )
+    message = _parse(financing_pb2.DecisionStatement, payload, field, problems)
+    content = decision_from_proto(message.decision, f"{field}.decision", problems)
+    return _statement(message, content, field, problems)
 
 
 def _read_event_statement(payload: bytes, problems: list[FieldViolation]) -> Statement[LoanEvent]:
     field = "signed_event.payload"
-    message = _parse(financing_pb2.LoanEventStatement, payload, field)
-    problems += nul_problems(message, f"{field}.")
-    return Statement(
-        case_id=message.case_id,
-        bank_id=message.bank_id,
-        signed_at=_signed_at(message.signed_at, message.HasField("signed_at"), field, problems),
-        nonce=message.nonce,
-        content=loan_event_from_proto(message.event, f"{field}.event", problems),
-    )
+    message = _parse(financing_pb2.LoanEventStatement, payload, field, problems)
+    content = loan_event_from_proto(message.event, f"{field}.event", problems)
+    return _statement(message, content, field, problems)
 
 
 _M = TypeVar("_M", financing_pb2.DecisionStatement, financing_pb2.LoanEventStatement)
+_C = TypeVar("_C")
 
 
-def _parse(kind: type[_M], payload: bytes, field: str) -> _M:
+def _parse(kind: type[_M], payload: bytes, field: str, problems: list[FieldViolation]) -> _M:
     try:
-        return kind.FromString(payload)
+        message = kind.FromString(payload)
     except DecodeError:
         # Nothing else about the statement means anything then.
         raise InvalidArgument.single(
             field, f"is not a serialized {kind.DESCRIPTOR.full_name}"
         ) from None
+    problems += nul_problems(message, f"{field}.")
+    return message
+
+
+def _statement(
+    message: _M, content: _C, field: str, problems: list[FieldViolation]
+) -> Statement[_C]:
+    return Statement(
+        case_id=message.case_id,
+        bank_id=message.bank_id,
+        signed_at=_signed_at(message.signed_at, message.HasField("signed_at"), field, problems),
+        nonce=message.nonce,
+        content=content,
+    )
 
 
 def _signed_at(

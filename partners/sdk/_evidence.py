@@ -47,13 +47,8 @@ def sign_decision(
 ) -> common_pb2.Envelope:
     """A ``DecisionStatement`` for ``case_id`` signed by ``bank_id``'s decision key, with a fresh
     nonce (send it as ``SubmitDecisionRequest.signed_decision``)."""
-    statement = financing_pb2.DecisionStatement(
-        case_id=case_id, bank_id=bank_id, decision=decision, nonce=os.urandom(EVIDENCE_NONCE_LENGTH)
-    )
-    statement.signed_at.FromDatetime(_utc(signed_at))
-    return _sign(
-        statement.SerializeToString(deterministic=True), DECISION_PAYLOAD_TYPE, private_key
-    )
+    statement = financing_pb2.DecisionStatement(case_id=case_id, bank_id=bank_id, decision=decision)
+    return _sign(statement, DECISION_PAYLOAD_TYPE, private_key, signed_at)
 
 
 def sign_loan_event(
@@ -66,13 +61,8 @@ def sign_loan_event(
 ) -> common_pb2.Envelope:
     """A ``LoanEventStatement`` for ``case_id`` signed by ``bank_id``'s decision key, with a
     fresh nonce (send it as ``ReportLoanEventRequest.signed_event``)."""
-    statement = financing_pb2.LoanEventStatement(
-        case_id=case_id, bank_id=bank_id, event=event, nonce=os.urandom(EVIDENCE_NONCE_LENGTH)
-    )
-    statement.signed_at.FromDatetime(_utc(signed_at))
-    return _sign(
-        statement.SerializeToString(deterministic=True), LOAN_EVENT_PAYLOAD_TYPE, private_key
-    )
+    statement = financing_pb2.LoanEventStatement(case_id=case_id, bank_id=bank_id, event=event)
+    return _sign(statement, LOAN_EVENT_PAYLOAD_TYPE, private_key, signed_at)
 
 
 def read_evidence(
@@ -115,7 +105,16 @@ def decision_key_bytes(private_key: Ed25519PrivateKey) -> bytes:
     return private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def _sign(payload: bytes, payload_type: str, private_key: Ed25519PrivateKey) -> common_pb2.Envelope:
+def _sign(
+    statement: financing_pb2.DecisionStatement | financing_pb2.LoanEventStatement,
+    payload_type: str,
+    private_key: Ed25519PrivateKey,
+    signed_at: datetime | None,
+) -> common_pb2.Envelope:
+    """Stamp the time and a fresh nonce, serialize once, and sign exactly those bytes."""
+    statement.nonce = os.urandom(EVIDENCE_NONCE_LENGTH)
+    statement.signed_at.FromDatetime(_utc(signed_at))
+    payload = statement.SerializeToString(deterministic=True)
     envelope = sign_envelope(payload, payload_type=payload_type, private_key=private_key)
     return common_pb2.Envelope(
         payload=envelope.payload,
