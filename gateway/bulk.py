@@ -71,6 +71,7 @@ from partners.sdk import (
     PlatformClient,
     RpcError,
 )
+from partners.sdk.tls import client_credentials
 
 PROG = "colending-gateway submit"
 MALFORMED_INPUT = "MALFORMED_INPUT"
@@ -529,6 +530,11 @@ def parser() -> argparse.ArgumentParser:
         help="development-mode identity, sent in plaintext (default: %(default)s)",
     )
     command.add_argument(
+        "--tls-ca", type=Path, help="mutual TLS: the CA that signed the gateway's certificate"
+    )
+    command.add_argument("--tls-cert", type=Path, help="mutual TLS: the platform's certificate")
+    command.add_argument("--tls-key", type=Path, help="mutual TLS: the platform's private key")
+    command.add_argument(
         "--concurrency", type=_positive, default=8, help="lines in flight (default: %(default)s)"
     )
     command.add_argument(
@@ -580,7 +586,20 @@ def main(argv: Sequence[str]) -> int:
             "past: only lines an earlier run submitted can succeed (they replay)",
             file=sys.stderr,
         )
-    with PlatformClient.connect(args.target, caller=args.caller) as client:
+    tls = (args.tls_ca, args.tls_cert, args.tls_key)
+    if any(tls) and not all(tls):
+        print(
+            f"{PROG}: error: mutual TLS needs --tls-ca, --tls-cert and --tls-key", file=sys.stderr
+        )
+        return 2
+    credentials = (
+        client_credentials(ca=args.tls_ca, certificate=args.tls_cert, key=args.tls_key)
+        if all(tls)
+        else None
+    )
+    # With a certificate the gateway reads the caller from it; --caller is for development.
+    caller = None if credentials else args.caller
+    with PlatformClient.connect(args.target, caller=caller, credentials=credentials) as client:
         summary = submit_file(
             path=path,
             client=client,

@@ -17,6 +17,7 @@ import pytest
 from colending.v1 import admin_service_pb2, admin_service_pb2_grpc, merchant_pb2
 from google.protobuf import json_format
 from testkit import ADMIN, RunningGateway, channel, request_id, running_gateway
+from tlskit import Pki
 
 from gateway import bulk
 from gateway.bulk import (
@@ -29,6 +30,7 @@ from gateway.bulk import (
     profile_bytes,
     request_ids,
 )
+from gateway.certs import issue_client
 from gateway.sample import SampleMix, sample_merchants
 from partners.sdk import PlatformClient
 
@@ -313,3 +315,29 @@ def test_the_gateway_command_line_hands_submit_its_arguments(
     assert gateway_main(["-v", "submit", "--help"]) == 0
     assert "colending-gateway submit" in capsys.readouterr().out
     assert gateway_main(["submit", "/no/such/file.jsonl", "--banks", "bank-a"]) == 2
+
+
+def test_submits_over_mutual_tls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With the platform's certificate the gateway knows the caller from it (no --caller)."""
+    pki = Pki.create(tmp_path / "pki")
+    platform = issue_client(pki.root / "ca", identity="platform", out=tmp_path / "platform")
+    with running_gateway(tmp_path / "data", tls=pki.gateway_files()) as running:
+        admin = admin_service_pb2_grpc.AdminServiceStub(pki.channel(running.target, "admin"))
+        admin.RegisterPartner(
+            admin_service_pb2.RegisterPartnerRequest(
+                request_id=request_id(), partner_id="bank-a", display_name="bank-a"
+            ),
+            timeout=10,
+        )
+        source = tmp_path / "merchants.jsonl"
+        write_merchants(source, 4)
+        tls = ("--tls-ca", str(pki.ca), "--tls-cert", str(platform.certificate))
+        code, out, err = run(
+            capsys, str(source), "--banks", "bank-a", "--target", running.target,
+            *tls, "--tls-key", str(platform.key),
+        )  # fmt: skip
+        assert code == 0, out + err
+        assert counts_of(out)["failed"] == 0
+        assert counts_of(out)["submitted"] > 0
+        # Half the TLS options is a usage error, not a plaintext attempt.
+        assert run(capsys, str(source), "--banks", "bank-a", *tls)[0] == 2
