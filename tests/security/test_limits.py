@@ -5,6 +5,8 @@ only so many live streams."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -40,50 +42,35 @@ def test_the_bucket_refills_at_its_rate() -> None:
 
 
 def test_a_bank_over_its_budget_is_told_when_to_come_back(tmp_path: Path) -> None:
-    config = ServerConfig(data_dir=tmp_path / "data", port=0, partner_rate=1, partner_burst=3)
-    gateway = open_gateway(config)
-    server, port = build_server(config, gateway=gateway)
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            admin = admin_service_pb2_grpc.AdminServiceStub(channel)
-            for bank_id in ("bank-a", "bank-b"):
-                admin.RegisterPartner(
-                    admin_service_pb2.RegisterPartnerRequest(
-                        request_id=request_id(), partner_id=bank_id, display_name=bank_id
-                    ),
-                    metadata=ADMIN,
-                    timeout=10,
-                )
-            bank = partner_bank_service_pb2_grpc.PartnerBankServiceStub(channel)
+    with _serving_two_banks(tmp_path, partner_rate=1, partner_burst=3) as channel:
+        admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+        bank = partner_bank_service_pb2_grpc.PartnerBankServiceStub(channel)
 
-            def keys(bank_id: str) -> None:
-                bank.GetSigningKeys(
-                    partner_bank_service_pb2.GetSigningKeysRequest(),
-                    metadata=(("x-colending-caller", f"partner/{bank_id}"),),
-                    timeout=10,
-                )
+        def keys(bank_id: str) -> None:
+            bank.GetSigningKeys(
+                partner_bank_service_pb2.GetSigningKeysRequest(),
+                metadata=(("x-colending-caller", f"partner/{bank_id}"),),
+                timeout=10,
+            )
 
-            for _ in range(3):
-                keys("bank-a")
-            with pytest.raises(grpc.RpcError) as limited:
-                keys("bank-a")
-            error = limited.value
-            assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "partner/bank-a is over its limit of 1 calls a second" in (error.details() or "")
-            status = rpc_status.from_call(error)  # type: ignore[arg-type]
-            assert status is not None
-            [detail] = status.details
-            retry = error_details_pb2.RetryInfo()
-            assert detail.Unpack(retry)
-            assert 0 < retry.retry_delay.ToTimedelta().total_seconds() <= 1
-            keys("bank-b")  # another bank has its own budget
-            for _ in range(5):  # the operator is not limited
-                admin.ListPartners(admin_service_pb2.ListPartnersRequest(), metadata=ADMIN)
-            time.sleep(1.05)
-            keys("bank-a")  # refilled
-    finally:
-        server.stop(grace=None).wait()
+        for _ in range(3):
+            keys("bank-a")
+        with pytest.raises(grpc.RpcError) as limited:
+            keys("bank-a")
+        error = limited.value
+        assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "partner/bank-a is over its limit of 1 calls a second" in (error.details() or "")
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        assert status is not None
+        [detail] = status.details
+        retry = error_details_pb2.RetryInfo()
+        assert detail.Unpack(retry)
+        assert 0 < retry.retry_delay.ToTimedelta().total_seconds() <= 1
+        keys("bank-b")  # another bank has its own budget
+        for _ in range(5):  # the operator is not limited
+            admin.ListPartners(admin_service_pb2.ListPartnersRequest(), metadata=ADMIN)
+        time.sleep(1.05)
+        keys("bank-a")  # refilled
 
 
 def test_stream_slots_bound_each_caller_and_all_callers() -> None:
@@ -108,7 +95,33 @@ def test_stream_slots_bound_each_caller_and_all_callers() -> None:
 
 def test_a_bank_may_hold_only_so_many_live_streams(tmp_path: Path) -> None:
     """Over a real socket: a bank's third live stream is refused, another bank's first is not."""
-    config = ServerConfig(data_dir=tmp_path / "data", port=0, max_streams=4, streams_per_caller=2)
+    with _serving_two_banks(tmp_path, max_streams=4, streams_per_caller=2) as channel:
+        stub = blacklist_service_pb2_grpc.BlacklistServiceStub(channel)
+
+        def follow(bank_id: str) -> grpc.Future:  # type: ignore[type-arg]
+            stream = stub.SyncBlacklist(
+                blacklist_service_pb2.SyncBlacklistRequest(from_log_index=0),
+                metadata=(("x-colending-caller", f"partner/{bank_id}"),),
+                timeout=30,
+            )
+            # The first answer (a checkpoint of the empty log) means the slot is held.
+            assert next(stream).HasField("checkpoint")
+            return stream
+
+        held = [follow("bank-a"), follow("bank-a")]
+        with pytest.raises(grpc.RpcError) as refused:
+            follow("bank-a")
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "partner/bank-a already has 2 live streams" in (refused.value.details() or "")
+        held.append(follow("bank-b"))  # another bank is not affected
+        for stream in held:
+            stream.cancel()
+
+
+@contextmanager
+def _serving_two_banks(tmp_path: Path, **limits: int) -> Iterator[grpc.Channel]:
+    """A gateway with ``limits`` on a real socket, bank-a and bank-b registered; its channel."""
+    config = ServerConfig(data_dir=tmp_path / "data", port=0, **limits)
     gateway = open_gateway(config)
     server, port = build_server(config, gateway=gateway)
     server.start()
@@ -123,25 +136,6 @@ def test_a_bank_may_hold_only_so_many_live_streams(tmp_path: Path) -> None:
                     metadata=ADMIN,
                     timeout=10,
                 )
-            stub = blacklist_service_pb2_grpc.BlacklistServiceStub(channel)
-
-            def follow(bank_id: str) -> grpc.Future:  # type: ignore[type-arg]
-                stream = stub.SyncBlacklist(
-                    blacklist_service_pb2.SyncBlacklistRequest(from_log_index=0),
-                    metadata=(("x-colending-caller", f"partner/{bank_id}"),),
-                    timeout=30,
-                )
-                # The first answer (a checkpoint of the empty log) means the slot is held.
-                assert next(stream).HasField("checkpoint")
-                return stream
-
-            held = [follow("bank-a"), follow("bank-a")]
-            with pytest.raises(grpc.RpcError) as refused:
-                follow("bank-a")
-            assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "partner/bank-a already has 2 live streams" in (refused.value.details() or "")
-            held.append(follow("bank-b"))  # another bank is not affected
-            for stream in held:
-                stream.cancel()
+            yield channel
     finally:
         server.stop(grace=None).wait()
