@@ -22,7 +22,7 @@ test: $(BIN)/colending-gateway
 lint: $(BIN)/colending-gateway
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gateway partners
+	$(BIN)/mypy colending_core gateway partners
 	npx --yes @bufbuild/buf@1.75.0 lint
 
 generate: $(BIN)/colending-gateway

@@ -52,8 +52,10 @@ from colending.v1 import blacklist_pb2, blacklist_service_pb2
 from sqlalchemy import Engine, event, insert
 from sqlmodel import SQLModel
 
+from colending_core import pseudonym, uscc_check_character, verify_inclusion
 from gateway._transactions import BUSINESS_TZ, Idempotency, business_date, utc_now
-from gateway.api import convert
+from gateway.app import Gateway
+from gateway.blacklist import convert
 from gateway.domain.blacklist import (
     BlacklistRules,
     ChangeType,
@@ -61,18 +63,14 @@ from gateway.domain.blacklist import (
     leaf_of,
     new_entry,
 )
-from gateway.domain.identifiers import uscc_check_character
 from gateway.domain.ids import new_id
 from gateway.server import MAX_MESSAGE_BYTES, ServerConfig, build_server, open_gateway
-from gateway.service import Gateway
 from gateway.signing.merkle import MemoryHashStore, MerkleLog
 from gateway.signing.network_key import open_network_key
 from gateway.store import blacklist_repository as bl
 from gateway.store.db import Database, sqlite_url
 from gateway.store.log_store import DatabaseHashStore
 from partners.sdk import BlacklistClient, IdentifierKind, LocalBlacklist, public_key_from_raw
-from partners.sdk._merkle import verify_inclusion
-from partners.sdk._pseudonym import pseudonym
 
 RESULTS = Path(__file__).parent / "results"
 CALLER_KEY = "x-colending-caller"
@@ -429,7 +427,7 @@ def _idem(method: str) -> Idempotency:
 
 def _register_partners(gateway: Gateway) -> None:
     for bank_id in (*REPORTERS, CHECK_BANK, SYNC_BANK):
-        gateway.register_partner(
+        gateway.partners.register_partner(
             idem=_idem("RegisterPartner"),
             partner_id=bank_id,
             display_name=f"Bench {bank_id}",
@@ -665,7 +663,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         network = gateway.blacklist
         key = open_network_key(config.data_dir / "network-key", create=False)
         database_url = sqlite_url(config.data_dir)
-        log_keys = {k.keyid: k.public_key for k in network.published_log_keys()}
+        log_keys = {k.keyid: k.public_key for k in network.log.published_keys()}
         memory["started"] = rss_mib()
         try:
             print(f"loading {entries:,} entries ...", flush=True)

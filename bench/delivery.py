@@ -121,7 +121,7 @@ def run(*, banks: int, seconds: float, submitters: int, workers: int) -> dict[st
         for thread in threads:
             thread.join()
         submit_seconds = time.perf_counter() - began
-        with gateway._db.reading() as session:  # the benchmark reads the outbox directly
+        with gateway.database.reading() as session:  # the benchmark reads the outbox directly
             backlog = outbox.pending_count(session)
         drain_started = time.perf_counter()
         expected = len(submitted_at) * banks

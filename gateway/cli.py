@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import bulk
 from gateway._transactions import Idempotency
+from gateway.app import Gateway
 from gateway.certs import CertificateError, init_ca, issue_client, issue_server
 from gateway.demo import run_demo
 from gateway.domain.blacklist import BlacklistRules
@@ -37,7 +38,6 @@ from gateway.server import (
     build_server,
     open_gateway,
 )
-from gateway.service import Gateway
 from gateway.settings import Settings, SettingsError, load_settings, masked
 from gateway.signing.network_key import open_network_key
 from gateway.store import migrations
@@ -388,7 +388,7 @@ def _serve(args: argparse.Namespace) -> int:
         store,
         settings.data_dir / "keys",
     )
-    log.info("active signing key %s", gateway.published_keys()[0].keyid)
+    log.info("active signing key %s", gateway.referrals.published_keys()[0].keyid)
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -445,7 +445,7 @@ def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> No
     """Expire referrals past their validity, every ``interval`` seconds until ``stop``."""
     while not stop.wait(interval):
         try:
-            if moved := gateway.expire_due():
+            if moved := gateway.financing.expire_due():
                 log.info("expired %d referral case(s) past their validity", moved)
             if changed := gateway.blacklist.sweep():
                 log.info("expired or decided %d blacklist entr(ies)", changed)
@@ -545,7 +545,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     gateway = _gateway(args)
-    moved = gateway.expire_due()
+    moved = gateway.financing.expire_due()
     changed = gateway.blacklist.sweep()
     print(f"expired {moved} case(s); expired or decided {changed} blacklist entr(ies)")
     return 0
@@ -569,11 +569,11 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"wrote the network key to {args.path} (mode 0600); send it to the bank securely")
         return 0
     if args.keys_command == "rotate":
-        key = gateway.rotate_signing_key(idem=_idem("RotateSigningKey"))
+        key = gateway.referrals.rotate_signing_key(idem=_idem("RotateSigningKey"))
         print(f"new active key {key.keyid}")
     for title, keys in (
-        ("referral signing keys", gateway.published_keys()),
-        ("blacklist log keys", gateway.blacklist.published_log_keys()),
+        ("referral signing keys", gateway.referrals.published_keys()),
+        ("blacklist log keys", gateway.blacklist.log.published_keys()),
     ):
         print(f"{title}:")
         for k in keys:
@@ -588,7 +588,7 @@ def _keys(args: argparse.Namespace) -> int:
 def _partners(args: argparse.Namespace) -> int:
     gateway = _gateway(args)
     if args.partners_command == "register":
-        partner = gateway.register_partner(
+        partner = gateway.partners.register_partner(
             idem=_idem("RegisterPartner"),
             partner_id=args.partner_id,
             display_name=args.name,
@@ -598,14 +598,14 @@ def _partners(args: argparse.Namespace) -> int:
         )
         print(f"registered {partner.partner_id} ({partner.display_name})")
     elif args.partners_command == "suspend":
-        partner = gateway.suspend_partner(
+        partner = gateway.partners.suspend_partner(
             idem=_idem("SuspendPartner"), partner_id=args.partner_id, reason=args.reason
         )
         print(f"suspended {partner.partner_id}: {partner.suspension_reason}")
     else:
         token = ""
         while True:
-            page = gateway.list_partners(page_size=500, page_token=token, state=None)
+            page = gateway.partners.list_partners(page_size=500, page_token=token, state=None)
             for p in page.items:
                 flag = "" if p.state is PartnerState.ACTIVE else "  SUSPENDED"
                 print(f"{p.partner_id:<24} {p.display_name:<32} {p.endpoint or '-'}{flag}")

@@ -33,12 +33,12 @@ from colending.v1 import (
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway._transactions import business_date
+from gateway.app import Gateway
 from gateway.certs import init_ca, issue_client, issue_server
 from gateway.domain.delivery import DeliveryPolicy
 from gateway.domain.money import format_fen
 from gateway.sample import sample_merchants
 from gateway.server import ServerConfig, TlsFiles, build_server, open_gateway
-from gateway.service import Gateway
 from partners.mock import Decision, MockBank, Script
 from partners.sdk import (
     BankClient,
@@ -347,7 +347,7 @@ def _network(
     # The default reaches the other bank's verified copy of the blacklist...
     network_key = bytes.fromhex((data_dir / "network-key" / "network.key").read_text().strip())
     log_keys = {
-        k.keyid: public_key_from_raw(k.public_key) for k in gateway.blacklist.published_log_keys()
+        k.keyid: public_key_from_raw(k.public_key) for k in gateway.blacklist.log.published_keys()
     }
     with BlacklistClient(
         channel=channels["partner/bank-b"], network_key=network_key, log_keys=log_keys

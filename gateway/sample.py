@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from colending.v1 import common_pb2, merchant_pb2
 
-from gateway.domain.identifiers import uscc_check_character
+from colending_core import uscc_check_character
 
 # (region code, city) pairs: GB/T 2260 county-level codes.
 ELIGIBLE_REGIONS = (

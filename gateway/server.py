@@ -23,8 +23,6 @@ from colending.v1 import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from gateway.api.bank_transport import GrpcBankTransport
-from gateway.api.convert import encode_referral_payload
 from gateway.api.limits import RateLimiter, StreamSlots
 from gateway.api.servicers import (
     AdminServicer,
@@ -32,11 +30,13 @@ from gateway.api.servicers import (
     PartnerBankServicer,
     ReferralServicer,
 )
+from gateway.app import Gateway
 from gateway.blacklist import BlacklistNetwork
 from gateway.delivery import BankTransport, Dispatcher
+from gateway.delivery.transport import GrpcBankTransport
 from gateway.domain.blacklist import BlacklistRules
 from gateway.domain.delivery import DeliveryPolicy
-from gateway.service import Gateway
+from gateway.referrals.convert import encode_referral_payload
 from gateway.signing.keyring import KeyRing
 from gateway.signing.network_key import open_network_key
 from gateway.store.db import Database, PoolOptions, sqlite_url
@@ -88,7 +88,7 @@ class InsecureBindRefused(Exception):
 
 
 def open_gateway(config: ServerConfig, *, transport: BankTransport | None = None) -> Gateway:
-    """Create the data directory, schema and signing key on first use; return the facade."""
+    """Create the data directory, schema and signing key on first use; return the gateway."""
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     database = Database(
         url=config.database_url or sqlite_url(config.data_dir), pool=config.database_pool

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from testkit import postgres_url
 
+from gateway.app import Gateway
 from gateway.server import ServerConfig, open_gateway
-from gateway.service import Gateway
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -16,11 +16,11 @@ import grpc
 import sqlalchemy
 from colending.v1 import common_pb2, consent_pb2, merchant_pb2
 
+from colending_core import uscc_check_character
+from gateway.app import Gateway
 from gateway.blacklist import BlacklistNetwork
 from gateway.domain.delivery import DeliveryPolicy
-from gateway.domain.identifiers import uscc_check_character
 from gateway.server import ServerConfig, TlsFiles, build_server, open_gateway
-from gateway.service import Gateway
 from gateway.signing.keyring import KeyRing
 from gateway.signing.network_key import open_network_key
 from gateway.store.db import Database

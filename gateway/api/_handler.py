@@ -30,6 +30,11 @@ from gateway.observe import (
 
 log = logging.getLogger("gateway.rpc")
 
+REFERRAL_SERVICE = "colending.v1.ReferralService"
+BANK_SERVICE = "colending.v1.PartnerBankService"
+ADMIN_SERVICE = "colending.v1.AdminService"
+BLACKLIST_SERVICE = "colending.v1.BlacklistService"
+
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 
@@ -186,7 +191,7 @@ def idempotency(
     )
 
 
-def unimplemented(context: grpc.ServicerContext, rpc: str) -> None:
-    """Designed in the contract, built by later work: a clear UNIMPLEMENTED, not a crash."""
-    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-    context.set_details(f"{rpc} is part of the contract but not implemented by this gateway yet")
+def raise_if_invalid(problems: list[FieldViolation]) -> None:
+    """One INVALID_ARGUMENT naming every shape problem found while converting a request."""
+    if problems:
+        raise InvalidArgument(problems)

@@ -15,6 +15,10 @@ from collections.abc import Callable, Iterator
 
 from gateway.errors import ResourceExhausted
 
+# A live stream re-reads the database at least this often, which bounds how late it sees a write
+# made through another replica (writes made here wake it at once).
+STREAM_POLL_SECONDS = 0.5
+
 
 class RateLimiter:
     def __init__(

@@ -1,23 +1,13 @@
 """Pure domain rules of the co-lending gateway: no grpc, no generated code, no storage.
 
-Modules: ``merchant`` (the submitted profile), ``identifiers`` (USCC, resident ID and region
-codes with their check characters), ``money`` (fen, basis points, ppm/day), ``policy`` (a
+Modules: ``merchant`` (the submitted profile), ``money`` (fen, basis points, ppm/day), ``policy`` (a
 partner's eligibility policy), ``validation`` (profile field rules) and ``scoring`` (the
-scorecard, the credit offer and the eligibility check).
+scorecard, the credit offer and the eligibility check). Identifier check characters, pseudonyms
+and the blacklist log's leaf encoding are shared with the partner SDK through ``colending_core``.
 """
 
 from __future__ import annotations
 
-from gateway.domain.identifiers import (
-    IdentifierError,
-    is_region_code,
-    normalize_resident_id,
-    normalize_uscc,
-    region_matches,
-    resident_id_check_character,
-    uscc_check_character,
-    uscc_region_code,
-)
 from gateway.domain.merchant import (
     DataScope,
     MembershipTier,
@@ -86,7 +76,6 @@ __all__ = [
     "DataScope",
     "EligibilityPolicy",
     "Grade",
-    "IdentifierError",
     "MembershipTier",
     "MerchantIdentity",
     "MerchantProfile",
@@ -102,19 +91,12 @@ __all__ = [
     "format_fen",
     "full_years_between",
     "grade_for",
-    "is_region_code",
     "make_offer",
-    "normalize_resident_id",
-    "normalize_uscc",
     "ppm_to_annual_bps",
-    "region_matches",
-    "resident_id_check_character",
     "score_factors",
     "simple_interest_fen",
     "split_by_bps",
     "split_fixed_part",
-    "uscc_check_character",
-    "uscc_region_code",
     "validate_policy",
     "validate_profile",
     "yuan",

@@ -1,6 +1,6 @@
 """The blacklist's rules: entries, appeals, expiry, and the leaf each change appends to the log.
 
-An entry names a borrower only by pseudonym (see :mod:`partners.sdk._pseudonym`). Its life:
+An entry names a borrower only by pseudonym (see :mod:`colending_core._pseudonym`). Its life:
 
 * **reported** ``ACTIVE``. Retention follows the credit reporting regulation (2013): a negative
   record is kept 5 years from the *end* of the default. While the evidence case is still in
@@ -13,7 +13,7 @@ An entry names a borrower only by pseudonym (see :mod:`partners.sdk._pseudonym`)
 * **removed** (appeal granted, or the case recovered where the network's rules say so) or
   **expired**: out of force, still in the log for good.
 
-Every change is one leaf (:mod:`partners.sdk._leaf`); this module builds it.
+Every change is one leaf (:mod:`colending_core._leaf`); this module builds it.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 
+from colending_core import IdentifierKind, LeafAppeal, LeafChange, LeafEntry, encode_leaf
 from gateway.errors import FailedPrecondition, FieldViolation
-from partners.sdk._leaf import LeafAppeal, LeafChange, LeafEntry, encode_leaf
-from partners.sdk._pseudonym import IdentifierKind
 
 MAX_BATCH = 1000
 MAX_TEXT = 2000

@@ -3,7 +3,7 @@
 A statement names the case, the bank, when it was signed and a nonce, so the signature binds one
 decision to one case, goes stale after a few minutes, and cannot be used twice. These are the
 rules on a statement already read from verified bytes; the signature and the nonce's history are
-checked by ``gateway.evidence``.
+checked by ``gateway.financing.evidence``.
 """
 
 from __future__ import annotations

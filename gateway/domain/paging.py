@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from gateway.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_POSITION_DIGITS = 18  # below 2**63: fits a BIGINT on every backend
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a list and the token of the next (empty on the last page)."""
+
+    items: list[T]
+    next_page_token: str
 
 
 def page_size(requested: int, *, field: str = "page_size") -> int:

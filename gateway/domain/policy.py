@@ -25,7 +25,7 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.domain.identifiers import is_region_code
+from colending_core import is_region_code
 from gateway.domain.merchant import MembershipTier
 from gateway.domain.money import BPS_WHOLE, yuan
 from gateway.errors import FieldViolation

@@ -82,7 +82,7 @@ from datetime import date
 from types import MappingProxyType
 from typing import Final
 
-from gateway.domain.identifiers import region_matches
+from colending_core import region_matches
 from gateway.domain.merchant import DataScope, MembershipTier, MerchantProfile
 from gateway.domain.money import BPS_WHOLE, format_fen, yuan
 from gateway.domain.policy import EligibilityPolicy

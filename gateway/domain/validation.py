@@ -31,7 +31,7 @@ import unicodedata
 from datetime import date
 from typing import Final
 
-from gateway.domain.identifiers import IdentifierError, is_region_code, normalize_uscc
+from colending_core import IdentifierError, is_region_code, normalize_uscc
 from gateway.domain.merchant import MembershipTier, MerchantProfile
 from gateway.domain.money import BPS_WHOLE
 from gateway.errors import FieldViolation

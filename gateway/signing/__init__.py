@@ -1,8 +1,8 @@
-"""DSSE signing and the gateway's key ring."""
+"""The gateway's key rings (referral signing, blacklist log checkpoints), the Merkle log over
+its hash store, and the network key behind pseudonyms. DSSE itself is ``colending_core``."""
 
 from __future__ import annotations
 
-from gateway.signing.dsse import sign_envelope
 from gateway.signing.keyring import (
     InsecureKeyFileError,
     KeyRing,
@@ -15,5 +15,4 @@ __all__ = [
     "KeyRing",
     "KeyRingError",
     "PublishedKey",
-    "sign_envelope",
 ]

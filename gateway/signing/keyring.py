@@ -42,8 +42,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from gateway.signing.dsse import sign_envelope
-from partners.sdk._dsse import Envelope, key_id, public_key_from_raw
+from colending_core import Envelope, key_id, public_key_from_raw, sign_envelope
 
 _log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The blacklist log's Merkle tree: append, roots of past sizes, inclusion and consistency proofs.
 
-Hashing is RFC 6962 / RFC 9162 (see :mod:`partners.sdk._merkle`, which the SDK verifies with and
+Hashing is RFC 6962 / RFC 9162 (see :mod:`colending_core._merkle`, which the SDK verifies with and
 whose hash functions this module reuses so that both sides hash identically).
 
 Storage: the tree is kept as the hashes of its *complete subtrees*. Key ``(level, index)`` is the
@@ -28,7 +28,7 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from partners.sdk._merkle import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
+from colending_core import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 
 __all__ = ["HashStore", "MemoryHashStore", "MerkleLog", "NodeKey"]
 

@@ -14,8 +14,8 @@ import secrets
 import stat
 from pathlib import Path
 
+from colending_core import NETWORK_KEY_BYTES
 from gateway.signing.keyring import InsecureKeyFileError, KeyRingError
-from partners.sdk._pseudonym import NETWORK_KEY_BYTES
 
 NETWORK_KEY_NAME = "network.key"
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
+from colending_core import IdentifierKind
 from gateway.domain.blacklist import (
     IN_FORCE,
     Appeal,
@@ -34,7 +35,6 @@ from gateway.store.tables import (
     EnforcementEventRow,
     FinancingCaseRow,
 )
-from partners.sdk._pseudonym import IdentifierKind
 
 _IN_FORCE_VALUES = [s.value for s in IN_FORCE]
 

@@ -29,8 +29,8 @@ from colending.v1 import (
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from colending_core import key_id
 from partners.conformance._kit import CheckResult, build_referral, sign_referral
-from partners.sdk._dsse import key_id
 
 pb = partner_bank_service_pb2
 

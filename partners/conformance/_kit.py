@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from partners.sdk._dsse import REFERRAL_PAYLOAD_TYPE, key_id, pae
+from colending_core import REFERRAL_PAYLOAD_TYPE, key_id, pae
 
 br = bank_receiver_service_pb2
 DEADLINE_SECONDS = 5.0  # the gateway's default call timeout for a push

@@ -38,6 +38,47 @@ locally, from pseudonyms, with no identifier leaving the bank::
         answers = blacklist.check([(IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE, uscc)])
 """
 
+from colending_core import (
+    CHECKPOINT_PAYLOAD_TYPE,
+    DECISION_PAYLOAD_TYPE,
+    LOAN_EVENT_PAYLOAD_TYPE,
+    LOG_ORIGIN,
+    REFERRAL_PAYLOAD_TYPE,
+    BadSignatureError,
+    Checkpoint,
+    ColendingError,
+    ConsistencyProofError,
+    CorruptStateError,
+    Envelope,
+    IdentifierError,
+    IdentifierKind,
+    InclusionProofError,
+    LeafAppeal,
+    LeafChange,
+    LeafEntry,
+    LogConsistencyError,
+    MalformedEnvelopeError,
+    MalformedLeafError,
+    MisaddressedReferralError,
+    MismatchedEvidenceError,
+    MissingKeyError,
+    ProofError,
+    ReferralExpiredError,
+    ReferralNotYetValidError,
+    Signature,
+    SyncGapError,
+    UnknownKeyError,
+    VerificationError,
+    WrongPayloadTypeError,
+    decode_leaf,
+    key_id,
+    pae,
+    pseudonym,
+    public_key_from_raw,
+    sign_envelope,
+    verify_checkpoint,
+    verify_envelope,
+)
 from partners.sdk._blacklist import (
     CHECK_BATCH_SIZE,
     BlacklistClient,
@@ -46,50 +87,22 @@ from partners.sdk._blacklist import (
     LocalBlacklist,
     SyncSummary,
 )
-from partners.sdk._checkpoint import LOG_ORIGIN, Checkpoint, verify_checkpoint
 from partners.sdk._client import BankClient, PlatformClient, PulledPage
-from partners.sdk._dsse import (
-    CHECKPOINT_PAYLOAD_TYPE,
-    DECISION_PAYLOAD_TYPE,
-    LOAN_EVENT_PAYLOAD_TYPE,
-    REFERRAL_PAYLOAD_TYPE,
-    Envelope,
-    Signature,
-    key_id,
-    pae,
-    public_key_from_raw,
-    sign_envelope,
-    verify_envelope,
-)
 from partners.sdk._errors import (
     AlreadyExistsError,
-    BadSignatureError,
-    ColendingError,
-    CorruptStateError,
     DeadlineExceededError,
     FailedPreconditionError,
     FieldViolation,
     InternalError,
     InvalidArgumentError,
-    LogConsistencyError,
-    MalformedEnvelopeError,
-    MisaddressedReferralError,
-    MismatchedEvidenceError,
-    MissingKeyError,
     NotFoundError,
     PermissionDeniedError,
     PreconditionViolation,
-    ReferralExpiredError,
-    ReferralNotYetValidError,
     ResourceExhaustedError,
     RpcError,
-    SyncGapError,
     UnauthenticatedError,
     UnavailableError,
     UnimplementedError,
-    UnknownKeyError,
-    VerificationError,
-    WrongPayloadTypeError,
 )
 from partners.sdk._evidence import (
     decision_key_bytes,
@@ -97,10 +110,6 @@ from partners.sdk._evidence import (
     sign_decision,
     sign_loan_event,
 )
-from partners.sdk._identifiers import IdentifierError
-from partners.sdk._leaf import LeafAppeal, LeafChange, LeafEntry, MalformedLeafError, decode_leaf
-from partners.sdk._merkle import ConsistencyProofError, InclusionProofError, ProofError
-from partners.sdk._pseudonym import IdentifierKind, pseudonym
 from partners.sdk._rpc import RetryPolicy, translate
 from partners.sdk._verify import VerifiedReferral, envelope_from_proto, verify_referral
 

@@ -1,8 +1,8 @@
 """The shared blacklist from a bank's side: a verified local copy and a client of BlacklistService.
 
 The gateway keeps the list as an append-only Merkle log (RFC 9162) of changes, each a canonical
-JSON leaf (:mod:`partners.sdk._leaf`), and signs checkpoints of its size and root with its log key
-(:mod:`partners.sdk._checkpoint`). A bank mirrors it without trusting the gateway's word:
+JSON leaf (:mod:`colending_core._leaf`), and signs checkpoints of its size and root with its log key
+(:mod:`colending_core._checkpoint`). A bank mirrors it without trusting the gateway's word:
 
 * :class:`CompactRange` folds leaf hashes into the root of the tree so far in O(log n) memory;
 * :class:`LocalBlacklist` applies changes strictly in log order and checks each signed checkpoint
@@ -36,38 +36,37 @@ from colending.v1 import (
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from partners.sdk._checkpoint import Checkpoint, format_checkpoint, parse_checkpoint
-from partners.sdk._checkpoint import verify_checkpoint as _verify_checkpoint
-from partners.sdk._client import _Client, _new_request_id, _open_channel
-from partners.sdk._errors import (
-    ColendingError,
-    CorruptStateError,
-    InternalError,
-    LogConsistencyError,
-    MalformedEnvelopeError,
-    MissingKeyError,
-    ResourceExhaustedError,
-    RpcError,
-    SyncGapError,
-    UnavailableError,
-)
-from partners.sdk._leaf import IN_FORCE, LeafChange, LeafEntry, MalformedLeafError, decode_leaf
-from partners.sdk._merkle import (
+from colending_core import (
     EMPTY_ROOT,
     HASH_SIZE,
+    IN_FORCE,
+    NETWORK_KEY_BYTES,
+    PSEUDONYM_BYTES,
+    Checkpoint,
+    ColendingError,
     ConsistencyProofError,
+    CorruptStateError,
+    IdentifierKind,
+    LeafChange,
+    LeafEntry,
+    LogConsistencyError,
+    MalformedEnvelopeError,
+    MalformedLeafError,
+    MissingKeyError,
+    SyncGapError,
+    decode_leaf,
+    format_checkpoint,
     leaf_hash,
     node_hash,
+    normalize,
+    parse_checkpoint,
     verify_consistency,
     verify_inclusion,
 )
-from partners.sdk._pseudonym import (
-    NETWORK_KEY_BYTES,
-    PSEUDONYM_BYTES,
-    IdentifierKind,
-    normalize,
-)
-from partners.sdk._pseudonym import pseudonym as _pseudonym
+from colending_core import pseudonym as _pseudonym
+from colending_core import verify_checkpoint as _verify_checkpoint
+from partners.sdk._client import _Client, _new_request_id, _open_channel
+from partners.sdk._errors import InternalError, ResourceExhaustedError, RpcError, UnavailableError
 from partners.sdk._rpc import DEFAULT_TIMEOUT, RETRYABLE_CODES, RetryPolicy, translate
 from partners.sdk._verify import envelope_from_proto
 

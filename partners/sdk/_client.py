@@ -31,8 +31,14 @@ from colending.v1 import (
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from google.protobuf import timestamp_pb2
 
-from partners.sdk._dsse import Envelope, key_id, public_key_from_raw
-from partners.sdk._errors import MalformedEnvelopeError, UnknownKeyError, VerificationError
+from colending_core import (
+    Envelope,
+    MalformedEnvelopeError,
+    UnknownKeyError,
+    VerificationError,
+    key_id,
+    public_key_from_raw,
+)
 from partners.sdk._evidence import sign_decision, sign_loan_event
 from partners.sdk._rpc import (
     DEFAULT_RETRY,

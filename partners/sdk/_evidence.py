@@ -16,17 +16,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf.message import DecodeError
 
-from partners.sdk._dsse import (
+from colending_core import (
     DECISION_PAYLOAD_TYPE,
     LOAN_EVENT_PAYLOAD_TYPE,
-    key_id,
-    sign_envelope,
-    verify_envelope,
-)
-from partners.sdk._errors import (
     MalformedEnvelopeError,
     MismatchedEvidenceError,
     WrongPayloadTypeError,
+    key_id,
+    sign_envelope,
+    verify_envelope,
 )
 from partners.sdk._verify import envelope_from_proto
 

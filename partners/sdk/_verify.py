@@ -17,18 +17,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.message import DecodeError
 
-from partners.sdk._dsse import (
+from colending_core import (
     REFERRAL_PAYLOAD_TYPE,
     Envelope,
-    Signature,
-    pae,
-    verify_envelope,
-)
-from partners.sdk._errors import (
     MalformedEnvelopeError,
     MisaddressedReferralError,
     ReferralExpiredError,
     ReferralNotYetValidError,
+    Signature,
+    pae,
+    verify_envelope,
 )
 
 NONCE_LENGTH = 16

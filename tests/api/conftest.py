@@ -33,7 +33,7 @@ from testkit import ADMIN, ALL_SCOPES, PLATFORM, bank, in_days, merchant, reques
 
 from gateway._transactions import BUSINESS_TZ
 from gateway.api.servicers import AdminServicer, PartnerBankServicer, ReferralServicer
-from gateway.service import Gateway
+from gateway.app import Gateway
 from gateway.store.db import Database, sqlite_url
 from partners.sdk import (
     REFERRAL_PAYLOAD_TYPE,

@@ -40,7 +40,18 @@ from test_loan_event_api import D0, day, disbursed, fen, repayment
 from test_loan_event_api import report as loan_event
 from testkit import ADMIN, PLATFORM, bank, blacklist_network, merchant, request_id, uscc
 
-from gateway.api.convert import encode_referral_payload, policy_to_proto
+from colending_core import (
+    EMPTY_ROOT,
+    LOG_ORIGIN,
+    IdentifierKind,
+    InclusionProofError,
+    pseudonym,
+    resident_id_check_character,
+    root_from_leaves,
+    verify_checkpoint,
+    verify_consistency,
+    verify_inclusion,
+)
 from gateway.api.limits import StreamSlots
 from gateway.api.servicers import (
     AdminServicer,
@@ -48,23 +59,15 @@ from gateway.api.servicers import (
     PartnerBankServicer,
     ReferralServicer,
 )
+from gateway.app import Gateway
 from gateway.domain.blacklist import AppealOutcome, EntryStatus
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
-from gateway.service import Gateway
+from gateway.partners.convert import policy_to_proto
+from gateway.referrals.convert import encode_referral_payload
 from gateway.signing.keyring import KeyRing
 from gateway.store import blacklist_repository
 from gateway.store.db import Database, sqlite_url
 from partners.sdk import Envelope, Signature, public_key_from_raw
-from partners.sdk._checkpoint import LOG_ORIGIN, verify_checkpoint
-from partners.sdk._identifiers import resident_id_check_character
-from partners.sdk._merkle import (
-    EMPTY_ROOT,
-    InclusionProofError,
-    root_from_leaves,
-    verify_consistency,
-    verify_inclusion,
-)
-from partners.sdk._pseudonym import IdentifierKind, pseudonym
 
 B = blacklist_pb2
 E = financing_pb2

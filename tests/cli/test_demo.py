@@ -11,11 +11,11 @@ import pytest
 from colending.v1 import merchant_pb2
 from google.protobuf import json_format
 
-from gateway.api.convert import merchant_from_proto
+from colending_core import normalize_uscc
 from gateway.cli import main
 from gateway.demo import run_demo
-from gateway.domain.identifiers import normalize_uscc
 from gateway.domain.validation import validate_profile
+from gateway.referrals.convert import merchant_from_proto
 from gateway.sample import sample_merchants
 
 

@@ -142,10 +142,10 @@ def test_health_follows_the_database(data_dir: Path) -> None:
                 return int(health.Check(request, timeout=5).status)  # type: ignore[attr-defined]
 
             assert status() == health_pb2.HealthCheckResponse.SERVING
-            working = gateway._db  # the test swaps the database for one that is down
-            gateway._db = Database(url="postgresql+psycopg://postgres@127.0.0.1:1/none")
+            working = gateway.database  # the test swaps the database for one that is down
+            gateway.database = Database(url="postgresql+psycopg://postgres@127.0.0.1:1/none")
             _until(lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING)
-            gateway._db = working
+            gateway.database = working
             _until(lambda: status() == health_pb2.HealthCheckResponse.SERVING)
     finally:
         server.stop(grace=None).wait()

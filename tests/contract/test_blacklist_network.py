@@ -69,7 +69,7 @@ def client(net: Network, caller: str) -> BlacklistClient:
     )
     log_keys = {
         k.keyid: public_key_from_raw(k.public_key)
-        for k in running.gateway.blacklist.published_log_keys()
+        for k in running.gateway.blacklist.log.published_keys()
     }
     return BlacklistClient.connect(
         running.target,

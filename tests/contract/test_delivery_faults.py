@@ -114,7 +114,7 @@ def test_a_dead_workers_task_is_taken_over_after_its_lease(
         dispatcher = gateway.dispatcher
         assert dispatcher is not None
         # A worker claims the task and dies before calling the bank.
-        with gateway._db.writing() as session:  # the test plays the dead worker directly
+        with gateway.database.writing() as session:  # the test plays the dead worker directly
             now = utc_now()
             [claimed] = outbox.claim_due(
                 session, now=now, lease_until=now + IMPATIENT.lease, worker="dead", limit=5

@@ -123,7 +123,7 @@ def test_a_default_reaches_the_blacklist_and_the_platform(
         )
         log_keys = {
             k.keyid: public_key_from_raw(k.public_key)
-            for k in running.gateway.blacklist.published_log_keys()
+            for k in running.gateway.blacklist.log.published_keys()
         }
         with BlacklistClient(
             channel=net.channel_for("partner/bank-b"), network_key=network_key, log_keys=log_keys

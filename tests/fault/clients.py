@@ -13,7 +13,8 @@ import grpc
 from colending.v1 import admin_service_pb2, admin_service_pb2_grpc, blacklist_pb2
 from testkit import ADMIN, ALL_SCOPES, in_days, merchant, request_id, uscc
 
-from gateway.service import Gateway
+from colending_core import public_key_from_raw
+from gateway.app import Gateway
 from partners.mock import MockBank, Script
 from partners.sdk import (
     BlacklistClient,
@@ -22,7 +23,6 @@ from partners.sdk import (
     RetryPolicy,
     verify_referral,
 )
-from partners.sdk._dsse import public_key_from_raw
 
 BORROWER_REGION = "110105"  # Beijing; the merchants are in Hangzhou, so no borrower is one
 
@@ -61,7 +61,7 @@ class StatusCounter(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
 
 def mock_bank(gateway: Gateway, bank_id: str, script: Script) -> MockBank:
     """A mock bank that trusts the gateway's published keys, pinned (it needs no channel)."""
-    keys = {k.keyid: public_key_from_raw(k.public_key) for k in gateway.published_keys()}
+    keys = {k.keyid: public_key_from_raw(k.public_key) for k in gateway.referrals.published_keys()}
     return MockBank(
         bank_id=bank_id,
         verify=lambda envelope: verify_referral(envelope, trusted_keys=keys, bank_id=bank_id),
@@ -110,7 +110,7 @@ def blacklist_client(
     """A bank's client with the network key and log keys it got out of band."""
     network_key = bytes.fromhex((data_dir / "network-key" / "network.key").read_text().strip())
     log_keys = {
-        k.keyid: public_key_from_raw(k.public_key) for k in gateway.blacklist.published_log_keys()
+        k.keyid: public_key_from_raw(k.public_key) for k in gateway.blacklist.log.published_keys()
     }
     return BlacklistClient(
         channel=channel, caller=caller, network_key=network_key, log_keys=log_keys, retry=retry

@@ -21,8 +21,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.app import Gateway
 from gateway.server import ServerConfig, open_gateway
-from gateway.service import Gateway
 
 PLATFORM = (("x-colending-caller", "platform"),)
 ADMIN = (("x-colending-caller", "admin"),)

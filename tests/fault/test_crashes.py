@@ -241,7 +241,7 @@ def test_nothing_acknowledged_is_lost_through_crashes(
             # Every acknowledged referral exists, each of its pushes is recorded delivered with
             # the receipt the bank gave first, and no bank holds a referral the store lacks.
             for referral_id in load.referrals:
-                stored = gateway.get_referral(referral_id)
+                stored = gateway.referrals.get_referral(referral_id)
                 assert {c.bank_id for c in stored.cases} == set(BANKS)
                 for case in stored.cases:
                     push = stored.pushes[case.case_id]
@@ -251,7 +251,7 @@ def test_nothing_acknowledged_is_lost_through_crashes(
                 received = [r.referral_id for r in mock.received()]
                 assert len(received) == len(set(received))
                 for referral_id in received:
-                    gateway.get_referral(referral_id)  # NotFound would fail the test
+                    gateway.referrals.get_referral(referral_id)  # NotFound would fail the test
                 assert mock.stats.rejected == 0, mock.stats.reasons
 
             # The log extends the first verified checkpoint to the last, and every report that

@@ -125,10 +125,10 @@ def test_a_killed_replicas_outbox_task_is_taken_over_after_its_lease(
             eventually(lambda: slow.stats.pushes == 1, what="the first push")
         a.kill()
         try:
-            [case] = gateway.get_referral(referral_id).cases
+            [case] = gateway.referrals.get_referral(referral_id).cases
 
             def task() -> DeliveryTask:
-                return gateway.get_referral(referral_id).pushes[case.case_id]
+                return gateway.referrals.get_referral(referral_id).pushes[case.case_id]
 
             with replicas(data_dir, postgres_schema_url, count=1):
                 eventually(

@@ -11,16 +11,15 @@ from pathlib import Path
 from sqlmodel import select
 from testkit import uscc
 
+from colending_core import IdentifierKind, root_from_leaves
 from gateway._transactions import Idempotency
+from gateway.app import Gateway
 from gateway.domain.blacklist import AppealOutcome, BlacklistRules, ListingReason
 from gateway.errors import FailedPrecondition
 from gateway.server import ServerConfig, open_gateway
-from gateway.service import Gateway
 from gateway.signing.merkle import MerkleLog
 from gateway.store.log_store import DatabaseHashStore
 from gateway.store.tables import BlacklistChangeRow
-from partners.sdk._merkle import root_from_leaves
-from partners.sdk._pseudonym import IdentifierKind
 
 THREADS = 6
 REPORTS_EACH = 5
@@ -32,7 +31,7 @@ def idem(caller: str, method: str) -> Idempotency:
 
 def test_concurrent_reports_append_one_leaf_per_index(gateway: Gateway) -> None:
     for bank_id in ("bank-a", "bank-b"):
-        gateway.register_partner(
+        gateway.partners.register_partner(
             idem=idem("admin", "RegisterPartner"),
             partner_id=bank_id,
             display_name=bank_id,
@@ -68,7 +67,7 @@ def test_concurrent_reports_append_one_leaf_per_index(gateway: Gateway) -> None:
     assert errors == []
 
     total = THREADS * REPORTS_EACH
-    with gateway._db.reading() as session:  # the test reads storage directly on purpose
+    with gateway.database.reading() as session:  # the test reads storage directly on purpose
         rows = session.exec(select(BlacklistChangeRow).order_by(BlacklistChangeRow.log_index))  # type: ignore[arg-type]
         leaves = [(r.log_index, r.leaf) for r in rows]
         log = MerkleLog(store=DatabaseHashStore(session=session))
@@ -77,7 +76,7 @@ def test_concurrent_reports_append_one_leaf_per_index(gateway: Gateway) -> None:
     assert [index for index, _ in leaves] == list(range(total))  # no gap, no fork
     # The tree the gateway signs is the tree of exactly the leaves it serves.
     assert root == root_from_leaves([leaf for _, leaf in leaves])
-    assert gateway.blacklist.checkpoint().checkpoint.root_hash == root
+    assert gateway.blacklist.log.checkpoint().checkpoint.root_hash == root
 
 
 def test_the_sweep_and_appeal_answers_never_deadlock(
@@ -89,7 +88,7 @@ def test_the_sweep_and_appeal_answers_never_deadlock(
         data_dir=data_dir, database_url=database_url, blacklist_rules=BlacklistRules(appeal_days=0)
     )
     gateway = open_gateway(config)
-    gateway.register_partner(
+    gateway.partners.register_partner(
         idem=idem("admin", "RegisterPartner"),
         partner_id="bank-a",
         display_name="bank-a",
@@ -154,7 +153,7 @@ def test_the_sweep_and_appeal_answers_never_deadlock(
     for t in threads:
         t.join(60)
     assert errors == []
-    with gateway._db.reading() as session:  # the test reads storage directly on purpose
+    with gateway.database.reading() as session:  # the test reads storage directly on purpose
         log = MerkleLog(store=DatabaseHashStore(session=session))
         rows = session.exec(select(BlacklistChangeRow).order_by(BlacklistChangeRow.log_index))  # type: ignore[arg-type]
         leaves = [r.leaf for r in rows]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from colending_core import root_from_leaves, verify_consistency, verify_inclusion
 from gateway.signing.merkle import MemoryHashStore, MerkleLog
 from gateway.store.db import Database, sqlite_url
 from gateway.store.log_store import DatabaseHashStore
-from partners.sdk._merkle import root_from_leaves, verify_consistency, verify_inclusion
 
 
 @pytest.fixture

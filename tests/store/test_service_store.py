@@ -16,15 +16,15 @@ from sqlmodel import SQLModel, select
 from testkit import blacklist_network, merchant
 
 from gateway._transactions import Idempotency
-from gateway.api.convert import encode_referral_payload, merchant_from_proto
+from gateway.app import Gateway
 from gateway.domain.consent import ConsentPurpose
 from gateway.domain.financing import FinancingState
 from gateway.domain.merchant import DataScope, MembershipTier, MerchantProfile
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.referral import ReferralPayload
 from gateway.errors import AlreadyExists, FailedPrecondition
+from gateway.referrals.convert import encode_referral_payload, merchant_from_proto
 from gateway.server import ServerConfig, open_gateway
-from gateway.service import Gateway
 from gateway.signing.keyring import KeyRing
 from gateway.store.db import Database, sqlite_url
 
@@ -53,7 +53,7 @@ def setup_bank_and_consent(
     policy: EligibilityPolicy | None = None,
     scopes: list[DataScope] = ALL,
 ) -> str:
-    gateway.register_partner(
+    gateway.partners.register_partner(
         idem=Idempotency(
             caller="admin", method="RegisterPartner", request_id=str(uuid.uuid4()), fingerprint="x"
         ),
@@ -63,7 +63,7 @@ def setup_bank_and_consent(
         policy=policy,
         decision_public_key=b"",
     )
-    consent = gateway.record_consent(
+    consent = gateway.consents.record_consent(
         idem=idem("RecordConsent"),
         platform_merchant_id="m-1001",
         bank_ids=["bank-a"],
@@ -91,7 +91,7 @@ def test_concurrent_twins_create_one_referral(gateway: Gateway) -> None:
 
     def submit() -> None:
         try:
-            referral = gateway.submit_referral(
+            referral = gateway.referrals.submit_referral(
                 idem=request, merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"]
             )
             results.append(referral.referral_id)
@@ -105,19 +105,21 @@ def test_concurrent_twins_create_one_referral(gateway: Gateway) -> None:
         t.join()
     assert errors == []
     assert len(set(results)) == 1
-    page = gateway.list_referrals(page_size=50, page_token="", platform_merchant_id="", state=None)
+    page = gateway.referrals.list_referrals(
+        page_size=50, page_token="", platform_merchant_id="", state=None
+    )
     assert [r.referral_id for r in page.items] == results[:1]
 
 
 def test_same_request_id_with_other_content_is_already_exists(gateway: Gateway) -> None:
     consent_id = setup_bank_and_consent(gateway)
-    first = gateway.submit_referral(
+    first = gateway.referrals.submit_referral(
         idem=idem("SubmitReferral", "r-1", fingerprint="a"),
         merchant=profile(),
         consent_id=consent_id,
         bank_ids=["bank-a"],
     )
-    again = gateway.submit_referral(
+    again = gateway.referrals.submit_referral(
         idem=idem("SubmitReferral", "r-1", fingerprint="a"),
         merchant=profile(),
         consent_id=consent_id,
@@ -126,7 +128,7 @@ def test_same_request_id_with_other_content_is_already_exists(gateway: Gateway) 
     assert again.referral_id == first.referral_id
     assert again.cases[0].envelope == first.cases[0].envelope
     with pytest.raises(AlreadyExists, match="already used for a different SubmitReferral"):
-        gateway.submit_referral(
+        gateway.referrals.submit_referral(
             idem=idem("SubmitReferral", "r-1", fingerprint="b"),
             merchant=profile(),
             consent_id=consent_id,
@@ -143,7 +145,7 @@ def test_consent_revoked_while_signing_writes_nothing(
     consent_ids: list[str] = []
 
     def revoking_encoder(payload: ReferralPayload) -> bytes:
-        holder["gw"].revoke_consent(
+        holder["gw"].consents.revoke_consent(
             idem=idem("RevokeConsent"), consent_id=consent_ids[0], reason="merchant asked"
         )
         return encode_referral_payload(payload)
@@ -161,7 +163,7 @@ def test_consent_revoked_while_signing_writes_nothing(
     consent_ids.append(setup_bank_and_consent(gateway))
     before = row_counts(database)
     with pytest.raises(FailedPrecondition, match="consent stopped being ACTIVE"):
-        gateway.submit_referral(
+        gateway.referrals.submit_referral(
             idem=idem("SubmitReferral"),
             merchant=profile(),
             consent_id=consent_ids[0],
@@ -193,7 +195,7 @@ def test_partner_policy_round_trips_through_storage(gateway: Gateway) -> None:
         ordered_delivery=True,
     )
     setup_bank_and_consent(gateway, policy=policy)
-    [stored] = gateway.list_partners(page_size=10, page_token="", state=None).items
+    [stored] = gateway.partners.list_partners(page_size=10, page_token="", state=None).items
     assert stored.policy == policy
 
 
@@ -201,16 +203,16 @@ def test_reopening_the_data_directory_keeps_everything(data_dir: Path) -> None:
     config = ServerConfig(data_dir=data_dir)
     first = open_gateway(config)
     consent_id = setup_bank_and_consent(first)
-    referral = first.submit_referral(
+    referral = first.referrals.submit_referral(
         idem=idem("SubmitReferral"),
         merchant=profile(),
         consent_id=consent_id,
         bank_ids=["bank-a"],
     )
-    keyid = first.published_keys()[0].keyid
+    keyid = first.referrals.published_keys()[0].keyid
     second = open_gateway(config)
-    assert second.get_referral(referral.referral_id) == referral
-    assert second.published_keys()[0].keyid == keyid
+    assert second.referrals.get_referral(referral.referral_id) == referral
+    assert second.referrals.published_keys()[0].keyid == keyid
 
 
 def test_banks_receive_the_canonical_credit_code(gateway: Gateway) -> None:
@@ -223,7 +225,7 @@ def test_banks_receive_the_canonical_credit_code(gateway: Gateway) -> None:
             unified_social_credit_code=f"  {raw.identity.unified_social_credit_code.lower()} ",
         ),
     )
-    referral = gateway.submit_referral(
+    referral = gateway.referrals.submit_referral(
         idem=idem("SubmitReferral"), merchant=typed, consent_id=consent_id, bank_ids=["bank-a"]
     )
     payload = referral_pb2.ReferralPayload.FromString(referral.cases[0].envelope.payload)
@@ -236,7 +238,7 @@ def test_reasons_reach_a_bank_only_for_shared_sections(gateway: Gateway) -> None
     """An IDENTITY-only consent: the bank gets the score and grade, but no reason restating
     trade, membership or verification data it was not allowed to see."""
     consent_id = setup_bank_and_consent(gateway, scopes=[DataScope.IDENTITY])
-    referral = gateway.submit_referral(
+    referral = gateway.referrals.submit_referral(
         idem=idem("SubmitReferral"),
         merchant=profile(),
         consent_id=consent_id,
@@ -272,14 +274,16 @@ def test_expiry_sweep_moves_undecided_cases_once(data_dir: Path, database_url: s
         clock=clock,
     )
     consent_id = setup_bank_and_consent(gateway)
-    referral = gateway.submit_referral(
+    referral = gateway.referrals.submit_referral(
         idem=idem("SubmitReferral"), merchant=profile(), consent_id=consent_id, bank_ids=["bank-a"]
     )
-    assert gateway.expire_due() == 0  # still valid
+    assert gateway.financing.expire_due() == 0  # still valid
     clock.now += timedelta(days=30, seconds=1)  # the default policy's TTL is 30 days
-    assert gateway.expire_due(batch=1) == 1
-    assert gateway.expire_due() == 0  # a second sweeper finds nothing left
-    detail = gateway.get_financing_case(bank_id="bank-a", case_id=referral.cases[0].case_id)
+    assert gateway.financing.expire_due(batch=1) == 1
+    assert gateway.financing.expire_due() == 0  # a second sweeper finds nothing left
+    detail = gateway.financing.get_financing_case(
+        bank_id="bank-a", case_id=referral.cases[0].case_id
+    )
     assert detail.case.state is FinancingState.EXPIRED
     assert (detail.history[-1].actor, detail.history[-1].from_state) == (
         "gateway",

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from colending_core import IdentifierKind, decode_leaf
 from gateway._transactions import BUSINESS_TZ
 from gateway.domain import blacklist as rules
 from gateway.domain.blacklist import (
@@ -17,8 +18,6 @@ from gateway.domain.blacklist import (
     ListingReason,
 )
 from gateway.errors import FailedPrecondition
-from partners.sdk._leaf import decode_leaf
-from partners.sdk._pseudonym import IdentifierKind
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 RULES = BlacklistRules()

@@ -9,23 +9,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gateway.signing.dsse import sign_envelope
-from partners.sdk._dsse import (
+from colending_core import (
     DECISION_PAYLOAD_TYPE,
     REFERRAL_PAYLOAD_TYPE,
-    Envelope,
-    Signature,
-    key_id,
-    pae,
-    public_key_from_raw,
-    verify_envelope,
-)
-from partners.sdk._errors import (
     BadSignatureError,
+    Envelope,
     MalformedEnvelopeError,
+    Signature,
     UnknownKeyError,
     VerificationError,
     WrongPayloadTypeError,
+    key_id,
+    pae,
+    public_key_from_raw,
+    sign_envelope,
+    verify_envelope,
 )
 
 PAYLOAD = b"\x0a\x05ref-1\x12\x07bank-01"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.domain.identifiers import (
+from colending_core import (
     USCC_ALPHABET,
     IdentifierError,
     is_region_code,

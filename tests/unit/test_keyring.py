@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from colending_core import REFERRAL_PAYLOAD_TYPE, UnknownKeyError, verify_envelope
 from gateway.signing.keyring import InsecureKeyFileError, KeyRing, KeyRingError
-from partners.sdk._dsse import REFERRAL_PAYLOAD_TYPE, verify_envelope
-from partners.sdk._errors import UnknownKeyError
 
 TTL = timedelta(days=7)
 

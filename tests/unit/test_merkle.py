@@ -12,19 +12,19 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from gateway.signing.merkle import MemoryHashStore, MerkleLog, NodeKey
-from partners.sdk._errors import VerificationError
-from partners.sdk._merkle import (
+from colending_core import (
     EMPTY_ROOT,
     ConsistencyProofError,
     InclusionProofError,
     ProofError,
+    VerificationError,
     leaf_hash,
     node_hash,
     root_from_leaves,
     verify_consistency,
     verify_inclusion,
 )
+from gateway.signing.merkle import MemoryHashStore, MerkleLog, NodeKey
 
 # --- reference definitions (RFC 9162 section 2.1) -------------------------------------------------
 

@@ -7,8 +7,8 @@ import hmac
 
 import pytest
 
+from colending_core import NETWORK_KEY_BYTES, PSEUDONYM_BYTES, normalize
 from partners.sdk import IdentifierError, IdentifierKind, pseudonym
-from partners.sdk._pseudonym import NETWORK_KEY_BYTES, PSEUDONYM_BYTES, normalize
 
 KEY = hashlib.sha256(b"test network key").digest()
 USCC = IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE

@@ -24,6 +24,21 @@ import pytest
 from colending.v1 import blacklist_pb2, blacklist_service_pb2, common_pb2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from colending_core import (
+    CHECKPOINT_PAYLOAD_TYPE,
+    EMPTY_ROOT,
+    Envelope,
+    LeafAppeal,
+    LeafChange,
+    LeafEntry,
+    Signature,
+    encode_leaf,
+    format_checkpoint,
+    key_id,
+    leaf_hash,
+    pae,
+    root_from_leaves,
+)
 from partners.sdk import (
     CHECK_BATCH_SIZE,
     LOG_ORIGIN,
@@ -48,10 +63,6 @@ from partners.sdk import (
     pseudonym,
     verify_checkpoint,
 )
-from partners.sdk._checkpoint import format_checkpoint
-from partners.sdk._dsse import CHECKPOINT_PAYLOAD_TYPE, Envelope, Signature, key_id, pae
-from partners.sdk._leaf import LeafAppeal, LeafChange, LeafEntry, encode_leaf
-from partners.sdk._merkle import EMPTY_ROOT, leaf_hash, root_from_leaves
 
 T0 = datetime(2026, 11, 28, 11, 25, 12, 123456, tzinfo=UTC)
 P1 = hashlib.sha256(b"borrower-1").digest()

@@ -9,27 +9,25 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from colending_core import (
+    CHECKPOINT_PAYLOAD_TYPE,
+    LOG_ORIGIN,
+    REFERRAL_PAYLOAD_TYPE,
+    Checkpoint,
+    Envelope,
+    Signature,
+    format_checkpoint,
+    key_id,
+    pae,
+    parse_checkpoint,
+    verify_checkpoint,
+)
 from partners.sdk import (
     BadSignatureError,
     MalformedEnvelopeError,
     UnknownKeyError,
     VerificationError,
     WrongPayloadTypeError,
-)
-from partners.sdk._checkpoint import (
-    LOG_ORIGIN,
-    Checkpoint,
-    format_checkpoint,
-    parse_checkpoint,
-    verify_checkpoint,
-)
-from partners.sdk._dsse import (
-    CHECKPOINT_PAYLOAD_TYPE,
-    REFERRAL_PAYLOAD_TYPE,
-    Envelope,
-    Signature,
-    key_id,
-    pae,
 )
 
 ROOT = hashlib.sha256(b"root").digest()

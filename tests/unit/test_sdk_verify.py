@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.signing.dsse import sign_envelope
+from colending_core import sign_envelope
 from gateway.signing.keyring import KeyRing
 from partners.sdk import (
     DECISION_PAYLOAD_TYPE,

@@ -20,8 +20,8 @@ U+3000 is the ideographic space) and upper-cases, so ``x`` becomes ``X``. Nothin
 forgiven (no dashes), because these values are hashed into blacklist pseudonyms: two spellings
 of one code must give one pseudonym, and a typo must be an error, not a different borrower.
 
-The gateway's domain re-exports this module; it lives in the SDK so that a bank computes
-pseudonyms from exactly the same rules, with the standard library only.
+The gateway and the SDK both use this module, so that a bank computes pseudonyms from exactly
+the same rules, with the standard library only.
 """
 
 from __future__ import annotations

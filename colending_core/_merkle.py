@@ -24,7 +24,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-from partners.sdk._errors import VerificationError
+from colending_core._errors import VerificationError
 
 __all__ = [
     "EMPTY_ROOT",

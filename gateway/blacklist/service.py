@@ -1,19 +1,26 @@
-"""The blacklist network's use cases: report, check, appeal, expire, sync, prove.
+"""The blacklist network's use cases: report, check, appeal, expire, and the platform's enforcement
+events. The log they append to, and its proofs, are :mod:`gateway.blacklist.log`.
 
-Like :mod:`gateway.service`, nothing here knows about gRPC. The financing side meets the
+Like every capability's use cases, nothing here knows about gRPC. The financing side meets the
 blacklist in one place, :meth:`BlacklistNetwork.record_default_in` (and its counterpart
 :meth:`BlacklistNetwork.end_default_in`), called inside the loan event's own transaction.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlmodel import Session
 
+from colending_core import (
+    PSEUDONYM_BYTES,
+    IdentifierError,
+    IdentifierKind,
+    decode_leaf,
+    pseudonym,
+)
 from gateway._transactions import (
     BUSINESS_TZ,
     Idempotency,
@@ -24,6 +31,7 @@ from gateway._transactions import (
     require_active_partner,
     utc_now,
 )
+from gateway.blacklist.log import BlacklistLog
 from gateway.domain import blacklist as rules_
 from gateway.domain import paging
 from gateway.domain.blacklist import (
@@ -45,21 +53,13 @@ from gateway.errors import (
     NotFound,
     PermissionDenied,
 )
-from gateway.signing.keyring import KeyRing, PublishedKey
-from gateway.signing.merkle import MerkleLog
+from gateway.signing.keyring import KeyRing
 from gateway.store import blacklist_repository as bl
 from gateway.store import repository as repo
-from gateway.store.blacklist_repository import EnforcementEvent, LoggedChange
+from gateway.store.blacklist_repository import EnforcementEvent
 from gateway.store.db import Database
 from gateway.store.log_store import DatabaseHashStore
-from partners.sdk._checkpoint import LOG_ORIGIN, Checkpoint, format_checkpoint
-from partners.sdk._dsse import CHECKPOINT_PAYLOAD_TYPE, Envelope
-from partners.sdk._identifiers import IdentifierError
-from partners.sdk._leaf import decode_leaf
-from partners.sdk._pseudonym import PSEUDONYM_BYTES, IdentifierKind, pseudonym
 
-# Checkpoints are evidence for as long as anyone keeps one: retired log keys stay published.
-LOG_KEY_RETENTION = timedelta(days=100 * 366)
 RESTRICT = "restrict_store"
 LIFT = "lift_restriction"
 # States of a case that has lent money (a report needs one as evidence).
@@ -100,12 +100,6 @@ class CheckResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SignedCheckpoint:
-    envelope: Envelope
-    checkpoint: Checkpoint
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class EnforcementPage:
     events: list[EnforcementEvent]
     next_page_token: str
@@ -122,14 +116,11 @@ class BlacklistNetwork:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._db = database
-        self._log_keyring = log_keyring
         self._network_key = network_key
         self._rules = rules
         self._clock = clock
         self._tx = Transactions(database=database, clock=clock)
-        # Wakes local sync streams as soon as a change commits here; streams also poll, which
-        # is how they see changes committed by other replicas.
-        self._changed = threading.Condition()
+        self.log = BlacklistLog(database=database, log_keyring=log_keyring, clock=clock)
 
     @property
     def rules(self) -> BlacklistRules:
@@ -232,7 +223,7 @@ class BlacklistNetwork:
             return f"{change.log_index}", change
 
         change = self._tx.idempotent(idem, replay=_replay_change, act=act)
-        self._notify()
+        self.log.changed()
         return change
 
     def record_default_in(
@@ -284,10 +275,6 @@ class BlacklistNetwork:
     def require_active_partner(self, bank_id: str) -> None:
         with self._db.reading() as session:
             require_active_partner(session, bank_id)
-
-    def changed(self) -> None:
-        """Tell local sync streams that a transaction which logged changes has committed."""
-        self._notify()
 
     # --- checks --------------------------------------------------------------------------
 
@@ -347,7 +334,7 @@ class BlacklistNetwork:
             return entry_id, entry
 
         entry = self._tx.idempotent(idem, replay=_replay_entry, act=act)
-        self._notify()
+        self.log.changed()
         return entry
 
     def resolve_appeal(
@@ -381,7 +368,7 @@ class BlacklistNetwork:
             return entry_id, entry
 
         entry = self._tx.idempotent(idem, replay=_replay_entry, act=act)
-        self._notify()
+        self.log.changed()
         return entry
 
     # --- the sweep -----------------------------------------------------------------------
@@ -408,76 +395,9 @@ class BlacklistNetwork:
                         continue
                     self._log(session, step[0], step[1], current, now)
                     changed += 1
-            self._notify()
+            self.log.changed()
             if len(due) < batch and len(lapsed) < batch:
                 return changed
-
-    # --- the log -------------------------------------------------------------------------
-
-    def log_size(self) -> int:
-        with self._db.reading() as session:
-            return DatabaseHashStore(session=session).size()
-
-    def checkpoint(self, tree_size: int | None = None) -> SignedCheckpoint:
-        """A checkpoint of the log now (or of an earlier size), signed by the log key."""
-        with self._db.reading() as session:
-            log = MerkleLog(store=DatabaseHashStore(session=session))
-            size = log.size if tree_size is None else tree_size
-            root = log.root(size)
-        checkpoint = Checkpoint(
-            origin=LOG_ORIGIN, tree_size=size, root_hash=root, timestamp=self._clock()
-        )
-        envelope = self._log_keyring.sign(
-            format_checkpoint(checkpoint), payload_type=CHECKPOINT_PAYLOAD_TYPE
-        )
-        return SignedCheckpoint(envelope=envelope, checkpoint=checkpoint)
-
-    def inclusion_proof(self, *, log_index: int, tree_size: int) -> tuple[int, bytes, list[bytes]]:
-        """``(tree_size, leaf, audit path)``; ``tree_size`` 0 means the current size."""
-        with self._db.reading() as session:
-            log = MerkleLog(store=DatabaseHashStore(session=session))
-            size = log.size if tree_size == 0 else tree_size
-            if not 0 < size <= log.size:
-                raise InvalidArgument.single(
-                    "tree_size", f"must be between 1 and the log size {log.size} (0: the latest)"
-                )
-            if not 0 <= log_index < size:
-                raise InvalidArgument.single(
-                    "log_index", f"must be between 0 and {size - 1} (below the tree size)"
-                )
-            leaf = bl.leaf_at(session, log_index)
-            assert leaf is not None, "every leaf hash has its leaf"
-            return size, leaf, log.inclusion_proof(log_index, size)
-
-    def consistency_proof(self, *, first: int, second: int) -> tuple[int, list[bytes]]:
-        """``(second tree size, proof)``; ``second`` 0 means the current size."""
-        with self._db.reading() as session:
-            log = MerkleLog(store=DatabaseHashStore(session=session))
-            size = log.size if second == 0 else second
-            if not 0 <= size <= log.size:
-                raise InvalidArgument.single(
-                    "second_tree_size",
-                    f"must be between 0 and the log size {log.size} (0: the latest)",
-                )
-            if not 0 <= first <= size:
-                raise InvalidArgument.single(
-                    "first_tree_size", f"must be between 0 and the second tree size {size}"
-                )
-            return size, log.consistency_proof(first, size)
-
-    def changes_from(self, start: int, *, limit: int = 500) -> list[LoggedChange]:
-        if start < 0:
-            raise InvalidArgument.single("from_log_index", "must not be negative")
-        with self._db.reading() as session:
-            return bl.changes_from(session, start=start, limit=limit)
-
-    def wait_for_change(self, timeout: float) -> None:
-        """Block until a local change commits or ``timeout`` seconds pass."""
-        with self._changed:
-            self._changed.wait(timeout)
-
-    def published_log_keys(self) -> list[PublishedKey]:
-        return self._log_keyring.published_keys(now=self._clock(), retain_for=LOG_KEY_RETENTION)
 
     # --- enforcement ---------------------------------------------------------------------
 
@@ -543,10 +463,6 @@ class BlacklistNetwork:
                 case_id=case_id or entry.evidence_case_id,
                 now=now,
             )
-
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
 
 
 def _restrict_reason(entry: BlacklistEntry) -> str:

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from partners.sdk._errors import (
+from colending_core._errors import (
     BadSignatureError,
     MalformedEnvelopeError,
     UnknownKeyError,

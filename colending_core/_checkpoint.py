@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from partners.sdk._dsse import CHECKPOINT_PAYLOAD_TYPE, Envelope, verify_envelope
-from partners.sdk._errors import MalformedEnvelopeError
-from partners.sdk._merkle import HASH_SIZE
+from colending_core._dsse import CHECKPOINT_PAYLOAD_TYPE, Envelope, verify_envelope
+from colending_core._errors import MalformedEnvelopeError
+from colending_core._merkle import HASH_SIZE
 
 __all__ = ["LOG_ORIGIN", "Checkpoint", "format_checkpoint", "parse_checkpoint", "verify_checkpoint"]
 

@@ -3,7 +3,7 @@
 ``pseudonym = HMAC-SHA256(network key, prefix || normalised identifier)``, where the prefix is
 ``b"uscc:"`` for a unified social credit code and ``b"rid:"`` for a resident identity number
 (so one string can never name two kinds of borrower) and the identifier is normalised and its
-check character verified first (see :mod:`partners.sdk._identifiers`). The network key is a
+check character verified first (see :mod:`colending_core._identifiers`). The network key is a
 secret the gateway shares with its partner banks out of band; without it a pseudonym cannot be
 tested against a guessed identifier, which a plain hash of an 18-character code would allow.
 """
@@ -14,7 +14,7 @@ import enum
 import hashlib
 import hmac
 
-from partners.sdk._identifiers import normalize_resident_id, normalize_uscc
+from colending_core._identifiers import normalize_resident_id, normalize_uscc
 
 __all__ = ["NETWORK_KEY_BYTES", "PSEUDONYM_BYTES", "IdentifierKind", "normalize", "pseudonym"]
 

@@ -16,17 +16,20 @@ from typing import Generic, TypeVar
 
 from sqlmodel import Session
 
+from colending_core import (
+    BadSignatureError,
+    Envelope,
+    UnknownKeyError,
+    WrongPayloadTypeError,
+    key_id,
+    public_key_from_raw,
+    verify_envelope,
+)
 from gateway._transactions import raise_all
 from gateway.domain.evidence import Evidence, Statement, statement_problems
 from gateway.domain.partner import Partner
 from gateway.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument
 from gateway.store import repository as repo
-from partners.sdk._dsse import Envelope, key_id, public_key_from_raw, verify_envelope
-from partners.sdk._errors import (
-    BadSignatureError,
-    UnknownKeyError,
-    WrongPayloadTypeError,
-)
 
 T = TypeVar("T")
 

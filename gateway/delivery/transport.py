@@ -13,7 +13,7 @@ import grpc
 from colending.v1 import bank_receiver_service_pb2, bank_receiver_service_pb2_grpc
 
 from gateway.api.convert import envelope_to_proto
-from gateway.delivery import DeliveryError
+from gateway.delivery.dispatcher import DeliveryError
 from gateway.domain.delivery import Receipt
 from gateway.domain.referral import SignedPayload
 

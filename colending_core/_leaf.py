@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from partners.sdk._errors import MalformedEnvelopeError
+from colending_core._errors import MalformedEnvelopeError
 
 __all__ = [
     "CHANGE_TYPES",
