@@ -1,5 +1,6 @@
 """Fixtures shared by every suite: database backends (SQLite always, PostgreSQL when it is
-there, and always under CI) and a Gateway facade on a temporary data directory."""
+there, and always under CI) and a Gateway (the capability services) on a temporary data
+directory."""
 
 from __future__ import annotations
 

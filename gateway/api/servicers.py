@@ -1,9 +1,10 @@
-"""The four gRPC services, each assembled from its capabilities' RPCs.
+"""The gRPC services, each assembled from its capabilities' RPCs.
 
 A service's RPCs belong to several capabilities (PartnerBankService serves referrals and
 financing; AdminService partners, financing, delivery and signing keys), so each capability's
 ``servicer`` module holds its share as a class and the service here inherits the shares, ahead
-of the generated base class whose methods answer UNIMPLEMENTED.
+of the generated base class whose methods answer UNIMPLEMENTED. BlacklistService belongs to
+the blacklist alone, so its servicer is one class there, re-exported here.
 """
 
 from __future__ import annotations

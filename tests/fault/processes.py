@@ -264,7 +264,7 @@ def replicas(
     data_dir: Path, database_url: str, count: int = 2, **options: float
 ) -> Iterator[tuple[Gateway, list[Replica]]]:
     """``count`` replicas sharing one data directory (the keys) and one database, started in
-    turn, stopped at the end; also the facade over the same store, for the test's own reads.
+    turn, stopped at the end; also a Gateway over the same store, for the test's own reads.
     Their logs are printed at the end (pytest shows them when the test fails)."""
     # Keys and schema first, so the replicas start on a ready data directory.
     gateway = open_gateway(ServerConfig(data_dir=data_dir, database_url=database_url))

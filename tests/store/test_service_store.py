@@ -1,5 +1,5 @@
-"""The service facade on real databases (SQLite and PostgreSQL): idempotency under concurrency,
-atomic refusals, and values that survive a round trip through storage."""
+"""The capability services on real databases (SQLite and PostgreSQL): idempotency under
+concurrency, atomic refusals, and values that survive a round trip through storage."""
 
 from __future__ import annotations
 
