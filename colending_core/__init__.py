@@ -17,6 +17,7 @@ from colending_core._checkpoint import (
     verify_checkpoint,
 )
 from colending_core._dsse import (
+    ALERT_PAYLOAD_TYPE,
     CHECKPOINT_PAYLOAD_TYPE,
     DECISION_PAYLOAD_TYPE,
     ED25519_PUBLIC_KEY_LENGTH,
@@ -94,6 +95,7 @@ from colending_core._pseudonym import (
 )
 
 __all__ = [
+    "ALERT_PAYLOAD_TYPE",
     "CHANGE_TYPES",
     "CHECKPOINT_PAYLOAD_TYPE",
     "DECISION_PAYLOAD_TYPE",

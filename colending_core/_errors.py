@@ -73,31 +73,31 @@ class MismatchedEvidenceError(VerificationError):
 
 
 class MisaddressedReferralError(VerificationError):
-    """The referral is addressed to another bank (a replay across banks)."""
+    """The referral (or alert) is addressed to another bank (a replay across banks)."""
 
-    def __init__(self, *, addressed_to: str, expected: str) -> None:
+    def __init__(self, *, addressed_to: str, expected: str, what: str = "referral") -> None:
         self.addressed_to = addressed_to
         self.expected = expected
-        super().__init__(f"referral is addressed to {addressed_to!r}, not {expected!r}")
+        super().__init__(f"{what} is addressed to {addressed_to!r}, not {expected!r}")
 
 
 class ReferralExpiredError(VerificationError):
-    """The referral's expiry time has passed."""
+    """The referral's (or alert's) expiry time has passed."""
 
-    def __init__(self, *, expires_at: datetime, now: datetime) -> None:
+    def __init__(self, *, expires_at: datetime, now: datetime, what: str = "referral") -> None:
         self.expires_at = expires_at
         self.now = now
-        super().__init__(f"referral expired at {expires_at.isoformat()} (now {now.isoformat()})")
+        super().__init__(f"{what} expired at {expires_at.isoformat()} (now {now.isoformat()})")
 
 
 class ReferralNotYetValidError(VerificationError):
-    """The referral's issue time lies in the future beyond the allowed clock skew."""
+    """The referral's (or alert's) issue time lies in the future beyond the allowed skew."""
 
-    def __init__(self, *, issued_at: datetime, now: datetime) -> None:
+    def __init__(self, *, issued_at: datetime, now: datetime, what: str = "referral") -> None:
         self.issued_at = issued_at
         self.now = now
         super().__init__(
-            f"referral is issued at {issued_at.isoformat()}, after now ({now.isoformat()})"
+            f"{what} is issued at {issued_at.isoformat()}, after now ({now.isoformat()})"
         )
 
 

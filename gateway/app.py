@@ -2,7 +2,8 @@
 signing key ring, one blacklist network and one clock.
 
 Every use case lives in its capability's package (``gateway.referrals``, ``gateway.financing``,
-``gateway.blacklist``, ``gateway.partners``, ``gateway.delivery``); this only builds them, so the
+``gateway.blacklist``, ``gateway.partners``, ``gateway.delivery``,
+``gateway.monitoring``); this only builds them, so the
 servicers, the CLI and the tests reach each through one object.
 """
 
@@ -17,6 +18,7 @@ from gateway._transactions import utc_now
 from gateway.blacklist import BlacklistNetwork
 from gateway.delivery import DeliveryTasks, Dispatcher
 from gateway.financing import Financing
+from gateway.monitoring import AlertEncoder, Monitoring
 from gateway.partners import PartnerRegistry
 from gateway.referrals import Consents, ReferralEncoder, Referrals
 from gateway.signing.keyring import KeyRing
@@ -30,6 +32,7 @@ class Gateway:
         database: Database,
         keyring: KeyRing,
         encode_referral: ReferralEncoder,
+        encode_alert: AlertEncoder,
         blacklist: BlacklistNetwork,
         clock: Callable[[], datetime] = utc_now,
         dispatcher: Dispatcher | None = None,
@@ -48,6 +51,13 @@ class Gateway:
             blacklist=blacklist,
             clock=clock,
             dispatcher=dispatcher,
+        )
+        self.monitoring = Monitoring(
+            database=database,
+            keyring=keyring,
+            encode_alert=encode_alert,
+            blacklist=blacklist,
+            clock=clock,
         )
         self.deliveries = DeliveryTasks(database=database, clock=clock, dispatcher=dispatcher)
 

@@ -36,6 +36,7 @@ from gateway.delivery import BankTransport, Dispatcher
 from gateway.delivery.transport import GrpcBankTransport
 from gateway.domain.blacklist import BlacklistRules
 from gateway.domain.delivery import DeliveryPolicy
+from gateway.monitoring.convert import encode_alert_payload
 from gateway.referrals.convert import encode_referral_payload
 from gateway.signing.keyring import KeyRing
 from gateway.signing.network_key import open_network_key
@@ -109,6 +110,7 @@ def open_gateway(config: ServerConfig, *, transport: BankTransport | None = None
         database=database,
         keyring=KeyRing.open(config.data_dir / "keys"),
         encode_referral=encode_referral_payload,
+        encode_alert=encode_alert_payload,
         blacklist=blacklist,
         dispatcher=dispatcher,
     )

@@ -24,6 +24,7 @@ from gateway.app import Gateway
 from gateway.blacklist.servicer import BlacklistServicer, EnforcementRpcs
 from gateway.delivery.servicer import DeliveryAdminRpcs
 from gateway.financing.servicer import CounterOfferRpcs, FinancingBankRpcs, PortfolioRpcs
+from gateway.monitoring.servicer import AlertBankRpcs, MonitoringRpcs
 from gateway.partners.servicer import PartnerAdminRpcs
 from gateway.referrals.servicer import ReferralBankRpcs, ReferralRpcs, SigningKeyAdminRpcs
 
@@ -34,6 +35,7 @@ class ReferralServicer(
     ReferralRpcs,
     CounterOfferRpcs,
     EnforcementRpcs,
+    MonitoringRpcs,
     referral_service_pb2_grpc.ReferralServiceServicer,
 ):
     def __init__(self, *, gateway: Gateway, clock: Callable[[], datetime] = utc_now) -> None:
@@ -41,12 +43,14 @@ class ReferralServicer(
         self._consents = gateway.consents
         self._financing = gateway.financing
         self._blacklist = gateway.blacklist
+        self._monitoring = gateway.monitoring
         self._clock = clock
 
 
 class PartnerBankServicer(
     ReferralBankRpcs,
     FinancingBankRpcs,
+    AlertBankRpcs,
     partner_bank_service_pb2_grpc.PartnerBankServiceServicer,
 ):
     def __init__(
@@ -59,6 +63,7 @@ class PartnerBankServicer(
         self._referrals = gateway.referrals
         self._financing = gateway.financing
         self._blacklist = gateway.blacklist
+        self._monitoring = gateway.monitoring
         self._streams = streams or StreamSlots(limit=4, per_caller=2)
         self._limiter = limiter
 

@@ -14,6 +14,7 @@ MAX_CONSENT_DURATION = timedelta(days=3 * 365)
 
 class ConsentPurpose(enum.Enum):
     CREDIT_REFERRAL = "credit_referral"
+    MONITORING = "monitoring"
 
 
 class ConsentState(enum.Enum):
@@ -44,9 +45,15 @@ class Consent:
 
 
 def coverage_problems(
-    consent: Consent, *, merchant_id: str, bank_id: str, now: datetime
+    consent: Consent,
+    *,
+    merchant_id: str,
+    bank_id: str,
+    now: datetime,
+    purpose: ConsentPurpose = ConsentPurpose.CREDIT_REFERRAL,
 ) -> list[PreconditionViolation]:
-    """Every reason ``consent`` does not let the merchant's referral go to ``bank_id`` now."""
+    """Every reason ``consent`` does not let the merchant's data go to ``bank_id`` now for
+    ``purpose``."""
     subject = f"consents/{consent.consent_id}"
     problems = []
     if consent.platform_merchant_id != merchant_id:
@@ -73,10 +80,12 @@ def coverage_problems(
                 f"consent does not cover bank {bank_id!r} (covers {', '.join(consent.bank_ids)})",
             )
         )
-    if consent.purpose is not ConsentPurpose.CREDIT_REFERRAL:
+    if consent.purpose is not purpose:
         problems.append(
             PreconditionViolation(
-                "CONSENT_PURPOSE", subject, "consent purpose is not CREDIT_REFERRAL"
+                "CONSENT_PURPOSE",
+                subject,
+                f"consent purpose is {consent.purpose.name}, it must be {purpose.name}",
             )
         )
     return problems

@@ -13,6 +13,9 @@ Defaults (sources in ``/work/shared/reference/domain-notes.md``):
   institution fund at least 30 %; the bank keeps at least 10 % (cf. RBI 2025 "at least 10 %
   each"), so it keeps skin in the game.
 * Referrals expire after 30 days, so a bank never decides on stale reputation data.
+* Early warnings (``monitoring``, rules in ``gateway.domain.monitoring``): GMV down more than
+  30 % (WARNING) or 60 % (CRITICAL) against the 3 months before, disputes above 5 %, refunds
+  above 10 %: the gateway's defaults, for a bank to tune.
 
 Empty ``allowed_region_codes`` or ``allowed_tiers`` mean "no restriction". ``exposure_cap_fen``
 0 means no cap. A policy is data, not code: :func:`validate_policy` checks one before it is
@@ -31,6 +34,18 @@ from gateway.domain.money import BPS_WHOLE, yuan
 from gateway.errors import FieldViolation
 
 MAX_AMOUNT_FEN: Final = 10**14  # RMB 1 trillion: far above any loan, far below int64 overflow
+
+
+MAX_TRAILING_MONTHS: Final = 12
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitoringPolicy:
+    gmv_decline_warning_bps: int = 3000
+    gmv_decline_critical_bps: int = 6000
+    gmv_trailing_months: int = 3
+    dispute_rate_alert_bps: int = 500
+    refund_rate_alert_bps: int = 1000
 
 
 class BlacklistAction(enum.Enum):
@@ -56,6 +71,7 @@ class EligibilityPolicy:
     blacklist_action: BlacklistAction = BlacklistAction.REFUSE
     referral_ttl_days: int = 30
     ordered_delivery: bool = False
+    monitoring: MonitoringPolicy = MonitoringPolicy()
 
 
 DEFAULT_POLICY: Final = EligibilityPolicy()
@@ -149,4 +165,40 @@ def validate_policy(
             FieldViolation(f"{p}blacklist_action", f"{policy.blacklist_action!r} is not an action")
         )
     _range(out, f"{p}referral_ttl_days", policy.referral_ttl_days, 1, 365, "days")
+    out += monitoring_policy_problems(policy.monitoring, field_prefix=f"{p}monitoring")
+    return out
+
+
+def monitoring_policy_problems(
+    policy: MonitoringPolicy, *, field_prefix: str
+) -> list[FieldViolation]:
+    p = f"{field_prefix}."
+    out: list[FieldViolation] = []
+
+    def check(name: str, low: int, high: int, unit: str) -> bool:
+        value: int = getattr(policy, name)
+        if low <= value <= high:
+            return True
+        out.append(
+            FieldViolation(f"{p}{name}", f"must be between {low} and {high} {unit}, got {value}")
+        )
+        return False
+
+    warning_ok = check("gmv_decline_warning_bps", 1, BPS_WHOLE, "basis points")
+    critical_ok = check("gmv_decline_critical_bps", 1, BPS_WHOLE, "basis points")
+    if (
+        warning_ok
+        and critical_ok
+        and policy.gmv_decline_warning_bps > policy.gmv_decline_critical_bps
+    ):
+        out.append(
+            FieldViolation(
+                f"{p}gmv_decline_warning_bps",
+                f"must not exceed gmv_decline_critical_bps ({policy.gmv_decline_critical_bps}), "
+                f"got {policy.gmv_decline_warning_bps}",
+            )
+        )
+    check("gmv_trailing_months", 1, MAX_TRAILING_MONTHS, "months")
+    check("dispute_rate_alert_bps", 1, BPS_WHOLE, "basis points")
+    check("refund_rate_alert_bps", 1, BPS_WHOLE, "basis points")
     return out

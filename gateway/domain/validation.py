@@ -32,7 +32,7 @@ from datetime import date
 from typing import Final
 
 from colending_core import IdentifierError, is_region_code, normalize_uscc
-from gateway.domain.merchant import MembershipTier, MerchantProfile
+from gateway.domain.merchant import MembershipTier, MerchantProfile, TransactionReputation
 from gateway.domain.money import BPS_WHOLE
 from gateway.errors import FieldViolation
 
@@ -82,13 +82,7 @@ def validate_profile(
     out: list[FieldViolation] = []
 
     ident = profile.identity
-    f = f"{p}identity.platform_merchant_id"
-    if not ident.platform_merchant_id:
-        out.append(FieldViolation(f, REQUIRED))
-    elif len(ident.platform_merchant_id) > MERCHANT_ID_MAX_LENGTH:
-        out.append(FieldViolation(f, f"must be at most {MERCHANT_ID_MAX_LENGTH} characters"))
-    elif not _MERCHANT_ID_RE.fullmatch(ident.platform_merchant_id):
-        out.append(FieldViolation(f, "may contain only A-Z a-z 0-9 . _ -"))
+    out += merchant_id_problems(f"{p}identity.platform_merchant_id", ident.platform_merchant_id)
 
     f = f"{p}identity.legal_name"
     if not ident.legal_name.strip():
@@ -140,8 +134,25 @@ def validate_profile(
             )
         )
 
-    r = profile.reputation
-    rp = f"{p}reputation."
+    out += reputation_problems(profile.reputation, field_prefix=f"{p}reputation")
+    return out
+
+
+def merchant_id_problems(field: str, merchant_id: str) -> list[FieldViolation]:
+    """The rules of ``identity.platform_merchant_id``, for any field that names a merchant."""
+    if not merchant_id:
+        return [FieldViolation(field, REQUIRED)]
+    if len(merchant_id) > MERCHANT_ID_MAX_LENGTH:
+        return [FieldViolation(field, f"must be at most {MERCHANT_ID_MAX_LENGTH} characters")]
+    if not _MERCHANT_ID_RE.fullmatch(merchant_id):
+        return [FieldViolation(field, "may contain only A-Z a-z 0-9 . _ -")]
+    return []
+
+
+def reputation_problems(r: TransactionReputation, *, field_prefix: str) -> list[FieldViolation]:
+    """The reputation rules, shared by a profile and a post-loan trade snapshot."""
+    rp = f"{field_prefix}." if field_prefix else ""
+    out: list[FieldViolation] = []
     if not 1 <= len(r.monthly_gmv_fen) <= MAX_GMV_MONTHS:
         out.append(
             FieldViolation(

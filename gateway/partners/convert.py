@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from colending.v1 import partner_pb2
+from colending.v1 import monitoring_pb2, partner_pb2
 
 from gateway.api.convert import (
     TIER_NUMBERS,
@@ -14,7 +14,7 @@ from gateway.api.convert import (
     timestamp,
 )
 from gateway.domain.partner import Partner, PartnerState
-from gateway.domain.policy import BlacklistAction, EligibilityPolicy
+from gateway.domain.policy import BlacklistAction, EligibilityPolicy, MonitoringPolicy
 from gateway.errors import FieldViolation
 
 BLACKLIST_ACTIONS = {
@@ -64,10 +64,12 @@ def policy_from_proto(
         blacklist_action=action or defaults.blacklist_action,
         referral_ttl_days=message.referral_ttl_days or defaults.referral_ttl_days,
         ordered_delivery=message.ordered_delivery,
+        monitoring=monitoring_policy_from_proto(message.monitoring),
     )
 
 
 def policy_to_proto(policy: EligibilityPolicy) -> partner_pb2.EligibilityPolicy:
+    m = policy.monitoring
     return partner_pb2.EligibilityPolicy(
         allowed_region_codes=policy.allowed_region_codes,
         excluded_region_codes=policy.excluded_region_codes,
@@ -83,6 +85,25 @@ def policy_to_proto(policy: EligibilityPolicy) -> partner_pb2.EligibilityPolicy:
         blacklist_action=BLACKLIST_ACTION_NUMBERS[policy.blacklist_action],
         referral_ttl_days=policy.referral_ttl_days,
         ordered_delivery=policy.ordered_delivery,
+        monitoring=monitoring_pb2.MonitoringPolicy(
+            gmv_decline_warning_bps=m.gmv_decline_warning_bps,
+            gmv_decline_critical_bps=m.gmv_decline_critical_bps,
+            gmv_trailing_months=m.gmv_trailing_months,
+            dispute_rate_alert_bps=m.dispute_rate_alert_bps,
+            refund_rate_alert_bps=m.refund_rate_alert_bps,
+        ),
+    )
+
+
+def monitoring_policy_from_proto(message: monitoring_pb2.MonitoringPolicy) -> MonitoringPolicy:
+    """0 (or the field unset) takes the default; anything else is validated as given."""
+    d = MonitoringPolicy()
+    return MonitoringPolicy(
+        gmv_decline_warning_bps=message.gmv_decline_warning_bps or d.gmv_decline_warning_bps,
+        gmv_decline_critical_bps=message.gmv_decline_critical_bps or d.gmv_decline_critical_bps,
+        gmv_trailing_months=message.gmv_trailing_months or d.gmv_trailing_months,
+        dispute_rate_alert_bps=message.dispute_rate_alert_bps or d.dispute_rate_alert_bps,
+        refund_rate_alert_bps=message.refund_rate_alert_bps or d.refund_rate_alert_bps,
     )
 
 

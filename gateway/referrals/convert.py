@@ -57,7 +57,10 @@ SCOPES = {
     consent_pb2.DATA_SCOPE_TRANSACTION_REPUTATION: DataScope.TRANSACTION_REPUTATION,
     consent_pb2.DATA_SCOPE_VERIFICATION: DataScope.VERIFICATION,
 }
-PURPOSES = {consent_pb2.CONSENT_PURPOSE_CREDIT_REFERRAL: ConsentPurpose.CREDIT_REFERRAL}
+PURPOSES = {
+    consent_pb2.CONSENT_PURPOSE_CREDIT_REFERRAL: ConsentPurpose.CREDIT_REFERRAL,
+    consent_pb2.CONSENT_PURPOSE_MONITORING: ConsentPurpose.MONITORING,
+}
 CONSENT_STATES = {
     ConsentState.ACTIVE: consent_pb2.CONSENT_STATE_ACTIVE,
     ConsentState.REVOKED: consent_pb2.CONSENT_STATE_REVOKED,
@@ -72,11 +75,38 @@ PURPOSE_NUMBERS = inverse_of(PURPOSES)
 REFERRAL_STATE_NUMBERS = inverse_of(REFERRAL_STATES)
 
 
+def reputation_from_proto(r: merchant_pb2.TransactionReputation) -> TransactionReputation:
+    return TransactionReputation(
+        monthly_gmv_fen=tuple(r.monthly_gmv_fen),
+        order_count=r.order_count,
+        distinct_buyer_count=r.distinct_buyer_count,
+        positive_feedback_bps=r.positive_feedback_bps,
+        dispute_rate_bps=r.dispute_rate_bps,
+        refund_rate_bps=r.refund_rate_bps,
+        on_time_shipment_bps=r.on_time_shipment_bps,
+        prior_loans_repaid=r.prior_loans_repaid,
+        prior_loans_overdue=r.prior_loans_overdue,
+    )
+
+
+def reputation_to_proto(r: TransactionReputation) -> merchant_pb2.TransactionReputation:
+    return merchant_pb2.TransactionReputation(
+        monthly_gmv_fen=r.monthly_gmv_fen,
+        order_count=r.order_count,
+        distinct_buyer_count=r.distinct_buyer_count,
+        positive_feedback_bps=r.positive_feedback_bps,
+        dispute_rate_bps=r.dispute_rate_bps,
+        refund_rate_bps=r.refund_rate_bps,
+        on_time_shipment_bps=r.on_time_shipment_bps,
+        prior_loans_repaid=r.prior_loans_repaid,
+        prior_loans_overdue=r.prior_loans_overdue,
+    )
+
+
 def merchant_from_proto(
     message: merchant_pb2.MerchantProfile, field: str, problems: list[FieldViolation]
 ) -> MerchantProfile:
     q = message.qualification
-    r = message.reputation
     v = message.verification
     return MerchantProfile(
         identity=MerchantIdentity(
@@ -98,17 +128,7 @@ def merchant_from_proto(
             ),
             region_code=q.region_code,
         ),
-        reputation=TransactionReputation(
-            monthly_gmv_fen=tuple(r.monthly_gmv_fen),
-            order_count=r.order_count,
-            distinct_buyer_count=r.distinct_buyer_count,
-            positive_feedback_bps=r.positive_feedback_bps,
-            dispute_rate_bps=r.dispute_rate_bps,
-            refund_rate_bps=r.refund_rate_bps,
-            on_time_shipment_bps=r.on_time_shipment_bps,
-            prior_loans_repaid=r.prior_loans_repaid,
-            prior_loans_overdue=r.prior_loans_overdue,
-        ),
+        reputation=reputation_from_proto(message.reputation),
         verification=Verification(
             business_license_verified=v.business_license_verified,
             legal_representative_verified=v.legal_representative_verified,
@@ -143,20 +163,7 @@ def merchant_to_proto(
             )
         )
     if DataScope.TRANSACTION_REPUTATION in scopes:
-        r = profile.reputation
-        message.reputation.CopyFrom(
-            merchant_pb2.TransactionReputation(
-                monthly_gmv_fen=r.monthly_gmv_fen,
-                order_count=r.order_count,
-                distinct_buyer_count=r.distinct_buyer_count,
-                positive_feedback_bps=r.positive_feedback_bps,
-                dispute_rate_bps=r.dispute_rate_bps,
-                refund_rate_bps=r.refund_rate_bps,
-                on_time_shipment_bps=r.on_time_shipment_bps,
-                prior_loans_repaid=r.prior_loans_repaid,
-                prior_loans_overdue=r.prior_loans_overdue,
-            )
-        )
+        message.reputation.CopyFrom(reputation_to_proto(profile.reputation))
     if DataScope.VERIFICATION in scopes:
         v = profile.verification
         message.verification.CopyFrom(

@@ -14,12 +14,14 @@ from typing import Any
 from gateway.domain.decision import Decision, DecisionOutcome, LoanTerms
 from gateway.domain.evidence import Evidence
 from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
-from gateway.domain.merchant import DataScope, MembershipTier
-from gateway.domain.policy import BlacklistAction, EligibilityPolicy
+from gateway.domain.merchant import DataScope, MembershipTier, TransactionReputation
+from gateway.domain.policy import BlacklistAction, EligibilityPolicy, MonitoringPolicy
+from gateway.domain.referral import SignedPayload
 from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType, Reason
 
 
 def dump_policy(policy: EligibilityPolicy) -> str:
+    m = policy.monitoring
     return json.dumps(
         {
             "allowed_region_codes": list(policy.allowed_region_codes),
@@ -36,6 +38,13 @@ def dump_policy(policy: EligibilityPolicy) -> str:
             "blacklist_action": policy.blacklist_action.value,
             "referral_ttl_days": policy.referral_ttl_days,
             "ordered_delivery": policy.ordered_delivery,
+            "monitoring": {
+                "gmv_decline_warning_bps": m.gmv_decline_warning_bps,
+                "gmv_decline_critical_bps": m.gmv_decline_critical_bps,
+                "gmv_trailing_months": m.gmv_trailing_months,
+                "dispute_rate_alert_bps": m.dispute_rate_alert_bps,
+                "refund_rate_alert_bps": m.refund_rate_alert_bps,
+            },
         },
         sort_keys=True,
     )
@@ -58,6 +67,8 @@ def load_policy(text: str) -> EligibilityPolicy:
         blacklist_action=BlacklistAction(d["blacklist_action"]),
         referral_ttl_days=d["referral_ttl_days"],
         ordered_delivery=d["ordered_delivery"],
+        # Rows written before monitoring existed take the defaults.
+        monitoring=MonitoringPolicy(**d["monitoring"]) if "monitoring" in d else MonitoringPolicy(),
     )
 
 
@@ -250,3 +261,45 @@ def load_evidence(text: str, *, nonce: bytes) -> Evidence:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def dump_reputation(r: TransactionReputation) -> str:
+    return json.dumps(
+        {
+            "monthly_gmv_fen": list(r.monthly_gmv_fen),
+            "order_count": r.order_count,
+            "distinct_buyer_count": r.distinct_buyer_count,
+            "positive_feedback_bps": r.positive_feedback_bps,
+            "dispute_rate_bps": r.dispute_rate_bps,
+            "refund_rate_bps": r.refund_rate_bps,
+            "on_time_shipment_bps": r.on_time_shipment_bps,
+            "prior_loans_repaid": r.prior_loans_repaid,
+            "prior_loans_overdue": r.prior_loans_overdue,
+        },
+        sort_keys=True,
+    )
+
+
+def load_reputation(text: str) -> TransactionReputation:
+    d: dict[str, Any] = json.loads(text)
+    return TransactionReputation(
+        monthly_gmv_fen=tuple(d["monthly_gmv_fen"]),
+        order_count=d["order_count"],
+        distinct_buyer_count=d["distinct_buyer_count"],
+        positive_feedback_bps=d["positive_feedback_bps"],
+        dispute_rate_bps=d["dispute_rate_bps"],
+        refund_rate_bps=d["refund_rate_bps"],
+        on_time_shipment_bps=d["on_time_shipment_bps"],
+        prior_loans_repaid=d["prior_loans_repaid"],
+        prior_loans_overdue=d["prior_loans_overdue"],
+    )
+
+
+def dump_signatures(envelope: SignedPayload) -> str:
+    return json.dumps(
+        [[keyid, base64.b64encode(sig).decode("ascii")] for keyid, sig in envelope.signatures]
+    )
+
+
+def load_signatures(text: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple((keyid, base64.b64decode(sig)) for keyid, sig in json.loads(text))

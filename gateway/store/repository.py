@@ -3,7 +3,6 @@ the caller decides the transaction."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -155,12 +154,6 @@ def get_consent(session: Session, consent_id: str, *, for_update: bool = False) 
 # --- referrals and cases --------------------------------------------------------------------
 
 
-def _signatures_json(envelope: SignedPayload) -> str:
-    return json.dumps(
-        [[keyid, base64.b64encode(sig).decode("ascii")] for keyid, sig in envelope.signatures]
-    )
-
-
 def case_from_row(row: FinancingCaseRow) -> FinancingCase:
     assert row.seq is not None
     return FinancingCase(
@@ -174,10 +167,7 @@ def case_from_row(row: FinancingCaseRow) -> FinancingCase:
         envelope=SignedPayload(
             payload=row.envelope_payload,
             payload_type=row.envelope_type,
-            signatures=tuple(
-                (keyid, base64.b64decode(sig))
-                for keyid, sig in json.loads(row.envelope_signatures_json)
-            ),
+            signatures=codec.load_signatures(row.envelope_signatures_json),
         ),
         offer=codec.load_offer(row.offer_json),
         expires_at=row.expires_at,
@@ -226,7 +216,7 @@ def insert_referral(session: Session, referral: Referral) -> None:
                 state=case.state.value,
                 envelope_payload=case.envelope.payload,
                 envelope_type=case.envelope.payload_type,
-                envelope_signatures_json=_signatures_json(case.envelope),
+                envelope_signatures_json=codec.dump_signatures(case.envelope),
                 offer_json=codec.dump_offer(case.offer),
                 merchant_pseudonym=case.merchant_pseudonym,
                 expires_at=case.expires_at,

@@ -252,3 +252,39 @@ class DeliveryAttemptRow(SQLModel, table=True):
     status_code: str = Field(max_length=32)
     latency_micros: int = Field(sa_column=Column(BigInteger, nullable=False))
     detail: str = Field(default="", max_length=300)
+
+
+class TradeSnapshotRow(SQLModel, table=True):
+    """The platform's post-loan trade snapshots, kept as the evidence behind each alert."""
+
+    __tablename__ = "trade_snapshots"
+    __table_args__ = (Index("ix_trade_snapshots_merchant_as_of", "platform_merchant_id", "as_of"),)
+
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    snapshot_id: str = Field(max_length=40, unique=True)
+    platform_merchant_id: str = Field(max_length=64)
+    consent_id: str = Field(max_length=40)
+    # The banks lending to the merchant when it arrived: the ones it was checked for.
+    bank_ids_json: str = Field(sa_column=Column(Text, nullable=False))
+    as_of: date = Field(sa_column=Column(Date, nullable=False))
+    reputation_json: str = Field(sa_column=Column(Text, nullable=False))
+    store_restricted: bool = Field(default=False)
+    created_at: datetime = _time()
+
+
+class AlertRow(SQLModel, table=True):
+    """Signed early-warning alerts; a bank pages through its own by ``seq``."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_bank_seq", "bank_id", "seq"),)
+
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    alert_id: str = Field(max_length=40, unique=True)
+    bank_id: str = Field(max_length=40)
+    platform_merchant_id: str = Field(max_length=64, index=True)
+    snapshot_id: str = Field(max_length=40, index=True)
+    severity: str = Field(max_length=16)
+    envelope_payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    envelope_type: str = Field(max_length=100)
+    envelope_signatures_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _time()

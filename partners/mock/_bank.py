@@ -4,7 +4,8 @@ It verifies every pushed envelope with the SDK (signature over the exact bytes, 
 validity), de-duplicates by referral id, and behaves as scripted: it can be slow, flaky or
 down, and it decides by a rule (approve, decline or counter-offer). With a :class:`BankClient`
 it then acknowledges and decides through ``PartnerBankService``, so a whole case runs against
-it. Used by the contract tests, the demo and ``colending-mock-bank``.
+it, and reviews its early-warning alerts: a CRITICAL one stops new lending to the merchant.
+Used by the contract tests, the demo and ``colending-mock-bank``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from colending.v1 import (
     bank_receiver_service_pb2_grpc,
     common_pb2,
     financing_pb2,
+    monitoring_pb2,
 )
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -33,6 +35,7 @@ from partners.sdk import (
     ReferralExpiredError,
     ReferralNotYetValidError,
     VerificationError,
+    VerifiedAlert,
     VerifiedReferral,
 )
 from partners.sdk.tls import peer_is_gateway
@@ -96,6 +99,9 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
         self._rng = random.Random(self.script.seed)  # noqa: S311  (a scripted coin, not a secret)
         self._server: grpc.Server | None = None
         self._tls = False
+        self._alerts: list[VerifiedAlert] = []
+        self._alert_cursor = ""
+        self._watchlist: set[str] = set()
 
     # --- the receiver ---------------------------------------------------------------------
 
@@ -165,15 +171,46 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
         with self._lock:
             return self._received[referral_id].reference
 
+    # --- early warnings -------------------------------------------------------------------
+
+    def review_alerts(self, client: BankClient) -> list[VerifiedAlert]:
+        """Pull and verify every alert since the last review. A CRITICAL one puts its merchant
+        on the watchlist: from then on the bank declines the merchant's new referrals
+        (``EARLY_WARNING``), as a credit officer would until the risk is understood."""
+        new: list[VerifiedAlert] = []
+        while True:
+            page = client.pull_alerts(cursor=self._alert_cursor)
+            if not page.alerts:
+                break
+            new += page.alerts
+            self._alert_cursor = page.next_cursor
+        with self._lock:
+            self._alerts += new
+            for alert in new:
+                if alert.severity == monitoring_pb2.ALERT_SEVERITY_CRITICAL:
+                    self._watchlist.add(alert.payload.platform_merchant_id)
+        return new
+
+    def alerts(self) -> list[VerifiedAlert]:
+        with self._lock:
+            return list(self._alerts)
+
+    def watchlist(self) -> set[str]:
+        """Merchants with a CRITICAL alert, whose new referrals this bank declines."""
+        with self._lock:
+            return set(self._watchlist)
+
     # --- the bank side of the case -------------------------------------------------------
 
     def decide_pending(self, client: BankClient) -> list[financing_pb2.FinancingCase]:
         """Acknowledge and decide every received referral not yet decided."""
         with self._lock:
             pending = [r for r in self._received.values() if not r.decided]
+            watched = set(self._watchlist)
         cases = []
         for item in pending:
             referral = item.referral
+            merchant_id = referral.payload.merchant.identity.platform_merchant_id
             client.acknowledge(
                 referral.case_id,
                 bank_reference=item.reference,
@@ -182,7 +219,9 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
             cases.append(
                 client.submit_decision(
                     referral.case_id,
-                    decision_for(referral, self.script.decision),
+                    EARLY_WARNING_DECLINE
+                    if merchant_id in watched
+                    else decision_for(referral, self.script.decision),
                     request_id=f"decide-{referral.case_id}",
                 )
             )
@@ -221,6 +260,13 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
         if self._server is not None:
             self._server.stop(grace=None).wait()
             self._server = None
+
+
+EARLY_WARNING_DECLINE = financing_pb2.Decision(
+    outcome=financing_pb2.DECISION_OUTCOME_DECLINE,
+    decline_reason_codes=["EARLY_WARNING"],
+    note="a critical early-warning alert on this merchant is under review",
+)
 
 
 def decision_for(referral: VerifiedReferral, rule: Decision) -> financing_pb2.Decision:

@@ -21,6 +21,16 @@ Without ``credentials`` the channel is plaintext and the caller names itself
 Envelopes received some other way (e.g. pushed to the bank) are checked with
 :meth:`BankClient.verify` or :func:`verify_referral`.
 
+After a loan the platform reports the borrower's trade
+(:meth:`PlatformClient.submit_trade_snapshot`) and each lending bank whose thresholds it crosses
+gets a signed early-warning alert, verified under the referral's rules before the SDK hands it
+over::
+
+    for alert, cursor in bank.alerts(cursor=saved_alert_cursor):   # live; pull_alerts() pages
+        if alert.severity == monitoring_pb2.ALERT_SEVERITY_CRITICAL:
+            review(alert.payload.case_ids, alert.payload.signals)
+        saved_alert_cursor = cursor
+
 A bank keeps a verified copy of the shared blacklist. :meth:`BlacklistClient.sync` proves the
 log's latest signed checkpoint extends the last one the copy matched, streams the missing
 changes and checks the rebuilt Merkle root against the signed one; the copy then answers
@@ -39,6 +49,7 @@ locally, from pseudonyms, with no identifier leaving the bank::
 """
 
 from colending_core import (
+    ALERT_PAYLOAD_TYPE,
     CHECKPOINT_PAYLOAD_TYPE,
     DECISION_PAYLOAD_TYPE,
     LOAN_EVENT_PAYLOAD_TYPE,
@@ -87,7 +98,7 @@ from partners.sdk._blacklist import (
     LocalBlacklist,
     SyncSummary,
 )
-from partners.sdk._client import BankClient, PlatformClient, PulledPage
+from partners.sdk._client import AlertPage, BankClient, PlatformClient, PulledPage
 from partners.sdk._errors import (
     AlreadyExistsError,
     DeadlineExceededError,
@@ -111,15 +122,23 @@ from partners.sdk._evidence import (
     sign_loan_event,
 )
 from partners.sdk._rpc import RetryPolicy, translate
-from partners.sdk._verify import VerifiedReferral, envelope_from_proto, verify_referral
+from partners.sdk._verify import (
+    VerifiedAlert,
+    VerifiedReferral,
+    envelope_from_proto,
+    verify_alert,
+    verify_referral,
+)
 
 __all__ = [
+    "ALERT_PAYLOAD_TYPE",
     "CHECKPOINT_PAYLOAD_TYPE",
     "CHECK_BATCH_SIZE",
     "DECISION_PAYLOAD_TYPE",
     "LOAN_EVENT_PAYLOAD_TYPE",
     "LOG_ORIGIN",
     "REFERRAL_PAYLOAD_TYPE",
+    "AlertPage",
     "AlreadyExistsError",
     "BadSignatureError",
     "BankClient",
@@ -168,6 +187,7 @@ __all__ = [
     "UnimplementedError",
     "UnknownKeyError",
     "VerificationError",
+    "VerifiedAlert",
     "VerifiedReferral",
     "WrongPayloadTypeError",
     "decision_key_bytes",
@@ -182,6 +202,7 @@ __all__ = [
     "sign_envelope",
     "sign_loan_event",
     "translate",
+    "verify_alert",
     "verify_checkpoint",
     "verify_envelope",
     "verify_referral",

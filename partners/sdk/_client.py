@@ -22,6 +22,7 @@ from colending.v1 import (
     enforcement_pb2,
     financing_pb2,
     merchant_pb2,
+    monitoring_pb2,
     partner_bank_service_pb2,
     partner_bank_service_pb2_grpc,
     referral_pb2,
@@ -48,7 +49,13 @@ from partners.sdk._rpc import (
     caller_metadata,
     translate,
 )
-from partners.sdk._verify import DEFAULT_CLOCK_SKEW, VerifiedReferral, verify_referral
+from partners.sdk._verify import (
+    DEFAULT_CLOCK_SKEW,
+    VerifiedAlert,
+    VerifiedReferral,
+    verify_alert,
+    verify_referral,
+)
 
 ED25519 = "ed25519"
 
@@ -128,6 +135,17 @@ def _open_channel(
         # Development only: plaintext, and the caller names itself in metadata.
         return grpc.insecure_channel(target, options=options)
     return grpc.secure_channel(target, credentials, options=options)
+
+
+_Verified = TypeVar("_Verified")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPage:
+    """One page of verified alerts and the cursor to pass to the next ``pull_alerts``."""
+
+    alerts: list[VerifiedAlert]
+    next_cursor: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,32 +267,42 @@ class BankClient(_Client):
 
     # --- referrals ----------------------------------------------------------------------
 
+    def _with_keys(self, verify: Callable[[dict[str, Ed25519PublicKey]], _Verified]) -> _Verified:
+        """``verify`` with :meth:`signing_keys`; when no signature is by a known key and the keys
+        are not pinned, once more with freshly fetched keys (a rotation since the cache filled)."""
+        try:
+            return verify(self.signing_keys())
+        except UnknownKeyError:
+            if self._pinned is not None:
+                raise
+        return verify(self.signing_keys(refresh=True))
+
     def verify(
         self, envelope: common_pb2.Envelope | Envelope, *, now: datetime | None = None
     ) -> VerifiedReferral:
-        """Verify one referral envelope addressed to this bank (e.g. one pushed to it).
-
-        Uses :meth:`signing_keys`; when no signature is by a known key and the keys are not
-        pinned, fetches the published keys once more and retries (a rotation since the cache
-        was filled).
-        """
-        try:
-            return verify_referral(
+        """Verify one referral envelope addressed to this bank (e.g. one pushed to it)."""
+        return self._with_keys(
+            lambda keys: verify_referral(
                 envelope,
-                trusted_keys=self.signing_keys(),
+                trusted_keys=keys,
                 bank_id=self._bank_id,
                 now=now,
                 clock_skew=self._clock_skew,
             )
-        except UnknownKeyError:
-            if self._pinned is not None:
-                raise
-        return verify_referral(
-            envelope,
-            trusted_keys=self.signing_keys(refresh=True),
-            bank_id=self._bank_id,
-            now=now,
-            clock_skew=self._clock_skew,
+        )
+
+    def verify_alert(
+        self, envelope: common_pb2.Envelope | Envelope, *, now: datetime | None = None
+    ) -> VerifiedAlert:
+        """Verify one early-warning alert addressed to this bank."""
+        return self._with_keys(
+            lambda keys: verify_alert(
+                envelope,
+                trusted_keys=keys,
+                bank_id=self._bank_id,
+                now=now,
+                clock_skew=self._clock_skew,
+            )
         )
 
     def pull(
@@ -345,6 +373,60 @@ class BankClient(_Client):
             for item in call:
                 referral = self.verify(item.referral.envelope)
                 yield referral, item.referral.cursor
+        except grpc.RpcError as error:
+            raise translate(error) from None
+        finally:
+            call.cancel()
+
+    # --- alerts -------------------------------------------------------------------------
+
+    def _checked_alert(self, item: monitoring_pb2.Alert) -> VerifiedAlert:
+        alert = self.verify_alert(item.envelope)
+        if item.alert_id != alert.alert_id:
+            raise MalformedEnvelopeError(
+                f"unsigned alert id {item.alert_id!r} differs from the signed {alert.alert_id!r}"
+            )
+        return alert
+
+    def pull_alerts(
+        self,
+        *,
+        cursor: str = "",
+        page_size: int = 50,
+        on_rejected: Callable[[VerificationError], None] | None = None,
+    ) -> AlertPage:
+        """The next page of this bank's early-warning alerts, each one verified; an alert that
+        fails verification raises (or goes to ``on_rejected``), as in :meth:`pull`."""
+        response = self._call(
+            self._stub.PullAlerts,
+            partner_bank_service_pb2.PullAlertsRequest(cursor=cursor, page_size=page_size),
+        )
+        alerts: list[VerifiedAlert] = []
+        for item in response.alerts:
+            try:
+                alerts.append(self._checked_alert(item))
+            except VerificationError as exc:
+                exc.resume_cursor = item.cursor
+                if on_rejected is None:
+                    raise
+                on_rejected(exc)
+        return AlertPage(alerts=alerts, next_cursor=response.next_cursor)
+
+    def alerts(self, *, cursor: str = "") -> Iterator[tuple[VerifiedAlert, str]]:
+        """Follow this bank's alerts live from ``cursor``: each one verified, with the cursor to
+        resume after it. Runs until the caller stops iterating or the stream fails; an alert
+        that fails verification raises with ``resume_cursor`` set."""
+        call = self._stub.StreamAlerts(
+            partner_bank_service_pb2.StreamAlertsRequest(cursor=cursor), metadata=self._metadata
+        )
+        try:
+            for item in call:
+                try:
+                    alert = self._checked_alert(item.alert)
+                except VerificationError as exc:
+                    exc.resume_cursor = item.alert.cursor
+                    raise
+                yield alert, item.alert.cursor
         except grpc.RpcError as error:
             raise translate(error) from None
         finally:
@@ -483,6 +565,20 @@ class PlatformClient(_Client):
             bank_ids=list(bank_ids),
         )
         return self._call(self._stub.SubmitReferral, request).referral
+
+    def submit_trade_snapshot(
+        self,
+        *,
+        snapshot: monitoring_pb2.TradeSnapshot,
+        consent_id: str,
+        request_id: str | None = None,
+    ) -> referral_service_pb2.SubmitTradeSnapshotResponse:
+        """Report a borrower's trade after the loan under a MONITORING consent; the answer
+        names the lending banks checked and the alerts raised (idempotent on ``request_id``)."""
+        request = referral_service_pb2.SubmitTradeSnapshotRequest(
+            request_id=request_id or _new_request_id(), consent_id=consent_id, snapshot=snapshot
+        )
+        return self._call(self._stub.SubmitTradeSnapshot, request)
 
     def get_referral(self, referral_id: str) -> referral_pb2.Referral:
         """One referral with its per-bank deliveries."""

@@ -1,4 +1,4 @@
-"""Verifying a signed referral the way a bank must before acting on it.
+"""Verifying a signed referral (or alert) the way a bank must before acting on it.
 
 Order matters: the signature is checked over the exact payload bytes received, and only then are
 the bytes parsed; nothing is re-serialised. Then the signed fields are checked: the addressee
@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from colending.v1 import common_pb2, referral_pb2
+from colending.v1 import common_pb2, monitoring_pb2, referral_pb2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.message import DecodeError
 
 from colending_core import (
+    ALERT_PAYLOAD_TYPE,
     REFERRAL_PAYLOAD_TYPE,
     Envelope,
     MalformedEnvelopeError,
@@ -90,17 +91,49 @@ def _verifying_keyid(envelope: Envelope, trusted_keys: Mapping[str, Ed25519Publi
     raise AssertionError("verify_envelope accepted an envelope without a valid signature")
 
 
-def _timestamp(
-    payload: referral_pb2.ReferralPayload, name: Literal["issued_at", "expires_at"]
-) -> datetime:
+Payload = referral_pb2.ReferralPayload | monitoring_pb2.AlertPayload
+
+
+def _timestamp(payload: Payload, name: Literal["issued_at", "expires_at"], what: str) -> datetime:
     if not payload.HasField(name):
-        raise MalformedEnvelopeError(f"referral payload has no {name}")
+        raise MalformedEnvelopeError(f"{what} payload has no {name}")
     timestamp = payload.issued_at if name == "issued_at" else payload.expires_at
     try:
         value = timestamp.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as exc:
-        raise MalformedEnvelopeError(f"referral payload {name} is out of range") from exc
+        raise MalformedEnvelopeError(f"{what} payload {name} is out of range") from exc
     return value
+
+
+def _check_addressee_window_nonce(
+    payload: Payload, *, what: str, bank_id: str, now: datetime, clock_skew: timedelta
+) -> None:
+    """The checks every signed payload addressed to a bank passes after its signature."""
+    if payload.bank_id != bank_id:
+        raise MisaddressedReferralError(addressed_to=payload.bank_id, expected=bank_id, what=what)
+    issued_at = _timestamp(payload, "issued_at", what)
+    expires_at = _timestamp(payload, "expires_at", what)
+    if expires_at <= issued_at:
+        raise MalformedEnvelopeError(
+            f"{what} expires ({expires_at.isoformat()}) before it is issued "
+            f"({issued_at.isoformat()})"
+        )
+    if now >= expires_at:
+        raise ReferralExpiredError(expires_at=expires_at, now=now, what=what)
+    if issued_at > now + clock_skew:
+        raise ReferralNotYetValidError(issued_at=issued_at, now=now, what=what)
+    if len(payload.nonce) != NONCE_LENGTH:
+        raise MalformedEnvelopeError(
+            f"{what} nonce is {len(payload.nonce)} bytes, expected {NONCE_LENGTH}"
+        )
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now
 
 
 def verify_referral(
@@ -120,11 +153,7 @@ def verify_referral(
     """
     if isinstance(envelope, common_pb2.Envelope):
         envelope = envelope_from_proto(envelope)
-    if now is None:
-        now = datetime.now(UTC)
-    elif now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-
+    now = _now(now)
     payload_bytes = verify_envelope(
         envelope, trusted_keys=trusted_keys, payload_type=REFERRAL_PAYLOAD_TYPE
     )
@@ -133,24 +162,60 @@ def verify_referral(
         payload = referral_pb2.ReferralPayload.FromString(payload_bytes)
     except DecodeError as exc:
         raise MalformedEnvelopeError("signed payload is not a ReferralPayload") from exc
-
     if not payload.referral_id or not payload.case_id:
         raise MalformedEnvelopeError("referral payload lacks referral_id or case_id")
-    if payload.bank_id != bank_id:
-        raise MisaddressedReferralError(addressed_to=payload.bank_id, expected=bank_id)
-    issued_at = _timestamp(payload, "issued_at")
-    expires_at = _timestamp(payload, "expires_at")
-    if expires_at <= issued_at:
-        raise MalformedEnvelopeError(
-            f"referral expires ({expires_at.isoformat()}) before it is issued "
-            f"({issued_at.isoformat()})"
-        )
-    if now >= expires_at:
-        raise ReferralExpiredError(expires_at=expires_at, now=now)
-    if issued_at > now + clock_skew:
-        raise ReferralNotYetValidError(issued_at=issued_at, now=now)
-    if len(payload.nonce) != NONCE_LENGTH:
-        raise MalformedEnvelopeError(
-            f"referral nonce is {len(payload.nonce)} bytes, expected {NONCE_LENGTH}"
-        )
+    _check_addressee_window_nonce(
+        payload, what="referral", bank_id=bank_id, now=now, clock_skew=clock_skew
+    )
     return VerifiedReferral(payload=payload, keyid=keyid, envelope=envelope)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAlert:
+    """An early-warning alert whose signature, addressee and validity window were checked."""
+
+    payload: monitoring_pb2.AlertPayload
+    keyid: str
+    envelope: Envelope
+
+    @property
+    def alert_id(self) -> str:
+        return self.payload.alert_id
+
+    @property
+    def severity(self) -> monitoring_pb2.AlertSeverity.ValueType:
+        return self.payload.severity
+
+    @property
+    def signal_codes(self) -> list[monitoring_pb2.SignalCode.ValueType]:
+        return [s.code for s in self.payload.signals]
+
+
+def verify_alert(
+    envelope: common_pb2.Envelope | Envelope,
+    *,
+    trusted_keys: Mapping[str, Ed25519PublicKey],
+    bank_id: str,
+    now: datetime | None = None,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+) -> VerifiedAlert:
+    """Verify a signed alert addressed to ``bank_id``, under the referral's rules: signature by
+    a gateway key over the exact bytes, payload type ``ALERT_PAYLOAD_TYPE``, addressee, validity
+    window and nonce. Raises a :class:`~partners.sdk._errors.VerificationError` subclass."""
+    if isinstance(envelope, common_pb2.Envelope):
+        envelope = envelope_from_proto(envelope)
+    now = _now(now)
+    payload_bytes = verify_envelope(
+        envelope, trusted_keys=trusted_keys, payload_type=ALERT_PAYLOAD_TYPE
+    )
+    keyid = _verifying_keyid(envelope, trusted_keys)
+    try:
+        payload = monitoring_pb2.AlertPayload.FromString(payload_bytes)
+    except DecodeError as exc:
+        raise MalformedEnvelopeError("signed payload is not an AlertPayload") from exc
+    if not payload.alert_id or not payload.signals:
+        raise MalformedEnvelopeError("alert payload lacks alert_id or signals")
+    _check_addressee_window_nonce(
+        payload, what="alert", bank_id=bank_id, now=now, clock_skew=clock_skew
+    )
+    return VerifiedAlert(payload=payload, keyid=keyid, envelope=envelope)

@@ -62,6 +62,7 @@ from gateway.api.servicers import (
 from gateway.app import Gateway
 from gateway.domain.blacklist import AppealOutcome, EntryStatus
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
+from gateway.monitoring.convert import encode_alert_payload
 from gateway.partners.convert import policy_to_proto
 from gateway.referrals.convert import encode_referral_payload
 from gateway.signing.keyring import KeyRing
@@ -401,6 +402,7 @@ def gateway(data_dir: Path, database_url: str | None, clock: Clock) -> Iterator[
         database=database,
         keyring=KeyRing.open(data_dir / "keys", clock=clock),
         encode_referral=encode_referral_payload,
+        encode_alert=encode_alert_payload,
         blacklist=blacklist_network(data_dir, database, clock),
         clock=clock,
     )

@@ -23,6 +23,7 @@ from gateway.domain.merchant import DataScope, MembershipTier, MerchantProfile
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.referral import ReferralPayload
 from gateway.errors import AlreadyExists, FailedPrecondition
+from gateway.monitoring.convert import encode_alert_payload
 from gateway.referrals.convert import encode_referral_payload, merchant_from_proto
 from gateway.server import ServerConfig, open_gateway
 from gateway.signing.keyring import KeyRing
@@ -157,6 +158,7 @@ def test_consent_revoked_while_signing_writes_nothing(
         database=database,
         keyring=KeyRing.open(data_dir / "keys"),
         encode_referral=revoking_encoder,
+        encode_alert=encode_alert_payload,
         blacklist=blacklist_network(data_dir, database),
     )
     holder["gw"] = gateway
@@ -270,6 +272,7 @@ def test_expiry_sweep_moves_undecided_cases_once(data_dir: Path, database_url: s
         database=database,
         keyring=KeyRing.open(data_dir / "keys", clock=clock),
         encode_referral=encode_referral_payload,
+        encode_alert=encode_alert_payload,
         blacklist=blacklist_network(data_dir, database, clock),
         clock=clock,
     )

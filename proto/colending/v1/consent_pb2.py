@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63olending/v1/consent.proto\x12\x0c\x63olending.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x03\n\x07\x43onsent\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x03 \x03(\t\x12,\n\x0b\x64\x61ta_scopes\x18\x04 \x03(\x0e\x32\x17.colending.v1.DataScope\x12-\n\x07purpose\x18\x05 \x01(\x0e\x32\x1c.colending.v1.ConsentPurpose\x12.\n\ngranted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05state\x18\x08 \x01(\x0e\x32\x1a.colending.v1.ConsentState\x12.\n\nrevoked_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11revocation_reason\x18\n \x01(\t\x12\x1a\n\x12\x65vidence_reference\x18\x0b \x01(\t*\xa2\x01\n\tDataScope\x12\x1a\n\x16\x44\x41TA_SCOPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TA_SCOPE_IDENTITY\x10\x01\x12\x1c\n\x18\x44\x41TA_SCOPE_QUALIFICATION\x10\x02\x12%\n!DATA_SCOPE_TRANSACTION_REPUTATION\x10\x03\x12\x1b\n\x17\x44\x41TA_SCOPE_VERIFICATION\x10\x04*V\n\x0e\x43onsentPurpose\x12\x1f\n\x1b\x43ONSENT_PURPOSE_UNSPECIFIED\x10\x00\x12#\n\x1f\x43ONSENT_PURPOSE_CREDIT_REFERRAL\x10\x01*}\n\x0c\x43onsentState\x12\x1d\n\x19\x43ONSENT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONSENT_STATE_ACTIVE\x10\x01\x12\x19\n\x15\x43ONSENT_STATE_REVOKED\x10\x02\x12\x19\n\x15\x43ONSENT_STATE_EXPIRED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63olending/v1/consent.proto\x12\x0c\x63olending.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x03\n\x07\x43onsent\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x03 \x03(\t\x12,\n\x0b\x64\x61ta_scopes\x18\x04 \x03(\x0e\x32\x17.colending.v1.DataScope\x12-\n\x07purpose\x18\x05 \x01(\x0e\x32\x1c.colending.v1.ConsentPurpose\x12.\n\ngranted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05state\x18\x08 \x01(\x0e\x32\x1a.colending.v1.ConsentState\x12.\n\nrevoked_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11revocation_reason\x18\n \x01(\t\x12\x1a\n\x12\x65vidence_reference\x18\x0b \x01(\t*\xa2\x01\n\tDataScope\x12\x1a\n\x16\x44\x41TA_SCOPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TA_SCOPE_IDENTITY\x10\x01\x12\x1c\n\x18\x44\x41TA_SCOPE_QUALIFICATION\x10\x02\x12%\n!DATA_SCOPE_TRANSACTION_REPUTATION\x10\x03\x12\x1b\n\x17\x44\x41TA_SCOPE_VERIFICATION\x10\x04*v\n\x0e\x43onsentPurpose\x12\x1f\n\x1b\x43ONSENT_PURPOSE_UNSPECIFIED\x10\x00\x12#\n\x1f\x43ONSENT_PURPOSE_CREDIT_REFERRAL\x10\x01\x12\x1e\n\x1a\x43ONSENT_PURPOSE_MONITORING\x10\x02*}\n\x0c\x43onsentState\x12\x1d\n\x19\x43ONSENT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONSENT_STATE_ACTIVE\x10\x01\x12\x19\n\x15\x43ONSENT_STATE_REVOKED\x10\x02\x12\x19\n\x15\x43ONSENT_STATE_EXPIRED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATASCOPE']._serialized_start=493
   _globals['_DATASCOPE']._serialized_end=655
   _globals['_CONSENTPURPOSE']._serialized_start=657
-  _globals['_CONSENTPURPOSE']._serialized_end=743
-  _globals['_CONSENTSTATE']._serialized_start=745
-  _globals['_CONSENTSTATE']._serialized_end=870
+  _globals['_CONSENTPURPOSE']._serialized_end=775
+  _globals['_CONSENTSTATE']._serialized_start=777
+  _globals['_CONSENTSTATE']._serialized_end=902
   _globals['_CONSENT']._serialized_start=78
   _globals['_CONSENT']._serialized_end=490
 # @@protoc_insertion_point(module_scope)

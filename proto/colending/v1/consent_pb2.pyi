@@ -62,6 +62,8 @@ class _ConsentPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Consen
     """Not set; rejected on input."""
     CONSENT_PURPOSE_CREDIT_REFERRAL: _ConsentPurpose.ValueType  # 1
     """Referral to partner banks for a credit assessment and joint financing."""
+    CONSENT_PURPOSE_MONITORING: _ConsentPurpose.ValueType  # 2
+    """Monitoring of the merchant's trade after a loan by the banks that lend to it."""
 
 class ConsentPurpose(_ConsentPurpose, metaclass=_ConsentPurposeEnumTypeWrapper):
     """ConsentPurpose is what the merchant allows the data to be used for."""
@@ -70,6 +72,8 @@ CONSENT_PURPOSE_UNSPECIFIED: ConsentPurpose.ValueType  # 0
 """Not set; rejected on input."""
 CONSENT_PURPOSE_CREDIT_REFERRAL: ConsentPurpose.ValueType  # 1
 """Referral to partner banks for a credit assessment and joint financing."""
+CONSENT_PURPOSE_MONITORING: ConsentPurpose.ValueType  # 2
+"""Monitoring of the merchant's trade after a loan by the banks that lend to it."""
 Global___ConsentPurpose: _TypeAlias = ConsentPurpose  # noqa: Y015
 
 class _ConsentState:

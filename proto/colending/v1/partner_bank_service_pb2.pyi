@@ -5,6 +5,7 @@ isort:skip_file
 
 from colending.v1 import common_pb2 as _common_pb2
 from colending.v1 import financing_pb2 as _financing_pb2
+from colending.v1 import monitoring_pb2 as _monitoring_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -572,3 +573,103 @@ class GetSigningKeysResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSigningKeysResponse: _TypeAlias = GetSigningKeysResponse  # noqa: Y015
+
+@_typing.final
+class PullAlertsRequest(_message.Message):
+    """PullAlertsRequest asks for a page of alerts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """The next_cursor of the previous page, or empty to start from the oldest alert."""
+    page_size: _builtins.int
+    """Page size, 1..500 (0 means 50)."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullAlertsRequest: _TypeAlias = PullAlertsRequest  # noqa: Y015
+
+@_typing.final
+class PullAlertsResponse(_message.Message):
+    """PullAlertsResponse is one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    """Pass as cursor for the next page; equal to the request's cursor when nothing is new."""
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[_monitoring_pb2.Alert]:
+        """The alerts, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[_monitoring_pb2.Alert] | None = ...,
+        next_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullAlertsResponse: _TypeAlias = PullAlertsResponse  # noqa: Y015
+
+@_typing.final
+class StreamAlertsRequest(_message.Message):
+    """StreamAlertsRequest opens a stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Resume after this cursor; empty to start from the oldest alert."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamAlertsRequest: _TypeAlias = StreamAlertsRequest  # noqa: Y015
+
+@_typing.final
+class StreamAlertsResponse(_message.Message):
+    """StreamAlertsResponse is one streamed alert."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alert(self) -> _monitoring_pb2.Alert:
+        """The alert."""
+
+    def __init__(
+        self,
+        *,
+        alert: _monitoring_pb2.Alert | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamAlertsResponse: _TypeAlias = StreamAlertsResponse  # noqa: Y015

@@ -77,6 +77,16 @@ class PartnerBankServiceStub:
                 request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.GetSigningKeysRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.GetSigningKeysResponse.FromString,
                 _registered_method=True)
+        self.PullAlerts = channel.unary_unary(
+                '/colending.v1.PartnerBankService/PullAlerts',
+                request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.PullAlertsRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.PullAlertsResponse.FromString,
+                _registered_method=True)
+        self.StreamAlerts = channel.unary_stream(
+                '/colending.v1.PartnerBankService/StreamAlerts',
+                request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsResponse.FromString,
+                _registered_method=True)
 
 
 class PartnerBankServiceServicer:
@@ -142,6 +152,21 @@ class PartnerBankServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PullAlerts(self, request, context):
+        """Returns a page of the caller's early-warning alerts after a cursor, oldest first. Alerts
+        are signed with the referral keys (payload type application/vnd.colending.alert.v1+protobuf).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamAlerts(self, request, context):
+        """Streams the caller's alerts from a cursor, then follows new ones live.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PartnerBankServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -184,6 +209,16 @@ def add_PartnerBankServiceServicer_to_server(servicer, server):
                     servicer.GetSigningKeys,
                     request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.GetSigningKeysRequest.FromString,
                     response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.GetSigningKeysResponse.SerializeToString,
+            ),
+            'PullAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.PullAlerts,
+                    request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.PullAlertsRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.PullAlertsResponse.SerializeToString,
+            ),
+            'StreamAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamAlerts,
+                    request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -405,6 +440,60 @@ class PartnerBankService:
             '/colending.v1.PartnerBankService/GetSigningKeys',
             colending_dot_v1_dot_partner__bank__service__pb2.GetSigningKeysRequest.SerializeToString,
             colending_dot_v1_dot_partner__bank__service__pb2.GetSigningKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.PartnerBankService/PullAlerts',
+            colending_dot_v1_dot_partner__bank__service__pb2.PullAlertsRequest.SerializeToString,
+            colending_dot_v1_dot_partner__bank__service__pb2.PullAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/colending.v1.PartnerBankService/StreamAlerts',
+            colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsRequest.SerializeToString,
+            colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsResponse.FromString,
             options,
             channel_credentials,
             insecure,

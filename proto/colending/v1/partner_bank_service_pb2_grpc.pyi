@@ -54,6 +54,12 @@ class PartnerBankServiceStub:
     """Lists the caller's cases."""
     GetSigningKeys: _grpc.UnaryUnaryMultiCallable[_partner_bank_service_pb2.GetSigningKeysRequest, _partner_bank_service_pb2.GetSigningKeysResponse]
     """Returns the gateway's published referral-signing keys, active and retired."""
+    PullAlerts: _grpc.UnaryUnaryMultiCallable[_partner_bank_service_pb2.PullAlertsRequest, _partner_bank_service_pb2.PullAlertsResponse]
+    """Returns a page of the caller's early-warning alerts after a cursor, oldest first. Alerts
+    are signed with the referral keys (payload type application/vnd.colending.alert.v1+protobuf).
+    """
+    StreamAlerts: _grpc.UnaryStreamMultiCallable[_partner_bank_service_pb2.StreamAlertsRequest, _partner_bank_service_pb2.StreamAlertsResponse]
+    """Streams the caller's alerts from a cursor, then follows new ones live."""
 
 @_typing.type_check_only
 class PartnerBankServiceAsyncStub(PartnerBankServiceStub):
@@ -81,6 +87,12 @@ class PartnerBankServiceAsyncStub(PartnerBankServiceStub):
     """Lists the caller's cases."""
     GetSigningKeys: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.GetSigningKeysRequest, _partner_bank_service_pb2.GetSigningKeysResponse]  # type: ignore[assignment]
     """Returns the gateway's published referral-signing keys, active and retired."""
+    PullAlerts: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.PullAlertsRequest, _partner_bank_service_pb2.PullAlertsResponse]  # type: ignore[assignment]
+    """Returns a page of the caller's early-warning alerts after a cursor, oldest first. Alerts
+    are signed with the referral keys (payload type application/vnd.colending.alert.v1+protobuf).
+    """
+    StreamAlerts: _aio.UnaryStreamMultiCallable[_partner_bank_service_pb2.StreamAlertsRequest, _partner_bank_service_pb2.StreamAlertsResponse]  # type: ignore[assignment]
+    """Streams the caller's alerts from a cursor, then follows new ones live."""
 
 class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
     """PartnerBankService is called by partner banks: they receive referrals, decide, and report
@@ -153,5 +165,23 @@ class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_partner_bank_service_pb2.GetSigningKeysResponse, _abc.Awaitable[_partner_bank_service_pb2.GetSigningKeysResponse]]:
         """Returns the gateway's published referral-signing keys, active and retired."""
+
+    @_abc_1.abstractmethod
+    def PullAlerts(
+        self,
+        request: _partner_bank_service_pb2.PullAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_bank_service_pb2.PullAlertsResponse, _abc.Awaitable[_partner_bank_service_pb2.PullAlertsResponse]]:
+        """Returns a page of the caller's early-warning alerts after a cursor, oldest first. Alerts
+        are signed with the referral keys (payload type application/vnd.colending.alert.v1+protobuf).
+        """
+
+    @_abc_1.abstractmethod
+    def StreamAlerts(
+        self,
+        request: _partner_bank_service_pb2.StreamAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_partner_bank_service_pb2.StreamAlertsResponse], _abc.AsyncIterator[_partner_bank_service_pb2.StreamAlertsResponse]]:
+        """Streams the caller's alerts from a cursor, then follows new ones live."""
 
 def add_PartnerBankServiceServicer_to_server(servicer: PartnerBankServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

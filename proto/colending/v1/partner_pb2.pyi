@@ -5,6 +5,7 @@ isort:skip_file
 
 from colending.v1 import common_pb2 as _common_pb2
 from colending.v1 import merchant_pb2 as _merchant_pb2
+from colending.v1 import monitoring_pb2 as _monitoring_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -96,6 +97,7 @@ class EligibilityPolicy(_message.Message):
     BLACKLIST_ACTION_FIELD_NUMBER: _builtins.int
     REFERRAL_TTL_DAYS_FIELD_NUMBER: _builtins.int
     ORDERED_DELIVERY_FIELD_NUMBER: _builtins.int
+    MONITORING_FIELD_NUMBER: _builtins.int
     min_years_registered: _builtins.int
     """Minimum full years since business registration."""
     min_score: _builtins.int
@@ -140,6 +142,10 @@ class EligibilityPolicy(_message.Message):
     def exposure_cap(self) -> _common_pb2.Money:
         """Cap on the bank's outstanding co-lent principal; zero means no cap."""
 
+    @_builtins.property
+    def monitoring(self) -> _monitoring_pb2.MonitoringPolicy:
+        """Early-warning thresholds for this bank's borrowers."""
+
     def __init__(
         self,
         *,
@@ -157,10 +163,11 @@ class EligibilityPolicy(_message.Message):
         blacklist_action: Global___BlacklistAction.ValueType = ...,
         referral_ttl_days: _builtins.int = ...,
         ordered_delivery: _builtins.bool = ...,
+        monitoring: _monitoring_pb2.MonitoringPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "monitoring", b"monitoring"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "ordered_delivery", b"ordered_delivery", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "ordered_delivery", b"ordered_delivery", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,51 +26,56 @@ from colending.v1 import consent_pb2 as colending_dot_v1_dot_consent__pb2
 from colending.v1 import enforcement_pb2 as colending_dot_v1_dot_enforcement__pb2
 from colending.v1 import financing_pb2 as colending_dot_v1_dot_financing__pb2
 from colending.v1 import merchant_pb2 as colending_dot_v1_dot_merchant__pb2
+from colending.v1 import monitoring_pb2 as colending_dot_v1_dot_monitoring__pb2
 from colending.v1 import referral_pb2 as colending_dot_v1_dot_referral__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#colending/v1/referral_service.proto\x12\x0c\x63olending.v1\x1a\x1a\x63olending/v1/consent.proto\x1a\x1e\x63olending/v1/enforcement.proto\x1a\x1c\x63olending/v1/financing.proto\x1a\x1b\x63olending/v1/merchant.proto\x1a\x1b\x63olending/v1/referral.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x01\n\x15SubmitReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12/\n\x08merchant\x18\x02 \x01(\x0b\x32\x1d.colending.v1.MerchantProfile\x12\x12\n\nconsent_id\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x04 \x03(\t\"B\n\x16SubmitReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\")\n\x12GetReferralRequest\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\"?\n\x13GetReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\"\x87\x01\n\x14ListReferralsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x03 \x01(\t\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.colending.v1.ReferralState\"[\n\x15ListReferralsResponse\x12)\n\treferrals\x18\x01 \x03(\x0b\x32\x16.colending.v1.Referral\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"R\n\x17WithdrawReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x18WithdrawReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\"\x83\x02\n\x14RecordConsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x03 \x03(\t\x12,\n\x0b\x64\x61ta_scopes\x18\x04 \x03(\x0e\x32\x17.colending.v1.DataScope\x12-\n\x07purpose\x18\x05 \x01(\x0e\x32\x1c.colending.v1.ConsentPurpose\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x65vidence_reference\x18\x07 \x01(\t\"?\n\x15RecordConsentResponse\x12&\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x15.colending.v1.Consent\"N\n\x14RevokeConsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x15RevokeConsentResponse\x12&\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x15.colending.v1.Consent\"\x85\x01\n\x1cRespondToCounterOfferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x30\n\x06\x61nswer\x18\x03 \x01(\x0e\x32 .colending.v1.CounterOfferAnswer\x12\x0e\n\x06reason\x18\x04 \x01(\t\"T\n\x1dRespondToCounterOfferResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"c\n\x1cListEnforcementEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x03 \x01(\t\"h\n\x1dListEnforcementEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.colending.v1.EnforcementEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*|\n\x12\x43ounterOfferAnswer\x12$\n COUNTER_OFFER_ANSWER_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43OUNTER_OFFER_ANSWER_ACCEPT\x10\x01\x12\x1f\n\x1b\x43OUNTER_OFFER_ANSWER_REJECT\x10\x02\x32\x97\x06\n\x0fReferralService\x12[\n\x0eSubmitReferral\x12#.colending.v1.SubmitReferralRequest\x1a$.colending.v1.SubmitReferralResponse\x12R\n\x0bGetReferral\x12 .colending.v1.GetReferralRequest\x1a!.colending.v1.GetReferralResponse\x12X\n\rListReferrals\x12\".colending.v1.ListReferralsRequest\x1a#.colending.v1.ListReferralsResponse\x12\x61\n\x10WithdrawReferral\x12%.colending.v1.WithdrawReferralRequest\x1a&.colending.v1.WithdrawReferralResponse\x12X\n\rRecordConsent\x12\".colending.v1.RecordConsentRequest\x1a#.colending.v1.RecordConsentResponse\x12X\n\rRevokeConsent\x12\".colending.v1.RevokeConsentRequest\x1a#.colending.v1.RevokeConsentResponse\x12p\n\x15RespondToCounterOffer\x12*.colending.v1.RespondToCounterOfferRequest\x1a+.colending.v1.RespondToCounterOfferResponse\x12p\n\x15ListEnforcementEvents\x12*.colending.v1.ListEnforcementEventsRequest\x1a+.colending.v1.ListEnforcementEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#colending/v1/referral_service.proto\x12\x0c\x63olending.v1\x1a\x1a\x63olending/v1/consent.proto\x1a\x1e\x63olending/v1/enforcement.proto\x1a\x1c\x63olending/v1/financing.proto\x1a\x1b\x63olending/v1/merchant.proto\x1a\x1d\x63olending/v1/monitoring.proto\x1a\x1b\x63olending/v1/referral.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x01\n\x15SubmitReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12/\n\x08merchant\x18\x02 \x01(\x0b\x32\x1d.colending.v1.MerchantProfile\x12\x12\n\nconsent_id\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x04 \x03(\t\"B\n\x16SubmitReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\")\n\x12GetReferralRequest\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\"?\n\x13GetReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\"\x87\x01\n\x14ListReferralsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x03 \x01(\t\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.colending.v1.ReferralState\"[\n\x15ListReferralsResponse\x12)\n\treferrals\x18\x01 \x03(\x0b\x32\x16.colending.v1.Referral\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"R\n\x17WithdrawReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x18WithdrawReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\"\x83\x02\n\x14RecordConsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x03 \x03(\t\x12,\n\x0b\x64\x61ta_scopes\x18\x04 \x03(\x0e\x32\x17.colending.v1.DataScope\x12-\n\x07purpose\x18\x05 \x01(\x0e\x32\x1c.colending.v1.ConsentPurpose\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x65vidence_reference\x18\x07 \x01(\t\"?\n\x15RecordConsentResponse\x12&\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x15.colending.v1.Consent\"N\n\x14RevokeConsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x15RevokeConsentResponse\x12&\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x15.colending.v1.Consent\"\x85\x01\n\x1cRespondToCounterOfferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x30\n\x06\x61nswer\x18\x03 \x01(\x0e\x32 .colending.v1.CounterOfferAnswer\x12\x0e\n\x06reason\x18\x04 \x01(\t\"T\n\x1dRespondToCounterOfferResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"c\n\x1cListEnforcementEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x03 \x01(\t\"h\n\x1dListEnforcementEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.colending.v1.EnforcementEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x1aSubmitTradeSnapshotRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12-\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1b.colending.v1.TradeSnapshot\"i\n\x1bSubmitTradeSnapshotResponse\x12\x13\n\x0bsnapshot_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x02 \x03(\t\x12#\n\x06\x61lerts\x18\x03 \x03(\x0b\x32\x13.colending.v1.Alert*|\n\x12\x43ounterOfferAnswer\x12$\n COUNTER_OFFER_ANSWER_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43OUNTER_OFFER_ANSWER_ACCEPT\x10\x01\x12\x1f\n\x1b\x43OUNTER_OFFER_ANSWER_REJECT\x10\x02\x32\x83\x07\n\x0fReferralService\x12[\n\x0eSubmitReferral\x12#.colending.v1.SubmitReferralRequest\x1a$.colending.v1.SubmitReferralResponse\x12R\n\x0bGetReferral\x12 .colending.v1.GetReferralRequest\x1a!.colending.v1.GetReferralResponse\x12X\n\rListReferrals\x12\".colending.v1.ListReferralsRequest\x1a#.colending.v1.ListReferralsResponse\x12\x61\n\x10WithdrawReferral\x12%.colending.v1.WithdrawReferralRequest\x1a&.colending.v1.WithdrawReferralResponse\x12X\n\rRecordConsent\x12\".colending.v1.RecordConsentRequest\x1a#.colending.v1.RecordConsentResponse\x12X\n\rRevokeConsent\x12\".colending.v1.RevokeConsentRequest\x1a#.colending.v1.RevokeConsentResponse\x12p\n\x15RespondToCounterOffer\x12*.colending.v1.RespondToCounterOfferRequest\x1a+.colending.v1.RespondToCounterOfferResponse\x12p\n\x15ListEnforcementEvents\x12*.colending.v1.ListEnforcementEventsRequest\x1a+.colending.v1.ListEnforcementEventsResponse\x12j\n\x13SubmitTradeSnapshot\x12(.colending.v1.SubmitTradeSnapshotRequest\x1a).colending.v1.SubmitTradeSnapshotResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'colending.v1.referral_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COUNTEROFFERANSWER']._serialized_start=1829
-  _globals['_COUNTEROFFERANSWER']._serialized_end=1953
-  _globals['_SUBMITREFERRALREQUEST']._serialized_start=235
-  _globals['_SUBMITREFERRALREQUEST']._serialized_end=365
-  _globals['_SUBMITREFERRALRESPONSE']._serialized_start=367
-  _globals['_SUBMITREFERRALRESPONSE']._serialized_end=433
-  _globals['_GETREFERRALREQUEST']._serialized_start=435
-  _globals['_GETREFERRALREQUEST']._serialized_end=476
-  _globals['_GETREFERRALRESPONSE']._serialized_start=478
-  _globals['_GETREFERRALRESPONSE']._serialized_end=541
-  _globals['_LISTREFERRALSREQUEST']._serialized_start=544
-  _globals['_LISTREFERRALSREQUEST']._serialized_end=679
-  _globals['_LISTREFERRALSRESPONSE']._serialized_start=681
-  _globals['_LISTREFERRALSRESPONSE']._serialized_end=772
-  _globals['_WITHDRAWREFERRALREQUEST']._serialized_start=774
-  _globals['_WITHDRAWREFERRALREQUEST']._serialized_end=856
-  _globals['_WITHDRAWREFERRALRESPONSE']._serialized_start=858
-  _globals['_WITHDRAWREFERRALRESPONSE']._serialized_end=926
-  _globals['_RECORDCONSENTREQUEST']._serialized_start=929
-  _globals['_RECORDCONSENTREQUEST']._serialized_end=1188
-  _globals['_RECORDCONSENTRESPONSE']._serialized_start=1190
-  _globals['_RECORDCONSENTRESPONSE']._serialized_end=1253
-  _globals['_REVOKECONSENTREQUEST']._serialized_start=1255
-  _globals['_REVOKECONSENTREQUEST']._serialized_end=1333
-  _globals['_REVOKECONSENTRESPONSE']._serialized_start=1335
-  _globals['_REVOKECONSENTRESPONSE']._serialized_end=1398
-  _globals['_RESPONDTOCOUNTEROFFERREQUEST']._serialized_start=1401
-  _globals['_RESPONDTOCOUNTEROFFERREQUEST']._serialized_end=1534
-  _globals['_RESPONDTOCOUNTEROFFERRESPONSE']._serialized_start=1536
-  _globals['_RESPONDTOCOUNTEROFFERRESPONSE']._serialized_end=1620
-  _globals['_LISTENFORCEMENTEVENTSREQUEST']._serialized_start=1622
-  _globals['_LISTENFORCEMENTEVENTSREQUEST']._serialized_end=1721
-  _globals['_LISTENFORCEMENTEVENTSRESPONSE']._serialized_start=1723
-  _globals['_LISTENFORCEMENTEVENTSRESPONSE']._serialized_end=1827
-  _globals['_REFERRALSERVICE']._serialized_start=1956
-  _globals['_REFERRALSERVICE']._serialized_end=2747
+  _globals['_COUNTEROFFERANSWER']._serialized_start=2084
+  _globals['_COUNTEROFFERANSWER']._serialized_end=2208
+  _globals['_SUBMITREFERRALREQUEST']._serialized_start=266
+  _globals['_SUBMITREFERRALREQUEST']._serialized_end=396
+  _globals['_SUBMITREFERRALRESPONSE']._serialized_start=398
+  _globals['_SUBMITREFERRALRESPONSE']._serialized_end=464
+  _globals['_GETREFERRALREQUEST']._serialized_start=466
+  _globals['_GETREFERRALREQUEST']._serialized_end=507
+  _globals['_GETREFERRALRESPONSE']._serialized_start=509
+  _globals['_GETREFERRALRESPONSE']._serialized_end=572
+  _globals['_LISTREFERRALSREQUEST']._serialized_start=575
+  _globals['_LISTREFERRALSREQUEST']._serialized_end=710
+  _globals['_LISTREFERRALSRESPONSE']._serialized_start=712
+  _globals['_LISTREFERRALSRESPONSE']._serialized_end=803
+  _globals['_WITHDRAWREFERRALREQUEST']._serialized_start=805
+  _globals['_WITHDRAWREFERRALREQUEST']._serialized_end=887
+  _globals['_WITHDRAWREFERRALRESPONSE']._serialized_start=889
+  _globals['_WITHDRAWREFERRALRESPONSE']._serialized_end=957
+  _globals['_RECORDCONSENTREQUEST']._serialized_start=960
+  _globals['_RECORDCONSENTREQUEST']._serialized_end=1219
+  _globals['_RECORDCONSENTRESPONSE']._serialized_start=1221
+  _globals['_RECORDCONSENTRESPONSE']._serialized_end=1284
+  _globals['_REVOKECONSENTREQUEST']._serialized_start=1286
+  _globals['_REVOKECONSENTREQUEST']._serialized_end=1364
+  _globals['_REVOKECONSENTRESPONSE']._serialized_start=1366
+  _globals['_REVOKECONSENTRESPONSE']._serialized_end=1429
+  _globals['_RESPONDTOCOUNTEROFFERREQUEST']._serialized_start=1432
+  _globals['_RESPONDTOCOUNTEROFFERREQUEST']._serialized_end=1565
+  _globals['_RESPONDTOCOUNTEROFFERRESPONSE']._serialized_start=1567
+  _globals['_RESPONDTOCOUNTEROFFERRESPONSE']._serialized_end=1651
+  _globals['_LISTENFORCEMENTEVENTSREQUEST']._serialized_start=1653
+  _globals['_LISTENFORCEMENTEVENTSREQUEST']._serialized_end=1752
+  _globals['_LISTENFORCEMENTEVENTSRESPONSE']._serialized_start=1754
+  _globals['_LISTENFORCEMENTEVENTSRESPONSE']._serialized_end=1858
+  _globals['_SUBMITTRADESNAPSHOTREQUEST']._serialized_start=1860
+  _globals['_SUBMITTRADESNAPSHOTREQUEST']._serialized_end=1975
+  _globals['_SUBMITTRADESNAPSHOTRESPONSE']._serialized_start=1977
+  _globals['_SUBMITTRADESNAPSHOTRESPONSE']._serialized_end=2082
+  _globals['_REFERRALSERVICE']._serialized_start=2211
+  _globals['_REFERRALSERVICE']._serialized_end=3110
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from colending.v1 import consent_pb2 as _consent_pb2
 from colending.v1 import enforcement_pb2 as _enforcement_pb2
 from colending.v1 import financing_pb2 as _financing_pb2
 from colending.v1 import merchant_pb2 as _merchant_pb2
+from colending.v1 import monitoring_pb2 as _monitoring_pb2
 from colending.v1 import referral_pb2 as _referral_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -526,3 +527,71 @@ class ListEnforcementEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListEnforcementEventsResponse: _TypeAlias = ListEnforcementEventsResponse  # noqa: Y015
+
+@_typing.final
+class SubmitTradeSnapshotRequest(_message.Message):
+    """SubmitTradeSnapshotRequest reports a merchant's trade after the loan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen idempotency key, 1..128 characters of [A-Za-z0-9._:-]."""
+    consent_id: _builtins.str
+    """A MONITORING consent of the merchant covering every bank with an open case and the
+    TRANSACTION_REPUTATION scope.
+    """
+    @_builtins.property
+    def snapshot(self) -> _monitoring_pb2.TradeSnapshot:
+        """The snapshot."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        consent_id: _builtins.str = ...,
+        snapshot: _monitoring_pb2.TradeSnapshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_id", b"consent_id", "request_id", b"request_id", "snapshot", b"snapshot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitTradeSnapshotRequest: _TypeAlias = SubmitTradeSnapshotRequest  # noqa: Y015
+
+@_typing.final
+class SubmitTradeSnapshotResponse(_message.Message):
+    """SubmitTradeSnapshotResponse says what the snapshot raised."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_ID_FIELD_NUMBER: _builtins.int
+    BANK_IDS_FIELD_NUMBER: _builtins.int
+    ALERTS_FIELD_NUMBER: _builtins.int
+    snapshot_id: _builtins.str
+    """The stored snapshot's id."""
+    @_builtins.property
+    def bank_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The banks with an open case with the merchant, which were checked."""
+
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[_monitoring_pb2.Alert]:
+        """The alerts raised, one per bank whose thresholds the snapshot crossed."""
+
+    def __init__(
+        self,
+        *,
+        snapshot_id: _builtins.str = ...,
+        bank_ids: _abc.Iterable[_builtins.str] | None = ...,
+        alerts: _abc.Iterable[_monitoring_pb2.Alert] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "bank_ids", b"bank_ids", "snapshot_id", b"snapshot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitTradeSnapshotResponse: _TypeAlias = SubmitTradeSnapshotResponse  # noqa: Y015

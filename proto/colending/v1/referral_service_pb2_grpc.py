@@ -76,6 +76,11 @@ class ReferralServiceStub:
                 request_serializer=colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsResponse.FromString,
                 _registered_method=True)
+        self.SubmitTradeSnapshot = channel.unary_unary(
+                '/colending.v1.ReferralService/SubmitTradeSnapshot',
+                request_serializer=colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class ReferralServiceServicer:
@@ -141,6 +146,15 @@ class ReferralServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitTradeSnapshot(self, request, context):
+        """Records a trade snapshot of a merchant with a loan, under a MONITORING consent, and turns
+        it into signed alerts for each lending bank whose thresholds it crosses. Idempotent on
+        request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReferralServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +197,11 @@ def add_ReferralServiceServicer_to_server(servicer, server):
                     servicer.ListEnforcementEvents,
                     request_deserializer=colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsRequest.FromString,
                     response_serializer=colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsResponse.SerializeToString,
+            ),
+            'SubmitTradeSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitTradeSnapshot,
+                    request_deserializer=colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -403,6 +422,33 @@ class ReferralService:
             '/colending.v1.ReferralService/ListEnforcementEvents',
             colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsRequest.SerializeToString,
             colending_dot_v1_dot_referral__service__pb2.ListEnforcementEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitTradeSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.ReferralService/SubmitTradeSnapshot',
+            colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotRequest.SerializeToString,
+            colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,11 @@ class ReferralServiceStub:
     """Pages through the enforcement events the platform must act on (restrict or restore a
     merchant's store), oldest first; poll with the last next_page_token to follow.
     """
+    SubmitTradeSnapshot: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.SubmitTradeSnapshotRequest, _referral_service_pb2.SubmitTradeSnapshotResponse]
+    """Records a trade snapshot of a merchant with a loan, under a MONITORING consent, and turns
+    it into signed alerts for each lending bank whose thresholds it crosses. Idempotent on
+    request_id.
+    """
 
 @_typing.type_check_only
 class ReferralServiceAsyncStub(ReferralServiceStub):
@@ -82,6 +87,11 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     ListEnforcementEvents: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.ListEnforcementEventsRequest, _referral_service_pb2.ListEnforcementEventsResponse]  # type: ignore[assignment]
     """Pages through the enforcement events the platform must act on (restrict or restore a
     merchant's store), oldest first; poll with the last next_page_token to follow.
+    """
+    SubmitTradeSnapshot: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.SubmitTradeSnapshotRequest, _referral_service_pb2.SubmitTradeSnapshotResponse]  # type: ignore[assignment]
+    """Records a trade snapshot of a merchant with a loan, under a MONITORING consent, and turns
+    it into signed alerts for each lending bank whose thresholds it crosses. Idempotent on
+    request_id.
     """
 
 class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -155,6 +165,17 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_referral_service_pb2.ListEnforcementEventsResponse, _abc.Awaitable[_referral_service_pb2.ListEnforcementEventsResponse]]:
         """Pages through the enforcement events the platform must act on (restrict or restore a
         merchant's store), oldest first; poll with the last next_page_token to follow.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitTradeSnapshot(
+        self,
+        request: _referral_service_pb2.SubmitTradeSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_referral_service_pb2.SubmitTradeSnapshotResponse, _abc.Awaitable[_referral_service_pb2.SubmitTradeSnapshotResponse]]:
+        """Records a trade snapshot of a merchant with a loan, under a MONITORING consent, and turns
+        it into signed alerts for each lending bank whose thresholds it crosses. Idempotent on
+        request_id.
         """
 
 def add_ReferralServiceServicer_to_server(servicer: ReferralServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
