@@ -58,6 +58,7 @@ class Gateway:
             encode_alert=encode_alert,
             blacklist=blacklist,
             clock=clock,
+            dispatcher=dispatcher,
         )
         self.deliveries = DeliveryTasks(database=database, clock=clock, dispatcher=dispatcher)
 

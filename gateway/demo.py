@@ -28,6 +28,8 @@ from colending.v1 import (
     consent_pb2,
     enforcement_pb2,
     financing_pb2,
+    merchant_pb2,
+    monitoring_pb2,
     partner_pb2,
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -168,11 +170,13 @@ def _run(
         "bank-a": MockBank(
             bank_id="bank-a",
             verify=clients["bank-a"].verify,
+            verify_alert=clients["bank-a"].verify_alert,
             script=Script(decision=Decision.BY_SCORE, unavailable_per_mille=150, seed=seed),
         ),
         "bank-b": MockBank(
             bank_id="bank-b",
             verify=clients["bank-b"].verify,
+            verify_alert=clients["bank-b"].verify_alert,
             script=Script(decision=Decision.APPROVE),
         ),
     }
@@ -302,6 +306,7 @@ def _network(
     date = common_pb2.Date(year=today.year, month=today.month, day=today.day)
     defaulter = lending["bank-a"][0] if lending["bank-a"] else None
     settled = running = 0
+    watched: financing_pb2.FinancingCase | None = None  # a running loan at bank-a, monitored
     for bank_id, cases in lending.items():
         client = clients[bank_id]
         for n, case in enumerate(cases):
@@ -339,10 +344,59 @@ def _network(
                 settled += 1
             else:
                 running += 1
+                if bank_id == "bank-a" and watched is None:
+                    watched = case
     report.step(
         f"loans disbursed: {settled} repaid and settled, {running} repaying, "
         "one defaulted at bank-a"
     )
+
+    # After the loan the platform keeps watching the borrower's trade: a month with GMV 40 %
+    # below the three before it reaches the lending bank as a signed WARNING, pushed.
+    report.check("bank-a has a running loan to monitor", watched is not None)
+    if watched is not None:
+        merchant_id = watched.platform_merchant_id
+        monitoring = platform.record_consent(
+            platform_merchant_id=merchant_id,
+            bank_ids=list(BANKS),
+            data_scopes=ALL_SCOPES,
+            expires_at=datetime.now(UTC) + timedelta(days=365),
+            evidence_reference=f"demo-monitoring-consent:{merchant_id}",
+            purpose=consent_pb2.CONSENT_PURPOSE_MONITORING,
+        )
+        reputation = next(
+            m.reputation for m in merchants if m.identity.platform_merchant_id == merchant_id
+        )
+        trailing = list(reputation.monthly_gmv_fen[-3:])
+        snapshot = monitoring_pb2.TradeSnapshot(
+            platform_merchant_id=merchant_id,
+            as_of=date,
+            reputation=merchant_pb2.TransactionReputation(
+                monthly_gmv_fen=[*trailing, sum(trailing) * 6 // 10 // len(trailing)],
+                order_count=reputation.order_count,
+                distinct_buyer_count=reputation.distinct_buyer_count,
+                positive_feedback_bps=reputation.positive_feedback_bps,
+                # Within the default thresholds, so the decline is the one signal.
+                dispute_rate_bps=min(reputation.dispute_rate_bps, 500),
+                refund_rate_bps=min(reputation.refund_rate_bps, 1000),
+                on_time_shipment_bps=reputation.on_time_shipment_bps,
+            ),
+        )
+        raised = platform.submit_trade_snapshot(snapshot=snapshot, consent_id=monitoring.consent_id)
+        alert_ids = {a.alert_id for a in raised.alerts}
+        _wait(lambda: any(a.alert_id in alert_ids for a in banks["bank-a"].alerts()))
+        pushed = [a for a in banks["bank-a"].alerts() if a.alert_id in alert_ids]
+        report.step(
+            f"platform reported {merchant_id}'s trade: last month's GMV 40 % below the average "
+            f"of the three before; {len(raised.alerts)} alert(s) for {list(raised.bank_ids)}"
+        )
+        report.check(
+            "bank-a received and verified a signed GMV_DECLINE warning by push",
+            bool(pushed)
+            and pushed[0].severity == monitoring_pb2.ALERT_SEVERITY_WARNING
+            and pushed[0].signal_codes == [monitoring_pb2.SIGNAL_CODE_GMV_DECLINE]
+            and watched.case_id in pushed[0].payload.case_ids,
+        )
 
     # The default reaches the other bank's verified copy of the blacklist...
     network_key = bytes.fromhex((data_dir / "network-key" / "network.key").read_text().strip())

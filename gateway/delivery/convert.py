@@ -5,7 +5,7 @@ from __future__ import annotations
 from colending.v1 import delivery_pb2
 
 from gateway.api.convert import inverse_of, timestamp
-from gateway.domain.delivery import AttemptOutcome, DeliveryState, DeliveryTask
+from gateway.domain.delivery import AttemptOutcome, DeliveryKind, DeliveryState, DeliveryTask
 
 DELIVERY_STATES = {
     getattr(delivery_pb2, f"DELIVERY_STATE_{state.name}"): state for state in DeliveryState
@@ -17,10 +17,12 @@ DELIVERY_OUTCOME_NUMBERS = {
 
 
 def delivery_task_to_proto(task: DeliveryTask) -> delivery_pb2.DeliveryTask:
+    alert = task.kind is DeliveryKind.ALERT
     return delivery_pb2.DeliveryTask(
         task_id=task.task_id,
         referral_id=task.referral_id,
-        case_id=task.case_id,
+        case_id="" if alert else task.case_id,
+        alert_id=task.case_id if alert else "",
         bank_id=task.bank_id,
         state=DELIVERY_STATE_NUMBERS[task.state],
         attempt_count=task.attempt_count,

@@ -1,4 +1,4 @@
-"""The dispatcher: workers that push due outbox tasks to the banks' receivers.
+"""The dispatcher: workers that push due outbox tasks (referrals, alerts) to the banks' receivers.
 
 Each worker claims a few due tasks under a lease (so a worker or replica that dies frees its
 tasks when the lease runs out), calls the bank with a deadline outside any transaction, and
@@ -25,6 +25,7 @@ from gateway._transactions import utc_now
 from gateway.domain.consent import ConsentState
 from gateway.domain.delivery import (
     DeliveryAttempt,
+    DeliveryKind,
     DeliveryPolicy,
     DeliveryState,
     DeliveryTask,
@@ -35,9 +36,10 @@ from gateway.domain.delivery import (
 from gateway.domain.financing import FinancingState
 from gateway.domain.ids import new_id
 from gateway.domain.partner import PartnerState
-from gateway.domain.referral import FinancingCase, SignedPayload
+from gateway.domain.referral import SignedPayload
 from gateway.observe import DELIVERY_ATTEMPTS
 from gateway.store import delivery_repository as outbox
+from gateway.store import monitoring_repository as monitoring_repo
 from gateway.store import repository as repo
 from gateway.store.db import Database
 
@@ -67,6 +69,18 @@ class BankTransport(Protocol):
         """Call the bank's DeliverReferral; raise :class:`DeliveryError` without a receipt."""
         ...
 
+    def deliver_alert(
+        self,
+        *,
+        endpoint: str,
+        alert_id: str,
+        envelope: SignedPayload,
+        attempt: int,
+        timeout: float,
+    ) -> Receipt:
+        """Call the bank's DeliverAlert; raise :class:`DeliveryError` without a receipt."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Result:
@@ -81,21 +95,33 @@ class _Result:
 class _Target:
     """Where and what to push for one task, or why it must not be pushed any more."""
 
-    case: FinancingCase | None = None
+    envelope: SignedPayload | None = None
     endpoint: str = ""
     cancel: str = ""
 
 
 def _target(session: Session, task: DeliveryTask, now: datetime) -> _Target:
-    """Read afresh at each attempt: the push must stop when the case, the merchant's consent or
-    the bank stops allowing it, and goes to the bank's endpoint as it is now."""
-    case = repo.get_case(session, task.case_id)
-    if case is None or case.state is not FinancingState.REFERRED:
-        # Withdrawn, expired, or pulled by the bank first: nothing left to push.
-        return _Target(cancel=f"case is {'gone' if case is None else case.state.name}")
-    if case.expires_at <= now:
-        return _Target(cancel="the referral expired before it could be delivered")
-    consent = repo.get_consent(session, case.consent_id)
+    """Read afresh at each attempt: the push must stop when the case (or alert), the merchant's
+    consent or the bank stops allowing it, and goes to the bank's endpoint as it is now."""
+    if task.kind is DeliveryKind.ALERT:
+        alert = monitoring_repo.get_alert(session, task.case_id)
+        if alert is None:
+            return _Target(cancel="alert is gone")
+        if alert.expires_at <= now:
+            return _Target(cancel="the alert expired before it could be delivered")
+        snapshot = monitoring_repo.get_snapshot(session, alert.snapshot_id)
+        consent_id = snapshot.consent_id if snapshot is not None else ""
+        envelope = alert.envelope
+    else:
+        case = repo.get_case(session, task.case_id)
+        if case is None or case.state is not FinancingState.REFERRED:
+            # Withdrawn, expired, or pulled by the bank first: nothing left to push.
+            return _Target(cancel=f"case is {'gone' if case is None else case.state.name}")
+        if case.expires_at <= now:
+            return _Target(cancel="the referral expired before it could be delivered")
+        consent_id = case.consent_id
+        envelope = case.envelope
+    consent = repo.get_consent(session, consent_id)
     if consent is None or (state := consent.state(now)) is not ConsentState.ACTIVE:
         return _Target(cancel=f"consent is {'gone' if consent is None else state.name}")
     partner = repo.get_partner(session, task.bank_id)
@@ -103,7 +129,7 @@ def _target(session: Session, task: DeliveryTask, now: datetime) -> _Target:
         return _Target(cancel="the bank is suspended")
     if not partner.endpoint:
         return _Target(cancel="the bank no longer takes pushes (no endpoint)")
-    return _Target(case=case, endpoint=partner.endpoint)
+    return _Target(envelope=envelope, endpoint=partner.endpoint)
 
 
 class Dispatcher:
@@ -229,20 +255,30 @@ class Dispatcher:
     def _call(self, task: DeliveryTask, target: _Target) -> _Result:
         if target.cancel:
             return _Result(cancel=target.cancel)
-        case = target.case
-        assert case is not None
+        envelope = target.envelope
+        assert envelope is not None
         attempt_no = task.attempt_count + 1
+        timeout = self._policy.call_timeout.total_seconds()
         started = self._clock()
         clock_start = time.perf_counter_ns()
         try:
-            receipt = self._transport.deliver(
-                endpoint=target.endpoint,
-                referral_id=task.referral_id,
-                case_id=task.case_id,
-                envelope=case.envelope,
-                attempt=attempt_no,
-                timeout=self._policy.call_timeout.total_seconds(),
-            )
+            if task.kind is DeliveryKind.ALERT:
+                receipt = self._transport.deliver_alert(
+                    endpoint=target.endpoint,
+                    alert_id=task.case_id,
+                    envelope=envelope,
+                    attempt=attempt_no,
+                    timeout=timeout,
+                )
+            else:
+                receipt = self._transport.deliver(
+                    endpoint=target.endpoint,
+                    referral_id=task.referral_id,
+                    case_id=task.case_id,
+                    envelope=envelope,
+                    attempt=attempt_no,
+                    timeout=timeout,
+                )
             code, detail = "OK", ""
         except DeliveryError as error:
             receipt, code, detail = None, error.status_code, error.detail
@@ -309,6 +345,8 @@ class Dispatcher:
             delivered_at=now,
             bank_reference=receipt.bank_reference,
         )
+        if task.kind is DeliveryKind.ALERT:
+            return  # an alert has no state of its own to move
         case = repo.get_case(session, task.case_id, for_update=True)
         if case is not None and case.state is FinancingState.REFERRED:
             repo.update_case(

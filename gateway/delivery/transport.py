@@ -65,16 +65,26 @@ class GrpcBankTransport:
         try:
             response = self._stub(endpoint).DeliverReferral(request, timeout=timeout)
         except grpc.RpcError as error:
-            code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-            details = (error.details() if isinstance(error, grpc.Call) else None) or ""
-            raise DeliveryError(code.name, details) from None
-        return Receipt(
-            bank_reference=response.bank_reference,
-            received_at=response.received_at.ToDatetime(tzinfo=UTC)
-            if response.HasField("received_at")
-            else None,
-            duplicate=response.duplicate,
+            raise _delivery_error(error) from None
+        return _receipt(response)
+
+    def deliver_alert(
+        self,
+        *,
+        endpoint: str,
+        alert_id: str,
+        envelope: SignedPayload,
+        attempt: int,
+        timeout: float,
+    ) -> Receipt:
+        request = bank_receiver_service_pb2.DeliverAlertRequest(
+            alert_id=alert_id, envelope=envelope_to_proto(envelope), attempt=attempt
         )
+        try:
+            response = self._stub(endpoint).DeliverAlert(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise _delivery_error(error) from None
+        return _receipt(response)
 
     def close(self) -> None:
         with self._lock:
@@ -82,3 +92,22 @@ class GrpcBankTransport:
                 channel.close()
             self._channels.clear()
             self._stubs.clear()
+
+
+def _delivery_error(error: grpc.RpcError) -> DeliveryError:
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = (error.details() if isinstance(error, grpc.Call) else None) or ""
+    return DeliveryError(code.name, details)
+
+
+def _receipt(
+    response: bank_receiver_service_pb2.DeliverReferralResponse
+    | bank_receiver_service_pb2.DeliverAlertResponse,
+) -> Receipt:
+    return Receipt(
+        bank_reference=response.bank_reference,
+        received_at=response.received_at.ToDatetime(tzinfo=UTC)
+        if response.HasField("received_at")
+        else None,
+        duplicate=response.duplicate,
+    )

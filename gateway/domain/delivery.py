@@ -1,4 +1,5 @@
-"""Push delivery of referrals to banks: the outbox task, its attempts, and the retry rules.
+"""Push delivery of referrals (and early-warning alerts) to banks: the outbox task, its
+attempts, and the retry rules.
 
 A task is written with its referral in one transaction (the transactional outbox), so a
 referral the platform was told about is never lost on its way to the bank, and a referral that
@@ -20,6 +21,11 @@ class DeliveryState(enum.Enum):
     DELIVERED = "delivered"
     DEAD_LETTERED = "dead_lettered"
     CANCELLED = "cancelled"
+
+
+class DeliveryKind(enum.Enum):
+    REFERRAL = "referral"  # DeliverReferral of a case's envelope
+    ALERT = "alert"  # DeliverAlert of an early-warning alert
 
 
 class AttemptOutcome(enum.Enum):
@@ -80,7 +86,9 @@ class DeliveryAttempt:
 class DeliveryTask:
     task_id: str
     sequence: int  # submission order: ordered banks receive in this order
-    referral_id: str
+    referral_id: str  # empty for an alert
+    # The case pushed, or for an ALERT task the alert's id: unique either way, so the database
+    # refuses a second task for one thing.
     case_id: str
     bank_id: str
     endpoint: str
@@ -93,6 +101,7 @@ class DeliveryTask:
     bank_reference: str = ""
     last_error: str = ""
     attempts: tuple[DeliveryAttempt, ...] = ()
+    kind: DeliveryKind = DeliveryKind.REFERRAL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -102,6 +102,7 @@ class Alert:
     severity: Severity
     envelope: SignedPayload
     created_at: datetime
+    expires_at: datetime
 
 
 def snapshot_problems(

@@ -1,7 +1,7 @@
 """Post-loan monitoring: the platform's trade snapshot of a borrower checked against its
 MONITORING consent, turned into early-warning signals under each lending bank's thresholds,
-signed per bank as a DSSE alert and stored with the snapshot in one transaction; banks pull and
-stream their alerts.
+signed per bank as a DSSE alert and stored with the snapshot and its pushes (the outbox, for
+banks with a receiver endpoint) in one transaction; banks also pull and stream their alerts.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from gateway._transactions import (
     utc_now,
 )
 from gateway.blacklist.service import BlacklistNetwork
+from gateway.delivery.dispatcher import Dispatcher
 from gateway.domain import paging
 from gateway.domain.consent import ConsentPurpose, ConsentState, coverage_problems
+from gateway.domain.delivery import DeliveryKind, DeliveryState, DeliveryTask
 from gateway.domain.ids import new_id
 from gateway.domain.merchant import DataScope
 from gateway.domain.monitoring import (
@@ -42,6 +44,7 @@ from gateway.domain.monitoring import (
 from gateway.domain.referral import NONCE_BYTES, SignedPayload
 from gateway.errors import FailedPrecondition, FieldViolation, NotFound, PreconditionViolation
 from gateway.signing.keyring import KeyRing
+from gateway.store import delivery_repository as outbox
 from gateway.store import monitoring_repository as monitoring_repo
 from gateway.store import repository as repo
 from gateway.store.db import Database
@@ -69,8 +72,10 @@ class Monitoring:
         encode_alert: AlertEncoder,
         blacklist: BlacklistNetwork,
         clock: Callable[[], datetime] = utc_now,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self._db = database
+        self._dispatcher = dispatcher
         self._keyring = keyring
         self._encode_alert = encode_alert
         self._blacklist = blacklist
@@ -197,6 +202,7 @@ class Monitoring:
                         signatures=tuple((s.keyid, s.sig) for s in envelope.signatures),
                     ),
                     created_at=now,
+                    expires_at=payload.expires_at,
                 )
             )
         stored = StoredSnapshot(
@@ -218,12 +224,34 @@ class Monitoring:
                 )
             monitoring_repo.insert_snapshot(session, stored)
             monitoring_repo.insert_alerts(session, alerts)
+            for alert in alerts:
+                endpoint = partners[alert.bank_id].endpoint
+                if endpoint:  # the bank takes pushes; others pull or stream
+                    outbox.insert_task(
+                        session,
+                        DeliveryTask(
+                            task_id=new_id("dlv"),
+                            sequence=0,  # assigned by the database
+                            referral_id="",
+                            case_id=alert.alert_id,
+                            kind=DeliveryKind.ALERT,
+                            bank_id=alert.bank_id,
+                            endpoint=endpoint,
+                            ordered=False,  # an alert must not wait behind a bank's referrals
+                            state=DeliveryState.PENDING,
+                            attempt_count=0,
+                            next_attempt_at=at,
+                            created_at=at,
+                        ),
+                    )
             session.flush()
             return snapshot_id, _load_outcome(session, snapshot_id)
 
         outcome = self._tx.idempotent(idem, replay=_load_outcome, act=act)
         if outcome.alerts:
             self.wake_alert_streams()
+            if self._dispatcher is not None:
+                self._dispatcher.notify()
         return outcome
 
     def wake_alert_streams(self) -> None:

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from gateway.domain.delivery import (
     AttemptOutcome,
     DeliveryAttempt,
+    DeliveryKind,
     DeliveryState,
     DeliveryTask,
 )
@@ -37,6 +38,7 @@ def insert_task(session: Session, task: DeliveryTask) -> None:
             attempt_count=task.attempt_count,
             next_attempt_at=task.next_attempt_at,
             created_at=task.created_at,
+            kind=task.kind.value,
         )
     )
 
@@ -64,6 +66,8 @@ def claim_due(
                     and_(
                         col(earlier.bank_id) == col(DeliveryTaskRow.bank_id),
                         col(earlier.state) == DeliveryState.PENDING.value,
+                        # Only referrals keep an order; an alert never holds one back.
+                        col(earlier.kind) == DeliveryKind.REFERRAL.value,
                         col(earlier.seq) < col(DeliveryTaskRow.seq),
                     )
                 ),
@@ -236,4 +240,5 @@ def _task(row: DeliveryTaskRow, attempts: tuple[DeliveryAttempt, ...]) -> Delive
         bank_reference=row.bank_reference,
         last_error=row.last_error,
         attempts=attempts,
+        kind=DeliveryKind(row.kind),
     )

@@ -94,6 +94,7 @@ def insert_alerts(session: Session, alerts: Sequence[Alert]) -> None:
                 envelope_type=alert.envelope.payload_type,
                 envelope_signatures_json=codec.dump_signatures(alert.envelope),
                 created_at=alert.created_at,
+                expires_at=alert.expires_at,
             )
         )
 
@@ -113,7 +114,13 @@ def _alert_from_row(row: AlertRow) -> Alert:
             signatures=codec.load_signatures(row.envelope_signatures_json),
         ),
         created_at=row.created_at,
+        expires_at=row.expires_at,
     )
+
+
+def get_alert(session: Session, alert_id: str) -> Alert | None:
+    row = session.exec(select(AlertRow).where(AlertRow.alert_id == alert_id)).first()
+    return _alert_from_row(row) if row is not None else None
 
 
 def alerts_for_snapshot(session: Session, snapshot_id: str) -> list[Alert]:

@@ -226,7 +226,9 @@ class DeliveryTaskRow(SQLModel, table=True):
     seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
     task_id: str = Field(max_length=40, unique=True)
     referral_id: str = Field(max_length=40, index=True)
+    # The case pushed, or the alert for kind "alert" (see domain.delivery.DeliveryTask).
     case_id: str = Field(max_length=40, unique=True)
+    kind: str = Field(default="referral", max_length=16)
     bank_id: str = Field(max_length=40, index=True)
     endpoint: str = Field(max_length=300)
     ordered: bool = Field(default=False)
@@ -288,3 +290,4 @@ class AlertRow(SQLModel, table=True):
     envelope_type: str = Field(max_length=100)
     envelope_signatures_json: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = _time()
+    expires_at: datetime = _time()

@@ -9,6 +9,9 @@ configured to trust, and nothing in production must) and checks each answer:
   wrong, that is addressed to another bank, or whose unsigned ids disagree with the signed ones
   is refused with ``INVALID_ARGUMENT``;
 * an expired referral is refused with ``FAILED_PRECONDITION`` or ``INVALID_ARGUMENT``;
+* early-warning alerts (``DeliverAlert``) under the same rules: a good one gets a receipt and
+  its repeat is flagged a duplicate; altered bytes, another addressee or an expired alert are
+  refused; an alert never passes as a referral, nor a referral as an alert;
 * every answer comes within the gateway's delivery deadline.
 
 Each check is independent and reported on its own, so a bank sees every gap at once.
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 from colending.v1 import (
@@ -29,13 +33,14 @@ from colending.v1 import (
     common_pb2,
     consent_pb2,
     merchant_pb2,
+    monitoring_pb2,
     referral_pb2,
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from colending_core import REFERRAL_PAYLOAD_TYPE, key_id, pae
+from colending_core import ALERT_PAYLOAD_TYPE, REFERRAL_PAYLOAD_TYPE, key_id, pae
 
 br = bank_receiver_service_pb2
 DEADLINE_SECONDS = 5.0  # the gateway's default call timeout for a push
@@ -89,20 +94,17 @@ class ConformanceKit:
     ) -> common_pb2.Envelope:
         return sign_referral(payload, signer=signer or self._signer, payload_type=payload_type)
 
+    def push_alert(self, alert_id: str, envelope: common_pb2.Envelope, attempt: int = 1) -> _Answer:
+        request = br.DeliverAlertRequest(alert_id=alert_id, envelope=envelope, attempt=attempt)
+        return _answer(lambda: self._stub.DeliverAlert(request, timeout=DEADLINE_SECONDS))
+
     def push(
         self, referral_id: str, case_id: str, envelope: common_pb2.Envelope, attempt: int = 1
     ) -> _Answer:
         request = br.DeliverReferralRequest(
             referral_id=referral_id, case_id=case_id, envelope=envelope, attempt=attempt
         )
-        started = time.monotonic()
-        try:
-            response = self._stub.DeliverReferral(request, timeout=DEADLINE_SECONDS)
-            return _Answer(grpc.StatusCode.OK, response, "", time.monotonic() - started)
-        except grpc.RpcError as error:
-            code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-            details = (error.details() if isinstance(error, grpc.Call) else "") or ""
-            return _Answer(code, None, details, time.monotonic() - started)
+        return _answer(lambda: self._stub.DeliverReferral(request, timeout=DEADLINE_SECONDS))
 
     # --- the checks -----------------------------------------------------------------------
 
@@ -143,6 +145,31 @@ class ConformanceKit:
                 "receiver.expired",
                 "a referral past its validity must not be acted on",
                 self._expired,
+            ),
+            (
+                "receiver.alert-receipt-and-duplicates",
+                "alerts are pushed at least once too: a repeat must be flagged a duplicate",
+                self._good_alert,
+            ),
+            (
+                "receiver.alert-tampered",
+                "an alert's signature covers its exact bytes: one flipped bit must be refused",
+                self._tampered_alert,
+            ),
+            (
+                "receiver.alert-misaddressed",
+                "an alert signed for another bank must not be acted on",
+                self._misaddressed_alert,
+            ),
+            (
+                "receiver.alert-expired",
+                "an alert past its validity must not be acted on",
+                self._expired_alert,
+            ),
+            (
+                "receiver.alert-referral-confusion",
+                "an alert envelope must never pass as a referral, nor a referral as an alert",
+                self._confused_types,
             ),
         ]
 
@@ -227,6 +254,81 @@ class ConformanceKit:
         envelope = self.envelope(payload.SerializeToString())
         return _expect(self.push(referral_id, case_id, envelope), EXPIRED)
 
+    def _alert_envelope(self, **kw: Any) -> tuple[str, common_pb2.Envelope]:
+        alert_id, payload = build_alert(bank_id=kw.pop("bank_id", self._bank_id), **kw)
+        return alert_id, self.envelope(payload.SerializeToString(), payload_type=ALERT_PAYLOAD_TYPE)
+
+    def _good_alert(self) -> str | None:
+        alert_id, envelope = self._alert_envelope()
+        first = self.push_alert(alert_id, envelope)
+        if (problem := _expect_ok(first)) is not None:
+            return problem
+        assert first.response is not None
+        if first.response.duplicate:
+            return "a first alert delivery was flagged as a duplicate"
+        again = self.push_alert(alert_id, envelope, attempt=2)
+        if (problem := _expect_ok(again)) is not None:
+            return f"repeat: {problem}"
+        assert again.response is not None
+        if not again.response.duplicate:
+            return "a repeated alert was not flagged as a duplicate"
+        return None
+
+    def _tampered_alert(self) -> str | None:
+        alert_id, envelope = self._alert_envelope()
+        flipped = bytearray(envelope.payload)
+        flipped[len(flipped) // 2] ^= 0x01
+        envelope.payload = bytes(flipped)
+        return _expect(self.push_alert(alert_id, envelope), REFUSED)
+
+    def _misaddressed_alert(self) -> str | None:
+        alert_id, envelope = self._alert_envelope(bank_id=f"{self._bank_id}-other")
+        return _expect(self.push_alert(alert_id, envelope), REFUSED)
+
+    def _expired_alert(self) -> str | None:
+        alert_id, envelope = self._alert_envelope(expires_in=-timedelta(hours=1))
+        return _expect(self.push_alert(alert_id, envelope), EXPIRED)
+
+    def _confused_types(self) -> str | None:
+        alert_id, alert = self._alert_envelope()
+        referral_id, case_id, payload = self.referral()
+        referral = self.envelope(payload.SerializeToString())
+        if (problem := _expect(self.push(referral_id, case_id, alert), REFUSED)) is not None:
+            return f"an alert pushed as a referral: {problem}"
+        if (problem := _expect(self.push_alert(alert_id, referral), REFUSED)) is not None:
+            return f"a referral pushed as an alert: {problem}"
+        return None
+
+
+def build_alert(
+    *, bank_id: str, expires_in: timedelta = timedelta(days=30)
+) -> tuple[str, monitoring_pb2.AlertPayload]:
+    """A well-formed test alert payload: ``(alert id, payload)``."""
+    now = datetime.now(UTC)
+    alert_id = f"alert_CONFORMANCE{secrets.token_hex(6).upper()}"
+    payload = monitoring_pb2.AlertPayload(
+        alert_id=alert_id,
+        bank_id=bank_id,
+        case_ids=["case_CONFORMANCE"],
+        platform_merchant_id="m-conformance",
+        snapshot_id="snap_CONFORMANCE",
+        snapshot_as_of=common_pb2.Date(year=now.year, month=now.month, day=now.day),
+        severity=monitoring_pb2.ALERT_SEVERITY_CRITICAL,
+        signals=[
+            monitoring_pb2.EarlyWarningSignal(
+                code=monitoring_pb2.SIGNAL_CODE_STORE_RESTRICTED,
+                severity=monitoring_pb2.ALERT_SEVERITY_CRITICAL,
+                reason="the platform has restricted the merchant's store",
+                observed=1,
+                threshold=0,
+            )
+        ],
+        issued_at=_ts(now - timedelta(minutes=1)),
+        expires_at=_ts(now + expires_in),
+        nonce=secrets.token_bytes(16),
+    )
+    return alert_id, payload
+
 
 def build_referral(
     *, bank_id: str, expires_in: timedelta = timedelta(days=30)
@@ -275,6 +377,17 @@ def sign_referral(
             )
         ],
     )
+
+
+def _answer(call: Callable[[], Any]) -> _Answer:
+    started = time.monotonic()
+    try:
+        response = call()
+        return _Answer(grpc.StatusCode.OK, response, "", time.monotonic() - started)
+    except grpc.RpcError as error:
+        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+        details = (error.details() if isinstance(error, grpc.Call) else "") or ""
+        return _Answer(code, None, details, time.monotonic() - started)
 
 
 def _expect_ok(answer: _Answer) -> str | None:

@@ -1,7 +1,8 @@
 """``colending-mock-bank``: a scripted partner bank on the command line.
 
-It serves ``BankReceiverService`` on ``--port``, verifies each pushed referral against the
-gateway's published keys (plus any ``--trust-key``, e.g. the conformance kit's test key), and
+It serves ``BankReceiverService`` on ``--port``, verifies each pushed referral and alert
+against the gateway's published keys (plus any ``--trust-key``, e.g. the conformance kit's
+test key), and
 every ``--decide-every`` seconds acknowledges and decides what it received through the
 gateway's ``PartnerBankService``. Register it with the gateway using its endpoint::
 
@@ -23,9 +24,18 @@ import threading
 from collections.abc import Sequence
 
 from colending.v1 import common_pb2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from partners.mock._bank import Decision, MockBank, Script
-from partners.sdk import BankClient, ColendingError, VerifiedReferral, key_id, public_key_from_raw
+from partners.sdk import (
+    BankClient,
+    ColendingError,
+    VerifiedAlert,
+    VerifiedReferral,
+    key_id,
+    public_key_from_raw,
+)
+from partners.sdk import verify_alert as _verify_alert
 from partners.sdk import verify_referral as _verify_referral
 from partners.sdk.tls import client_credentials, receiver_credentials
 
@@ -90,14 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.gateway, bank_id=args.bank_id, caller=f"partner/{args.bank_id}"
         )
 
-    def verify(envelope: common_pb2.Envelope) -> VerifiedReferral:
-        trusted = {**extra}
+    def trusted() -> dict[str, Ed25519PublicKey]:
+        keys = {**extra}
         try:
-            trusted.update(client.signing_keys())
+            keys.update(client.signing_keys())
         except ColendingError:
             if not extra:
                 raise
-        return _verify_referral(envelope, trusted_keys=trusted, bank_id=args.bank_id)
+        return keys
+
+    def verify(envelope: common_pb2.Envelope) -> VerifiedReferral:
+        return _verify_referral(envelope, trusted_keys=trusted(), bank_id=args.bank_id)
+
+    def verify_alert(envelope: common_pb2.Envelope) -> VerifiedAlert:
+        return _verify_alert(envelope, trusted_keys=trusted(), bank_id=args.bank_id)
 
     script = Script(
         decision=Decision(args.behaviour),
@@ -105,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unavailable_per_mille=args.flaky,
         down=args.down,
     )
-    bank = MockBank(bank_id=args.bank_id, verify=verify, script=script)
+    bank = MockBank(bank_id=args.bank_id, verify=verify, verify_alert=verify_alert, script=script)
     receiver = (
         receiver_credentials(ca=args.tls_ca, certificate=args.receiver_cert, key=args.receiver_key)
         if args.receiver_cert

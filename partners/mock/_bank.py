@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
 from colending.v1 import (
@@ -41,6 +42,7 @@ from partners.sdk import (
 from partners.sdk.tls import peer_is_gateway
 
 br = bank_receiver_service_pb2
+_V = TypeVar("_V")
 PLATFORM_SHARE_BPS = 3000  # the regulatory floor for the cooperating institution's share
 MIN_LINE_FEN = 5_000_000  # RMB 50,000, the smallest line of the default policy
 MIN_FIXED_FEN = 5_000_000  # RMB 50,000, the smallest fixed part of a combined line
@@ -87,13 +89,17 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
         *,
         bank_id: str,
         verify: Callable[[common_pb2.Envelope], VerifiedReferral],
+        verify_alert: Callable[[common_pb2.Envelope], VerifiedAlert] | None = None,
         script: Script | None = None,
     ) -> None:
-        """``verify`` checks an envelope addressed to this bank (e.g. ``BankClient.verify``)."""
+        """``verify`` checks a referral envelope addressed to this bank (``BankClient.verify``),
+        ``verify_alert`` an alert's (``BankClient.verify_alert``; without it, pushed alerts are
+        answered UNIMPLEMENTED)."""
         self.bank_id = bank_id
         self.script = script or Script()
         self.stats = Stats()
         self._verify = verify
+        self._verify_alert = verify_alert
         self._received: dict[str, _Received] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(self.script.seed)  # noqa: S311  (a scripted coin, not a secret)
@@ -108,27 +114,8 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
     def DeliverReferral(
         self, request: br.DeliverReferralRequest, context: grpc.ServicerContext
     ) -> br.DeliverReferralResponse:
-        if self._tls and not peer_is_gateway(context):
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, "only the gateway pushes referrals")
-        with self._lock:
-            self.stats.pushes += 1
-            unavailable = self.script.down or (
-                self._rng.randrange(1000) < self.script.unavailable_per_mille
-            )
-            if unavailable:
-                self.stats.unavailable += 1
-        if unavailable:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.bank_id} is unavailable")
-        if self.script.delay_seconds:
-            time.sleep(self.script.delay_seconds)
-        try:
-            referral = self._verify(request.envelope)
-        except (ReferralExpiredError, ReferralNotYetValidError) as error:
-            self._reject(error)
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, error.message)
-        except (MisaddressedReferralError, VerificationError) as error:
-            self._reject(error)
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+        self._admit(context)
+        referral = self._verified(self._verify, request.envelope, context)
         if (referral.referral_id, referral.case_id) != (request.referral_id, request.case_id):
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "unsigned ids differ from the signed ones"
@@ -149,6 +136,57 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
         return br.DeliverReferralResponse(
             bank_reference=first.reference, received_at=received_at, duplicate=duplicate
         )
+
+    def DeliverAlert(
+        self, request: br.DeliverAlertRequest, context: grpc.ServicerContext
+    ) -> br.DeliverAlertResponse:
+        if self._verify_alert is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self.bank_id} takes no alert pushes")
+        self._admit(context)
+        alert = self._verified(self._verify_alert, request.envelope, context)
+        if alert.alert_id != request.alert_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unsigned alert id differs")
+        with self._lock:
+            duplicate = any(a.alert_id == alert.alert_id for a in self._alerts)
+            if duplicate:
+                self.stats.duplicates += 1
+            else:
+                self._take_alerts([alert])
+        return br.DeliverAlertResponse(duplicate=duplicate)
+
+    def _admit(self, context: grpc.ServicerContext) -> None:
+        """Only the gateway may push (under TLS), and the script may make the bank unavailable
+        or slow: the same for every push."""
+        if self._tls and not peer_is_gateway(context):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "only the gateway pushes")
+        with self._lock:
+            self.stats.pushes += 1
+            unavailable = self.script.down or (
+                self._rng.randrange(1000) < self.script.unavailable_per_mille
+            )
+            if unavailable:
+                self.stats.unavailable += 1
+        if unavailable:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.bank_id} is unavailable")
+        if self.script.delay_seconds:
+            time.sleep(self.script.delay_seconds)
+
+    def _verified(
+        self,
+        verify: Callable[[common_pb2.Envelope], _V],
+        envelope: common_pb2.Envelope,
+        context: grpc.ServicerContext,
+    ) -> _V:
+        """``verify(envelope)``, or the push refused: an expired or premature envelope with
+        FAILED_PRECONDITION, any other failure with INVALID_ARGUMENT (both final)."""
+        try:
+            return verify(envelope)
+        except (ReferralExpiredError, ReferralNotYetValidError) as error:
+            self._reject(error)
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, error.message)
+        except (MisaddressedReferralError, VerificationError) as error:
+            self._reject(error)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
 
     def _reject(self, error: VerificationError) -> None:
         with self._lock:
@@ -174,7 +212,8 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
     # --- early warnings -------------------------------------------------------------------
 
     def review_alerts(self, client: BankClient) -> list[VerifiedAlert]:
-        """Pull and verify every alert since the last review. A CRITICAL one puts its merchant
+        """Pull and verify every alert since the last review (those already pushed are not
+        repeated). A CRITICAL one, pulled or pushed, puts its merchant
         on the watchlist: from then on the bank declines the merchant's new referrals
         (``EARLY_WARNING``), as a credit officer would until the risk is understood."""
         new: list[VerifiedAlert] = []
@@ -185,11 +224,17 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
             new += page.alerts
             self._alert_cursor = page.next_cursor
         with self._lock:
-            self._alerts += new
-            for alert in new:
-                if alert.severity == monitoring_pb2.ALERT_SEVERITY_CRITICAL:
-                    self._watchlist.add(alert.payload.platform_merchant_id)
+            known = {a.alert_id for a in self._alerts}
+            new = [a for a in new if a.alert_id not in known]  # some may have been pushed
+            self._take_alerts(new)
         return new
+
+    def _take_alerts(self, alerts: list[VerifiedAlert]) -> None:
+        # Under the lock.
+        self._alerts += alerts
+        for alert in alerts:
+            if alert.severity == monitoring_pb2.ALERT_SEVERITY_CRITICAL:
+                self._watchlist.add(alert.payload.platform_merchant_id)
 
     def alerts(self) -> list[VerifiedAlert]:
         with self._lock:

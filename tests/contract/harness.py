@@ -122,7 +122,10 @@ def network(
 
 @contextmanager
 def mock_bank(net: Network, bank_id: str, script: Script, **register: bool) -> Iterator[MockBank]:
-    bank = MockBank(bank_id=bank_id, verify=net.bank_client(bank_id).verify, script=script)
+    client = net.bank_client(bank_id)
+    bank = MockBank(
+        bank_id=bank_id, verify=client.verify, verify_alert=client.verify_alert, script=script
+    )
     port = bank.start(credentials=net.pki.receiver(bank_id))
     try:
         net.register(bank_id, endpoint=f"127.0.0.1:{port}", **register)

@@ -37,7 +37,7 @@ from partners.conformance.__main__ import main as conformance_main
 from partners.conformance._client_suite import FakeGateway, serve
 from partners.conformance._reference_client import run_reference_client
 from partners.mock import MockBank
-from partners.sdk import VerifiedReferral, key_id, verify_referral
+from partners.sdk import VerifiedAlert, VerifiedReferral, key_id, verify_alert, verify_referral
 
 br = bank_receiver_service_pb2
 
@@ -49,7 +49,10 @@ def test_a_receiver_that_keeps_the_contract_passes_every_check() -> None:
     def verify(envelope: common_pb2.Envelope) -> VerifiedReferral:
         return verify_referral(envelope, trusted_keys=trusted, bank_id="bank-a")
 
-    bank = MockBank(bank_id="bank-a", verify=verify)
+    def verify_alert_(envelope: common_pb2.Envelope) -> VerifiedAlert:
+        return verify_alert(envelope, trusted_keys=trusted, bank_id="bank-a")
+
+    bank = MockBank(bank_id="bank-a", verify=verify, verify_alert=verify_alert_)
     port = bank.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -57,7 +60,9 @@ def test_a_receiver_that_keeps_the_contract_passes_every_check() -> None:
     finally:
         bank.stop()
     assert [(r.case_id, r.detail) for r in results if not r.passed] == []
-    assert len(results) == 7
+    assert len(results) == 12
+    # The alerts it accepted are the ones a bank acts on: one, pushed twice.
+    assert len(bank.alerts()) == 1
 
 
 class _Careless(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
@@ -153,12 +158,12 @@ def test_the_command_line_tools_against_each_other(
             process.wait(10)
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "bank-receiver: 7/7 checks passed" in out
+    assert "bank-receiver: 12/12 checks passed" in out
     report = json.loads((data_dir.parent / "report.json").read_text())
     assert report["passed"] is True
-    assert len(report["cases"]) == 7
+    assert len(report["cases"]) == 12
     junit = ET.parse(data_dir.parent / "report.xml").getroot()
-    assert junit.get("tests") == "7"
+    assert junit.get("tests") == "12"
     assert junit.get("failures") == "0"
 
 

@@ -1,7 +1,7 @@
 """Post-loan monitoring over real sockets (mutual TLS), driven with the SDK: the platform's trade
 snapshot becomes a signed alert that the lending bank's client verifies on a live stream and by
-pull; a mock bank reacting to a CRITICAL alert declines the merchant's next referral. SQLite and
-PostgreSQL."""
+pull, or that the outbox pushes to the bank's receiver; a mock bank reacting to a CRITICAL alert
+declines the merchant's next referral. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from colending.v1 import common_pb2, consent_pb2, financing_pb2, merchant_pb2, monitoring_pb2
+from colending.v1 import (
+    common_pb2,
+    consent_pb2,
+    delivery_pb2,
+    financing_pb2,
+    merchant_pb2,
+    monitoring_pb2,
+)
 from contract.harness import Network, mock_bank, network
 from contract.test_financing_lifecycle import _approved_case
 from testkit import ALL_SCOPES, dispatching, eventually, in_days
@@ -139,7 +146,7 @@ def test_a_warning_and_a_critical_alert_reach_the_lending_bank_verified(
             verify_alert(as_referral, trusted_keys=keys, bank_id="bank-a")
 
 
-def test_a_mock_bank_stops_lending_after_a_critical_alert(
+def test_a_mock_bank_stops_lending_after_a_pushed_critical_alert(
     data_dir: Path, database_url: str | None
 ) -> None:
     with (
@@ -156,10 +163,15 @@ def test_a_mock_bank_stops_lending_after_a_critical_alert(
         net.platform.submit_trade_snapshot(
             snapshot=_snapshot("m-4002", last_gmv_yuan=100_000), consent_id=consent_id
         )
-        [alert] = bank.review_alerts(client)
+        # Pushed through the outbox to the bank's receiver, which verified it.
+        eventually(lambda: bank.watchlist() == {"m-4002"}, what="the pushed critical alert")
+        [alert] = bank.alerts()
         assert alert.severity == M.ALERT_SEVERITY_CRITICAL  # GMV down 75 %
-        assert bank.watchlist() == {"m-4002"}
-        assert bank.review_alerts(client) == []  # nothing new
+        assert alert.signal_codes == [M.SIGNAL_CODE_GMV_DECLINE]
+        [push] = [t for t in net.tasks() if t.alert_id == alert.alert_id]
+        assert push.state == delivery_pb2.DELIVERY_STATE_DELIVERED
+        assert (push.case_id, push.referral_id) == ("", "")
+        assert bank.review_alerts(client) == []  # the pull repeats nothing pushed
 
         net.refer("m-4002", ["bank-a"])
         eventually(lambda: len(bank.received()) == 2, what="the second pushed referral")

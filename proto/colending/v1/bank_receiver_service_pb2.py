@@ -26,7 +26,7 @@ from colending.v1 import common_pb2 as colending_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(colending/v1/bank_receiver_service.proto\x12\x0c\x63olending.v1\x1a\x19\x63olending/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"y\n\x16\x44\x65liverReferralRequest\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x16.colending.v1.Envelope\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"u\n\x17\x44\x65liverReferralResponse\x12\x16\n\x0e\x62\x61nk_reference\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x32u\n\x13\x42\x61nkReceiverService\x12^\n\x0f\x44\x65liverReferral\x12$.colending.v1.DeliverReferralRequest\x1a%.colending.v1.DeliverReferralResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(colending/v1/bank_receiver_service.proto\x12\x0c\x63olending.v1\x1a\x19\x63olending/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"y\n\x16\x44\x65liverReferralRequest\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x16.colending.v1.Envelope\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"u\n\x17\x44\x65liverReferralResponse\x12\x16\n\x0e\x62\x61nk_reference\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"b\n\x13\x44\x65liverAlertRequest\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12(\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x16.colending.v1.Envelope\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"r\n\x14\x44\x65liverAlertResponse\x12\x16\n\x0e\x62\x61nk_reference\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x32\xcc\x01\n\x13\x42\x61nkReceiverService\x12^\n\x0f\x44\x65liverReferral\x12$.colending.v1.DeliverReferralRequest\x1a%.colending.v1.DeliverReferralResponse\x12U\n\x0c\x44\x65liverAlert\x12!.colending.v1.DeliverAlertRequest\x1a\".colending.v1.DeliverAlertResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELIVERREFERRALREQUEST']._serialized_end=239
   _globals['_DELIVERREFERRALRESPONSE']._serialized_start=241
   _globals['_DELIVERREFERRALRESPONSE']._serialized_end=358
-  _globals['_BANKRECEIVERSERVICE']._serialized_start=360
-  _globals['_BANKRECEIVERSERVICE']._serialized_end=477
+  _globals['_DELIVERALERTREQUEST']._serialized_start=360
+  _globals['_DELIVERALERTREQUEST']._serialized_end=458
+  _globals['_DELIVERALERTRESPONSE']._serialized_start=460
+  _globals['_DELIVERALERTRESPONSE']._serialized_end=574
+  _globals['_BANKRECEIVERSERVICE']._serialized_start=577
+  _globals['_BANKRECEIVERSERVICE']._serialized_end=781
 # @@protoc_insertion_point(module_scope)

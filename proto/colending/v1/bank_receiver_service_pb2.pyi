@@ -85,3 +85,69 @@ class DeliverReferralResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeliverReferralResponse: _TypeAlias = DeliverReferralResponse  # noqa: Y015
+
+@_typing.final
+class DeliverAlertRequest(_message.Message):
+    """DeliverAlertRequest is one alert push."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """The alert id (also inside the signed payload)."""
+    attempt: _builtins.int
+    """1 for the first attempt; a retry of a push the bank may already hold has a higher number."""
+    @_builtins.property
+    def envelope(self) -> _common_pb2.Envelope:
+        """DSSE envelope over an AlertPayload, payload type
+        application/vnd.colending.alert.v1+protobuf.
+        """
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        envelope: _common_pb2.Envelope | None = ...,
+        attempt: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "attempt", b"attempt", "envelope", b"envelope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverAlertRequest: _TypeAlias = DeliverAlertRequest  # noqa: Y015
+
+@_typing.final
+class DeliverAlertResponse(_message.Message):
+    """DeliverAlertResponse is the bank's receipt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_REFERENCE_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    bank_reference: _builtins.str
+    """The bank's own reference for the alert (may be empty)."""
+    duplicate: _builtins.bool
+    """True when the bank already had this alert."""
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp:
+        """When the bank received it first."""
+
+    def __init__(
+        self,
+        *,
+        bank_reference: _builtins.str = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+        duplicate: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_reference", b"bank_reference", "duplicate", b"duplicate", "received_at", b"received_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverAlertResponse: _TypeAlias = DeliverAlertResponse  # noqa: Y015

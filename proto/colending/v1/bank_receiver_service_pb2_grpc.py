@@ -42,6 +42,11 @@ class BankReceiverServiceStub:
                 request_serializer=colending_dot_v1_dot_bank__receiver__service__pb2.DeliverReferralRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_bank__receiver__service__pb2.DeliverReferralResponse.FromString,
                 _registered_method=True)
+        self.DeliverAlert = channel.unary_unary(
+                '/colending.v1.BankReceiverService/DeliverAlert',
+                request_serializer=colending_dot_v1_dot_bank__receiver__service__pb2.DeliverAlertRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_bank__receiver__service__pb2.DeliverAlertResponse.FromString,
+                _registered_method=True)
 
 
 class BankReceiverServiceServicer:
@@ -58,6 +63,14 @@ class BankReceiverServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeliverAlert(self, request, context):
+        """Delivers one signed early-warning alert (an AlertPayload envelope), under the same rules:
+        verify before OK, de-duplicate by alert id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BankReceiverServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -65,6 +78,11 @@ def add_BankReceiverServiceServicer_to_server(servicer, server):
                     servicer.DeliverReferral,
                     request_deserializer=colending_dot_v1_dot_bank__receiver__service__pb2.DeliverReferralRequest.FromString,
                     response_serializer=colending_dot_v1_dot_bank__receiver__service__pb2.DeliverReferralResponse.SerializeToString,
+            ),
+            'DeliverAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverAlert,
+                    request_deserializer=colending_dot_v1_dot_bank__receiver__service__pb2.DeliverAlertRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_bank__receiver__service__pb2.DeliverAlertResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -97,6 +115,33 @@ class BankReceiverService:
             '/colending.v1.BankReceiverService/DeliverReferral',
             colending_dot_v1_dot_bank__receiver__service__pb2.DeliverReferralRequest.SerializeToString,
             colending_dot_v1_dot_bank__receiver__service__pb2.DeliverReferralResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.BankReceiverService/DeliverAlert',
+            colending_dot_v1_dot_bank__receiver__service__pb2.DeliverAlertRequest.SerializeToString,
+            colending_dot_v1_dot_bank__receiver__service__pb2.DeliverAlertResponse.FromString,
             options,
             channel_credentials,
             insecure,

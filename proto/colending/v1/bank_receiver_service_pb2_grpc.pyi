@@ -40,6 +40,10 @@ class BankReceiverServiceStub:
     """Delivers one signed referral. The bank verifies the envelope before answering OK;
     INVALID_ARGUMENT or FAILED_PRECONDITION are final, UNAVAILABLE and similar are retried.
     """
+    DeliverAlert: _grpc.UnaryUnaryMultiCallable[_bank_receiver_service_pb2.DeliverAlertRequest, _bank_receiver_service_pb2.DeliverAlertResponse]
+    """Delivers one signed early-warning alert (an AlertPayload envelope), under the same rules:
+    verify before OK, de-duplicate by alert id.
+    """
 
 @_typing.type_check_only
 class BankReceiverServiceAsyncStub(BankReceiverServiceStub):
@@ -52,6 +56,10 @@ class BankReceiverServiceAsyncStub(BankReceiverServiceStub):
     DeliverReferral: _aio.UnaryUnaryMultiCallable[_bank_receiver_service_pb2.DeliverReferralRequest, _bank_receiver_service_pb2.DeliverReferralResponse]  # type: ignore[assignment]
     """Delivers one signed referral. The bank verifies the envelope before answering OK;
     INVALID_ARGUMENT or FAILED_PRECONDITION are final, UNAVAILABLE and similar are retried.
+    """
+    DeliverAlert: _aio.UnaryUnaryMultiCallable[_bank_receiver_service_pb2.DeliverAlertRequest, _bank_receiver_service_pb2.DeliverAlertResponse]  # type: ignore[assignment]
+    """Delivers one signed early-warning alert (an AlertPayload envelope), under the same rules:
+    verify before OK, de-duplicate by alert id.
     """
 
 class BankReceiverServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -68,6 +76,16 @@ class BankReceiverServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_bank_receiver_service_pb2.DeliverReferralResponse, _abc.Awaitable[_bank_receiver_service_pb2.DeliverReferralResponse]]:
         """Delivers one signed referral. The bank verifies the envelope before answering OK;
         INVALID_ARGUMENT or FAILED_PRECONDITION are final, UNAVAILABLE and similar are retried.
+        """
+
+    @_abc_1.abstractmethod
+    def DeliverAlert(
+        self,
+        request: _bank_receiver_service_pb2.DeliverAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_bank_receiver_service_pb2.DeliverAlertResponse, _abc.Awaitable[_bank_receiver_service_pb2.DeliverAlertResponse]]:
+        """Delivers one signed early-warning alert (an AlertPayload envelope), under the same rules:
+        verify before OK, de-duplicate by alert id.
         """
 
 def add_BankReceiverServiceServicer_to_server(servicer: BankReceiverServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

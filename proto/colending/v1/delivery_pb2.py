@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63olending/v1/delivery.proto\x12\x0c\x63olending.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x01\n\x0f\x44\x65liveryAttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07outcome\x18\x03 \x01(\x0e\x32\x1d.colending.v1.DeliveryOutcome\x12\x13\n\x0bstatus_code\x18\x04 \x01(\t\x12\x16\n\x0elatency_micros\x18\x05 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\x8d\x03\n\x0c\x44\x65liveryTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61nk_id\x18\x04 \x01(\t\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.colending.v1.DeliveryState\x12\x15\n\rattempt_count\x18\x06 \x01(\x05\x12\x33\n\x0fnext_attempt_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62\x61nk_reference\x18\n \x01(\t\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12/\n\x08\x61ttempts\x18\x0c \x03(\x0b\x32\x1d.colending.v1.DeliveryAttempt*\xc8\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45LIVERY_STATE_NOT_PUSHED\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03\x12 \n\x1c\x44\x45LIVERY_STATE_DEAD_LETTERED\x10\x04\x12\x1c\n\x18\x44\x45LIVERY_STATE_CANCELLED\x10\x05*\x8f\x01\n\x0f\x44\x65liveryOutcome\x12 \n\x1c\x44\x45LIVERY_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45LIVERY_OUTCOME_DELIVERED\x10\x01\x12\x1e\n\x1a\x44\x45LIVERY_OUTCOME_RETRYABLE\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_OUTCOME_FINAL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63olending/v1/delivery.proto\x12\x0c\x63olending.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x01\n\x0f\x44\x65liveryAttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07outcome\x18\x03 \x01(\x0e\x32\x1d.colending.v1.DeliveryOutcome\x12\x13\n\x0bstatus_code\x18\x04 \x01(\t\x12\x16\n\x0elatency_micros\x18\x05 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\x9f\x03\n\x0c\x44\x65liveryTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61nk_id\x18\x04 \x01(\t\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.colending.v1.DeliveryState\x12\x15\n\rattempt_count\x18\x06 \x01(\x05\x12\x33\n\x0fnext_attempt_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62\x61nk_reference\x18\n \x01(\t\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12/\n\x08\x61ttempts\x18\x0c \x03(\x0b\x32\x1d.colending.v1.DeliveryAttempt\x12\x10\n\x08\x61lert_id\x18\r \x01(\t*\xc8\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45LIVERY_STATE_NOT_PUSHED\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03\x12 \n\x1c\x44\x45LIVERY_STATE_DEAD_LETTERED\x10\x04\x12\x1c\n\x18\x44\x45LIVERY_STATE_CANCELLED\x10\x05*\x8f\x01\n\x0f\x44\x65liveryOutcome\x12 \n\x1c\x44\x45LIVERY_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45LIVERY_OUTCOME_DELIVERED\x10\x01\x12\x1e\n\x1a\x44\x45LIVERY_OUTCOME_RETRYABLE\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_OUTCOME_FINAL\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'colending.v1.delivery_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATE']._serialized_start=673
-  _globals['_DELIVERYSTATE']._serialized_end=873
-  _globals['_DELIVERYOUTCOME']._serialized_start=876
-  _globals['_DELIVERYOUTCOME']._serialized_end=1019
+  _globals['_DELIVERYSTATE']._serialized_start=691
+  _globals['_DELIVERYSTATE']._serialized_end=891
+  _globals['_DELIVERYOUTCOME']._serialized_start=894
+  _globals['_DELIVERYOUTCOME']._serialized_end=1037
   _globals['_DELIVERYATTEMPT']._serialized_start=79
   _globals['_DELIVERYATTEMPT']._serialized_end=270
   _globals['_DELIVERYTASK']._serialized_start=273
-  _globals['_DELIVERYTASK']._serialized_end=670
+  _globals['_DELIVERYTASK']._serialized_end=688
 # @@protoc_insertion_point(module_scope)

@@ -134,7 +134,7 @@ Global___DeliveryAttempt: _TypeAlias = DeliveryAttempt  # noqa: Y015
 
 @_typing.final
 class DeliveryTask(_message.Message):
-    """DeliveryTask is the outbox entry that pushes one referral to one bank."""
+    """DeliveryTask is the outbox entry that pushes one referral, or one alert, to one bank."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -150,6 +150,7 @@ class DeliveryTask(_message.Message):
     BANK_REFERENCE_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    ALERT_ID_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Server-assigned id."""
     referral_id: _builtins.str
@@ -166,6 +167,8 @@ class DeliveryTask(_message.Message):
     """The bank's own reference, from its receipt."""
     last_error: _builtins.str
     """Why it is dead-lettered or was last retried."""
+    alert_id: _builtins.str
+    """For the push of an early-warning alert: the alert (referral_id and case_id are empty)."""
     @_builtins.property
     def next_attempt_at(self) -> _timestamp_pb2.Timestamp:
         """When the next attempt is due (pending tasks)."""
@@ -197,10 +200,11 @@ class DeliveryTask(_message.Message):
         bank_reference: _builtins.str = ...,
         last_error: _builtins.str = ...,
         attempts: _abc.Iterable[Global___DeliveryAttempt] | None = ...,
+        alert_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "delivered_at", b"delivered_at", "next_attempt_at", b"next_attempt_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_count", b"attempt_count", "attempts", b"attempts", "bank_id", b"bank_id", "bank_reference", b"bank_reference", "case_id", b"case_id", "created_at", b"created_at", "delivered_at", b"delivered_at", "last_error", b"last_error", "next_attempt_at", b"next_attempt_at", "referral_id", b"referral_id", "state", b"state", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "attempt_count", b"attempt_count", "attempts", b"attempts", "bank_id", b"bank_id", "bank_reference", b"bank_reference", "case_id", b"case_id", "created_at", b"created_at", "delivered_at", b"delivered_at", "last_error", b"last_error", "next_attempt_at", b"next_attempt_at", "referral_id", b"referral_id", "state", b"state", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,4 +1,4 @@
-"""post-loan monitoring: the platform's trade snapshots and the signed alerts they raise
+"""post-loan monitoring: trade snapshots, the signed alerts they raise, alert pushes in the outbox
 
 Revision ID: 0003
 Revises: 0002
@@ -19,6 +19,11 @@ _SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    # Alerts are pushed through the referral outbox; rows before this are referral pushes.
+    with op.batch_alter_table("delivery_tasks", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("kind", sa.String(length=16), nullable=False, server_default="referral")
+        )
     op.create_table(
         "trade_snapshots",
         sa.Column("seq", _SEQ, nullable=False),
@@ -49,6 +54,7 @@ def upgrade() -> None:
         sa.Column("envelope_type", sa.String(length=100), nullable=False),
         sa.Column("envelope_signatures_json", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
         sa.UniqueConstraint("alert_id"),
     )
@@ -63,3 +69,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("alerts")
     op.drop_table("trade_snapshots")
+    with op.batch_alter_table("delivery_tasks", schema=None) as batch_op:
+        batch_op.drop_column("kind")
