@@ -23,8 +23,10 @@ Scenarios (``--only`` picks some): ``submit_sqlite`` and ``submit_postgres`` (Su
 one merchant to one bank, a new request id each call); ``check`` (CheckBorrowers of 1 and of
 1,000 pseudonyms, half listed, against ``--entries`` blacklist entries bulk-loaded as
 bench/blacklist.py does); ``pull`` (PullReferrals, pages of 50, and StreamReferrals from the
-start, over the referrals ``submit_sqlite`` made); ``push`` (submit-to-bank latency with push
-delivery to a mock bank, bench/delivery.py, in one process, so no baseline ratio).
+start, over the referrals ``submit_sqlite`` made); ``snapshot`` (SubmitTradeSnapshot of one
+of 16 merchants with a disbursed loan, each call raising and signing one alert); ``push``
+(submit-to-bank latency with push delivery to a mock bank, bench/delivery.py, in one process,
+so no baseline ratio).
 
 Results go to bench/results/bench.json (``--out`` elsewhere) and a table is printed.
 """
@@ -49,7 +51,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,10 @@ import grpc
 from colending.v1 import (
     admin_service_pb2,
     blacklist_service_pb2,
+    common_pb2,
+    consent_pb2,
+    financing_pb2,
+    monitoring_pb2,
     partner_bank_service_pb2,
     referral_service_pb2,
 )
@@ -71,10 +77,14 @@ SUBMIT_BANK = "bank-a"  # pulls and streams; no push endpoint
 RPC_TIMEOUT = 120.0
 PULL_PAGE = 50
 STREAM_CALLERS = 2
-SCENARIOS = ("submit_sqlite", "submit_postgres", "check", "pull", "push")
+SCENARIOS = ("submit_sqlite", "submit_postgres", "check", "pull", "push", "snapshot")
 _SPAWN = multiprocessing.get_context("spawn")  # gRPC does not survive fork()
 
 REFERRALS = "/colending.v1.ReferralService"
+_ID_REQUESTS: dict[str, Any] = {
+    "SubmitReferral": referral_service_pb2.SubmitReferralRequest,
+    "SubmitTradeSnapshot": referral_service_pb2.SubmitTradeSnapshotRequest,
+}
 BANKS = "/colending.v1.PartnerBankService"
 BLACKLIST = "/colending.v1.BlacklistService"
 
@@ -124,7 +134,10 @@ def _build_baseline(max_workers: int) -> tuple[grpc.Server, int]:
     rs, pb, bl = referral_service_pb2, partner_bank_service_pb2, blacklist_service_pb2
     handlers = {
         "colending.v1.ReferralService": {
-            "SubmitReferral": unary(rs.SubmitReferralRequest, rs.SubmitReferralResponse)
+            "SubmitReferral": unary(rs.SubmitReferralRequest, rs.SubmitReferralResponse),
+            "SubmitTradeSnapshot": unary(
+                rs.SubmitTradeSnapshotRequest, rs.SubmitTradeSnapshotResponse
+            ),
         },
         "colending.v1.PartnerBankService": {
             "PullReferrals": unary(pb.PullReferralsRequest, pb.PullReferralsResponse),
@@ -233,7 +246,8 @@ def _drive_unary(
 
         def worker(k: int) -> None:
             rng = random.Random(seed * 1000 + k)
-            template = referral_service_pb2.SubmitReferralRequest()
+            # A message whose field 1 is request_id, as in every mutating request.
+            template = _ID_REQUESTS[method.rsplit("/", 1)[-1]]() if request_ids else None
             mine = latencies[k]
             n = 0
             try:
@@ -242,7 +256,7 @@ def _drive_unary(
                 while (now := time.time()) < deadline or not mine:
                     j = rng.randrange(len(requests))
                     request = requests[j]
-                    if request_ids:  # a new submission each call: a fresh request id
+                    if template is not None:  # a new submission each call: a fresh id
                         template.ParseFromString(request)
                         template.request_id = uuid.uuid4().hex
                         request = template.SerializeToString()
@@ -280,6 +294,10 @@ def _answer_problem(check: str, answer: bytes, expected: list[int], j: int) -> s
         hits = sum(not r.clear for r in response.results)
         if hits != expected[j]:
             return f"{hits} listed, expected {expected[j]}"
+    elif check == "snapshot":
+        got = referral_service_pb2.SubmitTradeSnapshotResponse.FromString(answer)
+        if len(got.alerts) != 1:
+            return f"a snapshot raised {len(got.alerts)} alerts, expected 1"
     elif check == "pull":
         page = partner_bank_service_pb2.PullReferralsResponse.FromString(answer)
         if len(page.referrals) != expected[0]:
@@ -466,6 +484,79 @@ def _submit_requests(target: str, *, count: int) -> list[bytes]:
     return requests
 
 
+def _snapshot_requests(target: str, *, count: int) -> list[bytes]:
+    """``count`` merchants with a disbursed loan at the bench bank and a MONITORING consent; one
+    SubmitTradeSnapshot request (no id) each, which raises one signed alert."""
+    _tests_on_path()
+    from testkit import ALL_SCOPES, merchant  # type: ignore[import-not-found]
+
+    from partners.sdk import BankClient, PlatformClient
+
+    today = datetime.now(UTC).astimezone(timezone(timedelta(hours=8))).date()
+    day = common_pb2.Date(year=today.year, month=today.month, day=today.day)
+    requests = []
+    with grpc.insecure_channel(target) as channel:
+        platform_ = PlatformClient(channel=channel, caller="platform")
+        bank = BankClient(channel=channel, bank_id=SUBMIT_BANK, caller=f"partner/{SUBMIT_BANK}")
+        for n in range(count):
+            profile = merchant(merchant_id=f"m-watch-{n}")
+            merchant_id = profile.identity.platform_merchant_id
+            common = {
+                "platform_merchant_id": merchant_id,
+                "bank_ids": [SUBMIT_BANK],
+                "data_scopes": list(ALL_SCOPES),
+                "expires_at": datetime.now(UTC) + timedelta(days=30),
+                "evidence_reference": "bench",
+            }
+            consent = platform_.record_consent(**common)
+            referral = platform_.submit_referral(
+                merchant=profile, consent_id=consent.consent_id, bank_ids=[SUBMIT_BANK]
+            )
+            case_id = referral.deliveries[0].case_id
+            offer = referral.deliveries[0].offer
+            bank.acknowledge(case_id, bank_reference=f"B-{n}")
+            bank.submit_decision(
+                case_id,
+                financing_pb2.Decision(
+                    outcome=financing_pb2.DECISION_OUTCOME_APPROVE,
+                    terms=financing_pb2.LoanTerms(
+                        product=offer.product,
+                        amount=offer.total_limit,
+                        fixed_amount=offer.fixed_amount,
+                        term_months=offer.term_months,
+                        revolving_daily_rate_ppm=offer.revolving_daily_rate_ppm,
+                        fixed_daily_rate_ppm=offer.fixed_daily_rate_ppm,
+                        split=financing_pb2.FundingSplit(
+                            bank_share_bps=7000, platform_share_bps=3000
+                        ),
+                    ),
+                ),
+            )
+            bank.report_loan_event(
+                case_id,
+                financing_pb2.LoanEvent(
+                    type=financing_pb2.LOAN_EVENT_TYPE_DISBURSED,
+                    event_date=day,
+                    bank_loan_reference=f"LN-{n}",
+                    disbursed_amount=offer.total_limit,
+                ),
+            )
+            watch = platform_.record_consent(
+                **common, purpose=consent_pb2.CONSENT_PURPOSE_MONITORING
+            )
+            snapshot = monitoring_pb2.TradeSnapshot(
+                platform_merchant_id=merchant_id,
+                as_of=day,
+                reputation=profile.reputation,
+                store_restricted=True,  # one CRITICAL signal: every call signs one alert
+            )
+            request = referral_service_pb2.SubmitTradeSnapshotRequest(
+                consent_id=watch.consent_id, snapshot=snapshot
+            )
+            requests.append(request.SerializeToString())
+    return requests
+
+
 def _load_blacklist(data_dir: str, entries: int) -> dict[str, Any]:
     """Runs in a child: the gateway's schema, keys and partners, then ``entries`` entries."""
     from bench import blacklist as bl
@@ -582,6 +673,20 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                     if "pull" in chosen:
                         print("PullReferrals, StreamReferrals ...", flush=True)
                         _pull(load, base, gateway, scenarios)
+            if "snapshot" in chosen:
+                with serving(kind="gateway", data_dir=f"{tmp}/monitoring") as gateway:
+                    print("SubmitTradeSnapshot, SQLite (setting up loans) ...", flush=True)
+                    _submit_requests(gateway.target, count=0)  # registers the bank
+                    snapshot = {
+                        "method": f"{REFERRALS}/SubmitTradeSnapshot",
+                        "caller": "platform",
+                        "requests": _snapshot_requests(gateway.target, count=16),
+                        "request_ids": True,
+                    }
+                    row = load.unary(gateway, **snapshot, check="snapshot")
+                    scenarios["baseline_snapshot"] = load.unary(base, **snapshot)
+                    _ratio(row, scenarios["baseline_snapshot"])
+                    scenarios["snapshot"] = row
             if "submit_postgres" in chosen:
                 print("SubmitReferral, PostgreSQL ...", flush=True)
                 _submit_postgres(load, base, scenarios)
@@ -690,6 +795,8 @@ _ROWS = (
     ("pull", f"PullReferrals (pages of {PULL_PAGE})"),
     ("baseline_stream", "empty stream (msgs)"),
     ("stream", "StreamReferrals (msgs)"),
+    ("baseline_snapshot", "empty handler: TradeSnapshot"),
+    ("snapshot", "SubmitTradeSnapshot, SQLite"),
 )
 
 

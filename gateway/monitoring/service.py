@@ -247,7 +247,10 @@ class Monitoring:
             session.flush()
             return snapshot_id, _load_outcome(session, snapshot_id)
 
-        outcome = self._tx.idempotent(idem, replay=_load_outcome, act=act)
+        # Group commit on SQLite only, as for referrals (Referrals.submit_referral says why).
+        outcome = self._tx.idempotent(
+            idem, replay=_load_outcome, act=act, batched=self._db.is_sqlite
+        )
         if outcome.alerts:
             self.wake_alert_streams()
             if self._dispatcher is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from colending.v1 import (
 )
 from contract.harness import Network, mock_bank, network
 from contract.test_financing_lifecycle import _approved_case
-from testkit import ALL_SCOPES, dispatching, eventually, in_days
+from testkit import ALL_SCOPES, FAST_DELIVERY, dispatching, eventually, in_days
 
 from gateway._transactions import business_date
 from partners.mock import Decision, Script
@@ -195,3 +195,40 @@ def test_a_snapshot_without_monitoring_consent_is_refused(
             )
         assert {v.type for v in refused.value.violations} == {"CONSENT_PURPOSE"}
         assert net.bank_client("bank-a").pull_alerts().alerts == []
+
+
+def test_an_alert_push_stops_when_the_monitoring_consent_is_revoked(
+    data_dir: Path, database_url: str | None
+) -> None:
+    # Retries a second apart, so the revocation lands between two attempts.
+    patient = dataclasses.replace(
+        FAST_DELIVERY, first_backoff=timedelta(seconds=1), max_backoff=timedelta(seconds=1)
+    )
+    with (
+        network(data_dir, database_url, policy=patient) as net,
+        mock_bank(net, "bank-a", Script(decision=Decision.APPROVE)) as bank,
+        dispatching(net.running.gateway),
+    ):
+        net.refer("m-4004", ["bank-a"])
+        eventually(lambda: len(bank.received()) == 1, what="the pushed referral")
+        [approved] = bank.decide_pending(net.bank_client("bank-a"))
+        _disburse(net, approved.case_id, approved.agreed_terms.amount.amount_minor)
+        consent_id = _monitoring_consent(net, "m-4004")
+        bank.script.down = True
+        raised = net.platform.submit_trade_snapshot(
+            snapshot=_snapshot("m-4004", last_gmv_yuan=0), consent_id=consent_id
+        )
+        [alert] = raised.alerts
+
+        def push() -> delivery_pb2.DeliveryTask:
+            return next(t for t in net.tasks() if t.alert_id == alert.alert_id)
+
+        eventually(lambda: push().attempt_count >= 1, what="a first try")
+        net.platform.revoke_consent(consent_id, reason="the merchant withdrew consent")
+        bank.script.down = False
+        eventually(
+            lambda: push().state == delivery_pb2.DELIVERY_STATE_CANCELLED,
+            what="the alert push to be cancelled",
+        )
+        assert "consent is REVOKED" in push().last_error
+        assert bank.alerts() == []

@@ -4,9 +4,8 @@ failed commit fails every unit of its batch; nobody is answered before its batch
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from sqlmodel import Session
 from gateway._transactions import Transactions
 from gateway.errors import Unavailable
 from gateway.store import repository as repo
-from gateway.store.db import Database, sqlite_url
+from gateway.store.db import Database
 from gateway.store.group_commit import GroupCommit
 
 
@@ -27,15 +26,6 @@ class Refused(Exception):
 
 class Fatal(BaseException):
     """What no unit should raise (like SystemExit): it must not pass for success anywhere."""
-
-
-@pytest.fixture
-def database(data_dir: Path, database_url: str | None) -> Iterator[Database]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(url=database_url or sqlite_url(data_dir))
-    db.create_schema()
-    yield db
-    db.dispose()
 
 
 def claim(request_id: str) -> Callable[[Session], str]:
