@@ -2,9 +2,9 @@
 
 It serves ``BankReceiverService`` on ``--port``, verifies each pushed referral and alert
 against the gateway's published keys (plus any ``--trust-key``, e.g. the conformance kit's
-test key), and
-every ``--decide-every`` seconds acknowledges and decides what it received through the
-gateway's ``PartnerBankService``. Register it with the gateway using its endpoint::
+test key), and every ``--decide-every`` seconds reviews its early-warning alerts (a CRITICAL
+one stops new lending to the merchant), then acknowledges and decides what it received through
+the gateway's ``PartnerBankService``. Register it with the gateway using its endpoint::
 
     colending-gateway partners register bank-a --name "Bank A" --endpoint 127.0.0.1:50061
     colending-mock-bank --bank-id bank-a --port 50061 --behaviour approve --flaky 200
@@ -141,6 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     while not stop.wait(args.decide_every or 3600):
         if args.decide_every:
             try:
+                # Alerts first: a CRITICAL one declines the merchant's referrals in this round.
+                for alert in bank.review_alerts(client):
+                    print(
+                        f"alert {alert.alert_id} on {alert.payload.platform_merchant_id}: "
+                        f"severity {alert.severity}, signals {alert.signal_codes}",
+                        flush=True,
+                    )
                 for case in bank.decide_pending(client):
                     print(f"decided {case.case_id}: state {case.state}", flush=True)
             except ColendingError as error:
