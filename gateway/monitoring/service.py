@@ -115,6 +115,7 @@ class Monitoring:
         if consent is None:
             raise NotFound("consent", consent_id)
         assert snapshot.as_of is not None
+        as_of = snapshot.as_of
 
         bank_ids = tuple(partners)
         refusals: list[PreconditionViolation] = []
@@ -221,6 +222,13 @@ class Monitoring:
                     "CONSENT_NOT_LIVE",
                     f"consents/{consent_id}",
                     "consent stopped being ACTIVE while the snapshot was being checked",
+                )
+            newest = monitoring_repo.latest_snapshot_date(session, merchant_id)
+            if newest is not None and as_of < newest:  # a newer one won the race
+                raise FailedPrecondition.single(
+                    "SNAPSHOT_OUT_OF_ORDER",
+                    "snapshot.as_of",
+                    f"a snapshot as of {newest.isoformat()} was stored meanwhile",
                 )
             monitoring_repo.insert_snapshot(session, stored)
             monitoring_repo.insert_alerts(session, alerts)

@@ -357,3 +357,28 @@ def test_monitoring_thresholds_are_validated_with_the_policy(net: Net) -> None:
         dispute_rate_alert_bps=500,
         refund_rate_alert_bps=1000,
     )
+
+
+def test_an_older_snapshot_that_raced_a_newer_one_is_refused_under_the_lock(
+    lending: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.store import monitoring_repository
+
+    consent_id = monitoring_consent(lending)
+    today = lending.clock.today()
+    submit(lending, consent_id, snapshot(lending, as_of=today)).expect_ok()
+    real = monitoring_repository.latest_snapshot_date
+    calls: list[str] = []
+
+    def racing(session: Any, merchant_id: str) -> Any:
+        calls.append(merchant_id)
+        # The first read (before signing) does not see today's snapshot yet; the one under
+        # the lock does.
+        return None if len(calls) == 1 else real(session, merchant_id)
+
+    monkeypatch.setattr(monitoring_repository, "latest_snapshot_date", racing)
+    before = counts(lending)
+    older = snapshot(lending, as_of=today - timedelta(days=1), store_restricted=True)
+    submit(lending, consent_id, older).expect_precondition("SNAPSHOT_OUT_OF_ORDER")
+    assert counts(lending) == before
+    assert len(calls) == 2
