@@ -3,7 +3,7 @@ signing key ring, one blacklist network and one clock.
 
 Every use case lives in its capability's package (``gateway.referrals``, ``gateway.financing``,
 ``gateway.blacklist``, ``gateway.partners``, ``gateway.delivery``,
-``gateway.monitoring``); this only builds them, so the
+``gateway.monitoring``, ``gateway.orders``); this only builds them, so the
 servicers, the CLI and the tests reach each through one object.
 """
 
@@ -19,6 +19,7 @@ from gateway.blacklist import BlacklistNetwork
 from gateway.delivery import DeliveryTasks, Dispatcher
 from gateway.financing import Financing
 from gateway.monitoring import AlertEncoder, Monitoring
+from gateway.orders import OrderFinancing
 from gateway.partners import PartnerRegistry
 from gateway.referrals import Consents, ReferralEncoder, Referrals
 from gateway.signing.keyring import KeyRing
@@ -60,6 +61,7 @@ class Gateway:
             clock=clock,
             dispatcher=dispatcher,
         )
+        self.orders = OrderFinancing(database=database, clock=clock)
         self.deliveries = DeliveryTasks(database=database, clock=clock, dispatcher=dispatcher)
 
     def database_answers(self) -> bool:

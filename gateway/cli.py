@@ -442,13 +442,17 @@ def _deliver(args: argparse.Namespace) -> int:
 
 
 def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> None:
-    """Expire referrals past their validity, every ``interval`` seconds until ``stop``."""
+    """Expire referrals past their validity, decide blacklist entries due, expire undecided
+    order batches and make orders unsettled past their date overdue, every ``interval``
+    seconds until ``stop``."""
     while not stop.wait(interval):
         try:
             if moved := gateway.financing.expire_due():
                 log.info("expired %d referral case(s) past their validity", moved)
             if changed := gateway.blacklist.sweep():
                 log.info("expired or decided %d blacklist entr(ies)", changed)
+            if changed := gateway.orders.sweep():
+                log.info("expired %d order batch(es) or made order loans overdue", changed)
         except GatewayError as exc:  # a database outage: try again next round
             log.warning("expiry sweep skipped: %s", exc.message)
         except Exception:  # anything else: keep the sweeper alive, say why loudly

@@ -44,6 +44,7 @@ PRODUCTS = {
     ProductType.REVOLVING_LINE: common_pb2.PRODUCT_TYPE_REVOLVING_LINE,
     ProductType.FIXED_LOAN: common_pb2.PRODUCT_TYPE_FIXED_LOAN,
     ProductType.COMBINED: common_pb2.PRODUCT_TYPE_COMBINED,
+    ProductType.ORDER_LOAN: common_pb2.PRODUCT_TYPE_ORDER_LOAN,
 }
 PRODUCT_TYPES = {number: product for product, number in PRODUCTS.items()}
 

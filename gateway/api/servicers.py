@@ -25,6 +25,7 @@ from gateway.blacklist.servicer import BlacklistServicer, EnforcementRpcs
 from gateway.delivery.servicer import DeliveryAdminRpcs
 from gateway.financing.servicer import CounterOfferRpcs, FinancingBankRpcs, PortfolioRpcs
 from gateway.monitoring.servicer import AlertBankRpcs, MonitoringRpcs
+from gateway.orders.servicer import OrderBankRpcs, OrderRpcs
 from gateway.partners.servicer import PartnerAdminRpcs
 from gateway.referrals.servicer import ReferralBankRpcs, ReferralRpcs, SigningKeyAdminRpcs
 
@@ -36,6 +37,7 @@ class ReferralServicer(
     CounterOfferRpcs,
     EnforcementRpcs,
     MonitoringRpcs,
+    OrderRpcs,
     referral_service_pb2_grpc.ReferralServiceServicer,
 ):
     def __init__(self, *, gateway: Gateway, clock: Callable[[], datetime] = utc_now) -> None:
@@ -44,6 +46,7 @@ class ReferralServicer(
         self._financing = gateway.financing
         self._blacklist = gateway.blacklist
         self._monitoring = gateway.monitoring
+        self._orders = gateway.orders
         self._clock = clock
 
 
@@ -51,6 +54,7 @@ class PartnerBankServicer(
     ReferralBankRpcs,
     FinancingBankRpcs,
     AlertBankRpcs,
+    OrderBankRpcs,
     partner_bank_service_pb2_grpc.PartnerBankServiceServicer,
 ):
     def __init__(
@@ -64,6 +68,7 @@ class PartnerBankServicer(
         self._financing = gateway.financing
         self._blacklist = gateway.blacklist
         self._monitoring = gateway.monitoring
+        self._orders = gateway.orders
         self._streams = streams or StreamSlots(limit=4, per_caller=2)
         self._limiter = limiter
 

@@ -82,18 +82,9 @@ def decision_problems(decision: Decision, *, prefix: str = "decision") -> list[F
     if decision.outcome is DecisionOutcome.DECLINE:
         if decision.terms is not None:
             problems.append(FieldViolation(f"{p}terms", "must be empty when declining"))
-        if not decision.decline_reason_codes:
-            problems.append(
-                FieldViolation(f"{p}decline_reason_codes", "required: at least one code")
-            )
-        for i, code in enumerate(decision.decline_reason_codes):
-            if not REASON_CODE_PATTERN.fullmatch(code):
-                problems.append(
-                    FieldViolation(
-                        f"{p}decline_reason_codes[{i}]",
-                        "must be 2..64 characters of [A-Z0-9_] starting with a letter",
-                    )
-                )
+        problems += reason_code_problems(
+            decision.decline_reason_codes, field=f"{p}decline_reason_codes"
+        )
     elif decision.outcome is not None:
         if decision.decline_reason_codes:
             problems.append(
@@ -104,6 +95,19 @@ def decision_problems(decision: Decision, *, prefix: str = "decision") -> list[F
         else:
             problems += terms_problems(decision.terms, prefix=f"{p}terms")
     return problems
+
+
+def reason_code_problems(codes: tuple[str, ...], *, field: str) -> list[FieldViolation]:
+    """A decline's reason codes: at least one, each 2..64 characters of [A-Z0-9_]."""
+    if not codes:
+        return [FieldViolation(field, "required: at least one code")]
+    return [
+        FieldViolation(
+            f"{field}[{i}]", "must be 2..64 characters of [A-Z0-9_] starting with a letter"
+        )
+        for i, code in enumerate(codes)
+        if not REASON_CODE_PATTERN.fullmatch(code)
+    ]
 
 
 def terms_problems(terms: LoanTerms, *, prefix: str) -> list[FieldViolation]:
@@ -117,7 +121,12 @@ def terms_problems(terms: LoanTerms, *, prefix: str) -> list[FieldViolation]:
         problems.append(
             FieldViolation(f"{p}term_months", f"must be between 1 and {MAX_TERM_MONTHS}")
         )
-    uses_revolving = terms.product in (ProductType.REVOLVING_LINE, ProductType.COMBINED)
+    # An order loan's line is drawn like a revolving one, one approved order batch at a time.
+    uses_revolving = terms.product in (
+        ProductType.REVOLVING_LINE,
+        ProductType.COMBINED,
+        ProductType.ORDER_LOAN,
+    )
     uses_fixed = terms.product in (ProductType.FIXED_LOAN, ProductType.COMBINED)
     for name, value, used in (
         ("revolving_daily_rate_ppm", terms.revolving_daily_rate_ppm, uses_revolving),
@@ -157,8 +166,8 @@ def _fixed_part_problems(terms: LoanTerms, *, field: str) -> list[FieldViolation
         return []
     if terms.product is ProductType.FIXED_LOAN and fixed != amount:
         return [FieldViolation(field, "a fixed loan's fixed part is the whole amount")]
-    if terms.product is ProductType.REVOLVING_LINE and fixed != 0:
-        return [FieldViolation(field, "a revolving line has no fixed part")]
+    if terms.product in (ProductType.REVOLVING_LINE, ProductType.ORDER_LOAN) and fixed != 0:
+        return [FieldViolation(field, f"a {terms.product.name} has no fixed part")]
     if terms.product is ProductType.COMBINED:
         floor = max(-(-amount * FIXED_PART_MIN_BPS // BPS_WHOLE), FIXED_PART_MIN_FEN)
         if not floor <= fixed < amount:

@@ -48,7 +48,8 @@ TRANSITIONS: dict[FinancingState, frozenset[FinancingState]] = {
     S.APPROVED: frozenset({S.DISBURSED}),
     S.COUNTER_OFFERED: frozenset({S.ACCEPTED, S.REJECTED, S.EXPIRED}),
     S.ACCEPTED: frozenset({S.DISBURSED}),
-    S.DISBURSED: frozenset({S.REPAYING, S.OVERDUE, S.SETTLED}),
+    # DISBURSED to itself: an order loan's next batch paid out before any repayment.
+    S.DISBURSED: frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE, S.SETTLED}),
     S.REPAYING: frozenset({S.REPAYING, S.OVERDUE, S.SETTLED}),
     S.OVERDUE: frozenset({S.REPAYING, S.OVERDUE, S.DEFAULTED, S.SETTLED}),
     S.DEFAULTED: frozenset({S.RECOVERED, S.WRITTEN_OFF}),

@@ -17,7 +17,8 @@ from datetime import date
 
 from gateway.domain.decision import LoanTerms
 from gateway.domain.financing import FinancingState
-from gateway.domain.money import PPM_WHOLE, split_by_bps
+from gateway.domain.money import PPM_WHOLE, format_fen, split_by_bps
+from gateway.domain.scoring import ProductType
 from gateway.errors import FailedPrecondition, FieldViolation
 
 S = FinancingState
@@ -33,6 +34,12 @@ class LoanEventType(enum.Enum):
     RECOVERED = "recovered"
     WRITTEN_OFF = "written_off"
     SETTLED = "settled"
+    # Recorded by the gateway from order batches and settlements, never reported by a bank.
+    ORDER_ADVANCE = "order_advance"
+    SETTLEMENT_SWEEP = "settlement_sweep"
+
+
+GATEWAY_RECORDED = frozenset({LoanEventType.ORDER_ADVANCE, LoanEventType.SETTLEMENT_SWEEP})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +97,14 @@ def event_problems(event: LoanEvent, *, today: date, prefix: str = "event") -> l
     problems = []
     if event.type is None:
         problems.append(FieldViolation(f"{p}type", "required"))
+    elif event.type in GATEWAY_RECORDED:
+        return [
+            FieldViolation(
+                f"{p}type",
+                f"{event.type.name} is recorded by the gateway from DecideOrderBatch and "
+                "ReportOrderSettlement; a bank does not report it",
+            )
+        ]
     if event.event_date is None:
         problems.append(FieldViolation(f"{p}event_date", "required"))
     elif event.event_date > today:
@@ -172,6 +187,13 @@ def apply_event(
     assert event.type is not None
     assert event.event_date is not None
     subject = f"financingCases/{case_id}"
+    if event.type is LoanEventType.DISBURSED and terms.product is ProductType.ORDER_LOAN:
+        raise FailedPrecondition.single(
+            "ORDER_LOAN_PAID_PER_BATCH",
+            subject,
+            "an ORDER_LOAN is paid out one approved order batch at a time (DecideOrderBatch), "
+            "not by a DISBURSED event",
+        )
     allowed, target = EVENT_TRANSITIONS[event.type]
     if state not in allowed:
         raise FailedPrecondition.single(
@@ -180,13 +202,7 @@ def apply_event(
             f"case is {state.name}; a {event.type.name} event needs one of "
             f"{', '.join(sorted(s.name for s in allowed))}",
         )
-    if ledger.accrued_through is not None and event.event_date < ledger.accrued_through:
-        raise FailedPrecondition.single(
-            "EVENT_OUT_OF_ORDER",
-            subject,
-            f"event date {event.event_date.isoformat()} is before the case's last event "
-            f"({ledger.accrued_through.isoformat()}); events are ordered per case",
-        )
+    _refuse_out_of_order(ledger, event.event_date, subject)
     ledger = accrue(ledger, terms, event.event_date)
 
     if event.type is LoanEventType.DISBURSED:
@@ -245,4 +261,87 @@ def _repay(ledger: Ledger, terms: LoanTerms, event: LoanEvent, subject: str) -> 
         interest_repaid_fen=ledger.interest_repaid_fen + event.interest_fen,
         bank_share_repaid_fen=ledger.bank_share_repaid_fen + bank_share,
         platform_share_repaid_fen=ledger.platform_share_repaid_fen + platform_share,
+    )
+
+
+def _refuse_out_of_order(ledger: Ledger, on: date, subject: str) -> None:
+    if ledger.accrued_through is not None and on < ledger.accrued_through:
+        raise FailedPrecondition.single(
+            "EVENT_OUT_OF_ORDER",
+            subject,
+            f"event date {on.isoformat()} is before the case's last event "
+            f"({ledger.accrued_through.isoformat()}); events are ordered per case",
+        )
+
+
+def advance_orders(
+    ledger: Ledger, terms: LoanTerms, *, advance_fen: int, on: date, case_id: str
+) -> Ledger:
+    """An ORDER_LOAN's approved batch paid out: ``advance_fen`` more drawn on the line."""
+    subject = f"financingCases/{case_id}"
+    _refuse_out_of_order(ledger, on, subject)
+    ledger = accrue(ledger, terms, on)
+    after = ledger.principal_outstanding_fen + advance_fen
+    if after > terms.amount_fen:
+        raise FailedPrecondition.single(
+            "ORDER_LINE_EXCEEDED",
+            subject,
+            f"drawn principal would be {format_fen(after)}, above the line of "
+            f"{format_fen(terms.amount_fen)}",
+        )
+    return replace(
+        ledger,
+        principal_disbursed_fen=ledger.principal_disbursed_fen + advance_fen,
+        revolving_outstanding_fen=ledger.revolving_outstanding_fen + advance_fen,
+        accrued_through=on,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweptAmounts:
+    interest_fen: int
+    principal_fen: int
+    bank_share_fen: int
+    platform_share_fen: int
+    to_merchant_fen: int
+
+
+def sweep_settlement(
+    ledger: Ledger,
+    terms: LoanTerms,
+    *,
+    settled_fen: int,
+    advance_outstanding_fen: int,
+    on: date,
+    case_id: str,
+) -> tuple[Ledger, SweptAmounts]:
+    """An order's settlement of ``settled_fen`` pays the case's interest accrued to ``on``
+    first, then the order's advance; both are split by the agreed split and the rest is the
+    merchant's. The shares and the merchant's rest always sum to the settlement."""
+    subject = f"financingCases/{case_id}"
+    _refuse_out_of_order(ledger, on, subject)
+    ledger = accrue(ledger, terms, on)
+    interest = min(settled_fen, ledger.interest_outstanding_fen)
+    principal = min(
+        settled_fen - interest, advance_outstanding_fen, ledger.principal_outstanding_fen
+    )
+    if interest or principal:
+        ledger = _repay(
+            ledger,
+            terms,
+            LoanEvent(
+                type=LoanEventType.SETTLEMENT_SWEEP,
+                event_date=on,
+                principal_fen=principal,
+                interest_fen=interest,
+            ),
+            subject,
+        )
+    bank, platform = split_by_bps(interest + principal, terms.bank_share_bps)
+    return ledger, SweptAmounts(
+        interest_fen=interest,
+        principal_fen=principal,
+        bank_share_fen=bank,
+        platform_share_fen=platform,
+        to_merchant_fen=settled_fen - interest - principal,
     )

@@ -16,6 +16,8 @@ Defaults (sources in ``/work/shared/reference/domain-notes.md``):
 * Early warnings (``monitoring``, rules in ``gateway.domain.monitoring``): GMV down more than
   30 % (WARNING) or 60 % (CRITICAL) against the 3 months before, disputes above 5 %, refunds
   above 10 %: the gateway's defaults, for a bank to tune.
+* An order loan advances at most 80 % of an order's value (``order_advance_cap_bps``): the
+  gateway's default margin for refunds and fees between the advance and the settlement.
 
 Empty ``allowed_region_codes`` or ``allowed_tiers`` mean "no restriction". ``exposure_cap_fen``
 0 means no cap. A policy is data, not code: :func:`validate_policy` checks one before it is
@@ -72,6 +74,7 @@ class EligibilityPolicy:
     referral_ttl_days: int = 30
     ordered_delivery: bool = False
     monitoring: MonitoringPolicy = MonitoringPolicy()
+    order_advance_cap_bps: int = 8000
 
 
 DEFAULT_POLICY: Final = EligibilityPolicy()
@@ -166,6 +169,9 @@ def validate_policy(
         )
     _range(out, f"{p}referral_ttl_days", policy.referral_ttl_days, 1, 365, "days")
     out += monitoring_policy_problems(policy.monitoring, field_prefix=f"{p}monitoring")
+    _range(
+        out, f"{p}order_advance_cap_bps", policy.order_advance_cap_bps, 1, BPS_WHOLE, "basis points"
+    )
     return out
 
 

@@ -148,6 +148,7 @@ class ProductType(enum.Enum):
     REVOLVING_LINE = "revolving_line"
     FIXED_LOAN = "fixed_loan"
     COMBINED = "combined"
+    ORDER_LOAN = "order_loan"  # decided by a bank, never offered by the scorecard
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

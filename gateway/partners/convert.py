@@ -65,6 +65,7 @@ def policy_from_proto(
         referral_ttl_days=message.referral_ttl_days or defaults.referral_ttl_days,
         ordered_delivery=message.ordered_delivery,
         monitoring=monitoring_policy_from_proto(message.monitoring),
+        order_advance_cap_bps=message.order_advance_cap_bps or defaults.order_advance_cap_bps,
     )
 
 
@@ -92,6 +93,7 @@ def policy_to_proto(policy: EligibilityPolicy) -> partner_pb2.EligibilityPolicy:
             dispute_rate_alert_bps=m.dispute_rate_alert_bps,
             refund_rate_alert_bps=m.refund_rate_alert_bps,
         ),
+        order_advance_cap_bps=policy.order_advance_cap_bps,
     )
 
 

@@ -15,7 +15,12 @@ from gateway.domain.decision import Decision, DecisionOutcome, LoanTerms
 from gateway.domain.evidence import Evidence
 from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
 from gateway.domain.merchant import DataScope, MembershipTier, TransactionReputation
-from gateway.domain.policy import BlacklistAction, EligibilityPolicy, MonitoringPolicy
+from gateway.domain.policy import (
+    DEFAULT_POLICY,
+    BlacklistAction,
+    EligibilityPolicy,
+    MonitoringPolicy,
+)
 from gateway.domain.referral import SignedPayload
 from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType, Reason
 
@@ -45,6 +50,7 @@ def dump_policy(policy: EligibilityPolicy) -> str:
                 "dispute_rate_alert_bps": m.dispute_rate_alert_bps,
                 "refund_rate_alert_bps": m.refund_rate_alert_bps,
             },
+            "order_advance_cap_bps": policy.order_advance_cap_bps,
         },
         sort_keys=True,
     )
@@ -69,6 +75,7 @@ def load_policy(text: str) -> EligibilityPolicy:
         ordered_delivery=d["ordered_delivery"],
         # Rows written before monitoring existed take the defaults.
         monitoring=MonitoringPolicy(**d["monitoring"]) if "monitoring" in d else MonitoringPolicy(),
+        order_advance_cap_bps=d.get("order_advance_cap_bps", DEFAULT_POLICY.order_advance_cap_bps),
     )
 
 

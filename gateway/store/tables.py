@@ -291,3 +291,49 @@ class AlertRow(SQLModel, table=True):
     envelope_signatures_json: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = _time()
     expires_at: datetime = _time()
+
+
+class OrderBatchRow(SQLModel, table=True):
+    """Batches of pending orders offered to the bank of an ORDER_LOAN case."""
+
+    __tablename__ = "order_batches"
+    __table_args__ = (Index("ix_order_batches_bank_seq", "bank_id", "seq"),)
+
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    batch_id: str = Field(max_length=40, unique=True)
+    case_id: str = Field(max_length=40, index=True)
+    bank_id: str = Field(max_length=40)
+    platform_merchant_id: str = Field(max_length=64)
+    consent_id: str = Field(max_length=40)
+    state: str = Field(max_length=16, index=True)
+    decline_codes_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _time()
+    expires_at: datetime = _time()
+    decided_at: datetime | None = _time(nullable=True)
+
+
+class FinancedOrderRow(SQLModel, table=True):
+    """One order of a batch. ``claim_key`` ("merchant/order") is unique while the order holds
+    its id, and NULL once its batch is declined or expires, so the database itself refuses an
+    order financed twice, even by two batches racing at two banks."""
+
+    __tablename__ = "financed_orders"
+    __table_args__ = (
+        Index("ix_financed_orders_batch_position", "batch_id", "position", unique=True),
+        Index("ix_financed_orders_state_settle", "state", "expected_settlement_date"),
+    )
+
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    batch_id: str = Field(max_length=40)
+    position: int
+    case_id: str = Field(max_length=40, index=True)
+    platform_merchant_id: str = Field(max_length=64, index=True)
+    order_id: str = Field(max_length=64)
+    claim_key: str | None = Field(default=None, max_length=130, unique=True, nullable=True)
+    order_value_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    advance_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expected_settlement_date: date = Field(sa_column=Column(Date, nullable=False))
+    state: str = Field(max_length=16)
+    overdue_reason: str | None = Field(default=None, max_length=24, nullable=True)
+    advance_outstanding_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sweep_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -39,7 +39,9 @@ def terms(
         fixed_amount=cny(fixed_yuan),
         term_months=term_months,
         revolving_daily_rate_ppm=600 if product != common_pb2.PRODUCT_TYPE_FIXED_LOAN else 0,
-        fixed_daily_rate_ppm=500 if product != common_pb2.PRODUCT_TYPE_REVOLVING_LINE else 0,
+        fixed_daily_rate_ppm=0
+        if product in (common_pb2.PRODUCT_TYPE_REVOLVING_LINE, common_pb2.PRODUCT_TYPE_ORDER_LOAN)
+        else 500,
         split=financing_pb2.FundingSplit(
             bank_share_bps=10_000 - platform_bps if bank_bps is None else bank_bps,
             platform_share_bps=platform_bps,

@@ -35,6 +35,7 @@ def _terms(
     if fixed_amount_fen is None:
         fixed_amount_fen = {
             P.REVOLVING_LINE: 0,
+            P.ORDER_LOAN: 0,
             P.FIXED_LOAN: amount_fen,
             P.COMBINED: max(-(-amount_fen // 5), yuan(50_000)),
         }[product]
@@ -44,7 +45,7 @@ def _terms(
         fixed_amount_fen=fixed_amount_fen,
         term_months=12,
         revolving_daily_rate_ppm=0 if product is P.FIXED_LOAN else 600,
-        fixed_daily_rate_ppm=0 if product is P.REVOLVING_LINE else 500,
+        fixed_daily_rate_ppm=0 if product in (P.REVOLVING_LINE, P.ORDER_LOAN) else 500,
         bank_share_bps=bank_share_bps,
         platform_share_bps=platform_share_bps,
     )

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63olending/v1/common.proto\x12\x0c\x63olending.v1\"4\n\x05Money\x12\x15\n\rcurrency_code\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\"0\n\x04\x44\x61te\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\"\'\n\tSignature\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x0b\n\x03sig\x18\x02 \x01(\x0c\"^\n\x08\x45nvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x02 \x01(\t\x12+\n\nsignatures\x18\x03 \x03(\x0b\x32\x17.colending.v1.Signature*\x84\x01\n\x0bProductType\x12\x1c\n\x18PRODUCT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPRODUCT_TYPE_REVOLVING_LINE\x10\x01\x12\x1b\n\x17PRODUCT_TYPE_FIXED_LOAN\x10\x02\x12\x19\n\x15PRODUCT_TYPE_COMBINED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63olending/v1/common.proto\x12\x0c\x63olending.v1\"4\n\x05Money\x12\x15\n\rcurrency_code\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\"0\n\x04\x44\x61te\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\"\'\n\tSignature\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x0b\n\x03sig\x18\x02 \x01(\x0c\"^\n\x08\x45nvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x02 \x01(\t\x12+\n\nsignatures\x18\x03 \x03(\x0b\x32\x17.colending.v1.Signature*\xa1\x01\n\x0bProductType\x12\x1c\n\x18PRODUCT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPRODUCT_TYPE_REVOLVING_LINE\x10\x01\x12\x1b\n\x17PRODUCT_TYPE_FIXED_LOAN\x10\x02\x12\x19\n\x15PRODUCT_TYPE_COMBINED\x10\x03\x12\x1b\n\x17PRODUCT_TYPE_ORDER_LOAN\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'colending.v1.common_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PRODUCTTYPE']._serialized_start=285
-  _globals['_PRODUCTTYPE']._serialized_end=417
+  _globals['_PRODUCTTYPE']._serialized_end=446
   _globals['_MONEY']._serialized_start=43
   _globals['_MONEY']._serialized_end=95
   _globals['_DATE']._serialized_start=97

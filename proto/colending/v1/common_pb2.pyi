@@ -35,6 +35,10 @@ class _ProductTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProductTy
     """Both: a revolving part plus a fixed part (the fixed part at least 20 % of the total and at
     least RMB 50,000).
     """
+    PRODUCT_TYPE_ORDER_LOAN: _ProductType.ValueType  # 4
+    """A line drawn against pending orders, one approved batch at a time, each advance repaid
+    from its order's settlement (revolving rate, no fixed part).
+    """
 
 class ProductType(_ProductType, metaclass=_ProductTypeEnumTypeWrapper):
     """ProductType is the shape of a credit facility."""
@@ -48,6 +52,10 @@ PRODUCT_TYPE_FIXED_LOAN: ProductType.ValueType  # 2
 PRODUCT_TYPE_COMBINED: ProductType.ValueType  # 3
 """Both: a revolving part plus a fixed part (the fixed part at least 20 % of the total and at
 least RMB 50,000).
+"""
+PRODUCT_TYPE_ORDER_LOAN: ProductType.ValueType  # 4
+"""A line drawn against pending orders, one approved batch at a time, each advance repaid
+from its order's settlement (revolving rate, no fixed part).
 """
 Global___ProductType: _TypeAlias = ProductType  # noqa: Y015
 

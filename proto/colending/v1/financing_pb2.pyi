@@ -155,6 +155,14 @@ class _LoanEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LoanEve
     """A defaulted loan was written off."""
     LOAN_EVENT_TYPE_SETTLED: _LoanEventType.ValueType  # 7
     """The loan was repaid in full and closed."""
+    LOAN_EVENT_TYPE_ORDER_ADVANCE: _LoanEventType.ValueType  # 8
+    """Advances against an approved order batch were paid out (ORDER_LOAN; recorded by the
+    gateway from DecideOrderBatch, never reported).
+    """
+    LOAN_EVENT_TYPE_SETTLEMENT_SWEEP: _LoanEventType.ValueType  # 9
+    """An order's settlement repaid interest and its advance (ORDER_LOAN; recorded by the
+    gateway from ReportOrderSettlement, never reported).
+    """
 
 class LoanEventType(_LoanEventType, metaclass=_LoanEventTypeEnumTypeWrapper):
     """LoanEventType is a fact a bank reports about a disbursed loan."""
@@ -175,6 +183,14 @@ LOAN_EVENT_TYPE_WRITTEN_OFF: LoanEventType.ValueType  # 6
 """A defaulted loan was written off."""
 LOAN_EVENT_TYPE_SETTLED: LoanEventType.ValueType  # 7
 """The loan was repaid in full and closed."""
+LOAN_EVENT_TYPE_ORDER_ADVANCE: LoanEventType.ValueType  # 8
+"""Advances against an approved order batch were paid out (ORDER_LOAN; recorded by the
+gateway from DecideOrderBatch, never reported).
+"""
+LOAN_EVENT_TYPE_SETTLEMENT_SWEEP: LoanEventType.ValueType  # 9
+"""An order's settlement repaid interest and its advance (ORDER_LOAN; recorded by the
+gateway from ReportOrderSettlement, never reported).
+"""
 Global___LoanEventType: _TypeAlias = LoanEventType  # noqa: Y015
 
 @_typing.final
@@ -320,15 +336,15 @@ class LoanEvent(_message.Message):
 
     @_builtins.property
     def disbursed_amount(self) -> _common_pb2.Money:
-        """Amount paid out (DISBURSED)."""
+        """Amount paid out (DISBURSED, ORDER_ADVANCE)."""
 
     @_builtins.property
     def principal(self) -> _common_pb2.Money:
-        """Principal repaid (REPAYMENT, RECOVERED)."""
+        """Principal repaid (REPAYMENT, RECOVERED, SETTLEMENT_SWEEP)."""
 
     @_builtins.property
     def interest(self) -> _common_pb2.Money:
-        """Interest repaid (REPAYMENT, RECOVERED)."""
+        """Interest repaid (REPAYMENT, RECOVERED, SETTLEMENT_SWEEP)."""
 
     def __init__(
         self,

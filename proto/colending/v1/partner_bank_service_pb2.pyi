@@ -6,6 +6,7 @@ isort:skip_file
 from colending.v1 import common_pb2 as _common_pb2
 from colending.v1 import financing_pb2 as _financing_pb2
 from colending.v1 import monitoring_pb2 as _monitoring_pb2
+from colending.v1 import orders_pb2 as _orders_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -673,3 +674,127 @@ class StreamAlertsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamAlertsResponse: _TypeAlias = StreamAlertsResponse  # noqa: Y015
+
+@_typing.final
+class ListOrderBatchesRequest(_message.Message):
+    """ListOrderBatchesRequest asks for a page of the caller's order batches."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    state: _orders_pb2.OrderBatchState.ValueType
+    """Only batches in this state (UNSPECIFIED: all)."""
+    page_size: _builtins.int
+    """Page size, 1..500 (0 means 50)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page, or empty to start from the oldest."""
+    def __init__(
+        self,
+        *,
+        state: _orders_pb2.OrderBatchState.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOrderBatchesRequest: _TypeAlias = ListOrderBatchesRequest  # noqa: Y015
+
+@_typing.final
+class ListOrderBatchesResponse(_message.Message):
+    """ListOrderBatchesResponse is one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCHES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as page_token for the next page; empty on the last page."""
+    @_builtins.property
+    def batches(self) -> _containers.RepeatedCompositeFieldContainer[_orders_pb2.OrderBatch]:
+        """The batches, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        batches: _abc.Iterable[_orders_pb2.OrderBatch] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOrderBatchesResponse: _TypeAlias = ListOrderBatchesResponse  # noqa: Y015
+
+@_typing.final
+class DecideOrderBatchRequest(_message.Message):
+    """DecideOrderBatchRequest decides a PENDING batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DECLINE_REASON_CODES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen idempotency key, 1..128 characters of [A-Za-z0-9._:-]."""
+    batch_id: _builtins.str
+    """The batch."""
+    outcome: _orders_pb2.OrderBatchOutcome.ValueType
+    """Approve or decline."""
+    @_builtins.property
+    def decline_reason_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Reason codes, required to decline: 2..64 characters of [A-Z0-9_] starting with a letter."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        batch_id: _builtins.str = ...,
+        outcome: _orders_pb2.OrderBatchOutcome.ValueType = ...,
+        decline_reason_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "decline_reason_codes", b"decline_reason_codes", "outcome", b"outcome", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideOrderBatchRequest: _TypeAlias = DecideOrderBatchRequest  # noqa: Y015
+
+@_typing.final
+class DecideOrderBatchResponse(_message.Message):
+    """DecideOrderBatchResponse returns the decided batch and its case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batch(self) -> _orders_pb2.OrderBatch:
+        """The batch."""
+
+    @_builtins.property
+    def case(self) -> _financing_pb2.FinancingCase:
+        """The case, with the advances in its ledger when approved."""
+
+    def __init__(
+        self,
+        *,
+        batch: _orders_pb2.OrderBatch | None = ...,
+        case: _financing_pb2.FinancingCase | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideOrderBatchResponse: _TypeAlias = DecideOrderBatchResponse  # noqa: Y015

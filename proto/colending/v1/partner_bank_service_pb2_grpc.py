@@ -87,6 +87,16 @@ class PartnerBankServiceStub:
                 request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsResponse.FromString,
                 _registered_method=True)
+        self.ListOrderBatches = channel.unary_unary(
+                '/colending.v1.PartnerBankService/ListOrderBatches',
+                request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.ListOrderBatchesRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.ListOrderBatchesResponse.FromString,
+                _registered_method=True)
+        self.DecideOrderBatch = channel.unary_unary(
+                '/colending.v1.PartnerBankService/DecideOrderBatch',
+                request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchResponse.FromString,
+                _registered_method=True)
 
 
 class PartnerBankServiceServicer:
@@ -167,6 +177,21 @@ class PartnerBankServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOrderBatches(self, request, context):
+        """Pages through the order batches on the caller's ORDER_LOAN cases, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideOrderBatch(self, request, context):
+        """Approves (pays out every advance, drawing on the case's line) or declines a PENDING
+        batch. Idempotent on request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PartnerBankServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +244,16 @@ def add_PartnerBankServiceServicer_to_server(servicer, server):
                     servicer.StreamAlerts,
                     request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsRequest.FromString,
                     response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsResponse.SerializeToString,
+            ),
+            'ListOrderBatches': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrderBatches,
+                    request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.ListOrderBatchesRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.ListOrderBatchesResponse.SerializeToString,
+            ),
+            'DecideOrderBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideOrderBatch,
+                    request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -494,6 +529,60 @@ class PartnerBankService:
             '/colending.v1.PartnerBankService/StreamAlerts',
             colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsRequest.SerializeToString,
             colending_dot_v1_dot_partner__bank__service__pb2.StreamAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrderBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.PartnerBankService/ListOrderBatches',
+            colending_dot_v1_dot_partner__bank__service__pb2.ListOrderBatchesRequest.SerializeToString,
+            colending_dot_v1_dot_partner__bank__service__pb2.ListOrderBatchesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideOrderBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.PartnerBankService/DecideOrderBatch',
+            colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchRequest.SerializeToString,
+            colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

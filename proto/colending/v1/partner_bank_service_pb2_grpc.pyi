@@ -60,6 +60,12 @@ class PartnerBankServiceStub:
     """
     StreamAlerts: _grpc.UnaryStreamMultiCallable[_partner_bank_service_pb2.StreamAlertsRequest, _partner_bank_service_pb2.StreamAlertsResponse]
     """Streams the caller's alerts from a cursor, then follows new ones live."""
+    ListOrderBatches: _grpc.UnaryUnaryMultiCallable[_partner_bank_service_pb2.ListOrderBatchesRequest, _partner_bank_service_pb2.ListOrderBatchesResponse]
+    """Pages through the order batches on the caller's ORDER_LOAN cases, oldest first."""
+    DecideOrderBatch: _grpc.UnaryUnaryMultiCallable[_partner_bank_service_pb2.DecideOrderBatchRequest, _partner_bank_service_pb2.DecideOrderBatchResponse]
+    """Approves (pays out every advance, drawing on the case's line) or declines a PENDING
+    batch. Idempotent on request_id.
+    """
 
 @_typing.type_check_only
 class PartnerBankServiceAsyncStub(PartnerBankServiceStub):
@@ -93,6 +99,12 @@ class PartnerBankServiceAsyncStub(PartnerBankServiceStub):
     """
     StreamAlerts: _aio.UnaryStreamMultiCallable[_partner_bank_service_pb2.StreamAlertsRequest, _partner_bank_service_pb2.StreamAlertsResponse]  # type: ignore[assignment]
     """Streams the caller's alerts from a cursor, then follows new ones live."""
+    ListOrderBatches: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.ListOrderBatchesRequest, _partner_bank_service_pb2.ListOrderBatchesResponse]  # type: ignore[assignment]
+    """Pages through the order batches on the caller's ORDER_LOAN cases, oldest first."""
+    DecideOrderBatch: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.DecideOrderBatchRequest, _partner_bank_service_pb2.DecideOrderBatchResponse]  # type: ignore[assignment]
+    """Approves (pays out every advance, drawing on the case's line) or declines a PENDING
+    batch. Idempotent on request_id.
+    """
 
 class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
     """PartnerBankService is called by partner banks: they receive referrals, decide, and report
@@ -183,5 +195,23 @@ class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_partner_bank_service_pb2.StreamAlertsResponse], _abc.AsyncIterator[_partner_bank_service_pb2.StreamAlertsResponse]]:
         """Streams the caller's alerts from a cursor, then follows new ones live."""
+
+    @_abc_1.abstractmethod
+    def ListOrderBatches(
+        self,
+        request: _partner_bank_service_pb2.ListOrderBatchesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_bank_service_pb2.ListOrderBatchesResponse, _abc.Awaitable[_partner_bank_service_pb2.ListOrderBatchesResponse]]:
+        """Pages through the order batches on the caller's ORDER_LOAN cases, oldest first."""
+
+    @_abc_1.abstractmethod
+    def DecideOrderBatch(
+        self,
+        request: _partner_bank_service_pb2.DecideOrderBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_bank_service_pb2.DecideOrderBatchResponse, _abc.Awaitable[_partner_bank_service_pb2.DecideOrderBatchResponse]]:
+        """Approves (pays out every advance, drawing on the case's line) or declines a PENDING
+        batch. Idempotent on request_id.
+        """
 
 def add_PartnerBankServiceServicer_to_server(servicer: PartnerBankServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

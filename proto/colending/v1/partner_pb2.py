@@ -28,19 +28,19 @@ from colending.v1 import monitoring_pb2 as colending_dot_v1_dot_monitoring__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63olending/v1/partner.proto\x12\x0c\x63olending.v1\x1a\x19\x63olending/v1/common.proto\x1a\x1b\x63olending/v1/merchant.proto\x1a\x1d\x63olending/v1/monitoring.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x04\n\x11\x45ligibilityPolicy\x12\x1c\n\x14\x61llowed_region_codes\x18\x01 \x03(\t\x12\x1d\n\x15\x65xcluded_region_codes\x18\x02 \x03(\t\x12\x1c\n\x14min_years_registered\x18\x03 \x01(\x05\x12\x33\n\rallowed_tiers\x18\x04 \x03(\x0e\x32\x1c.colending.v1.MembershipTier\x12\x11\n\tmin_score\x18\x05 \x01(\x05\x12,\n\x0fmin_credit_line\x18\x06 \x01(\x0b\x32\x13.colending.v1.Money\x12,\n\x0fmax_credit_line\x18\x07 \x01(\x0b\x32\x13.colending.v1.Money\x12 \n\x18\x61llow_amount_above_offer\x18\x08 \x01(\x08\x12 \n\x18platform_share_floor_bps\x18\t \x01(\x05\x12\"\n\x1aplatform_share_ceiling_bps\x18\n \x01(\x05\x12)\n\x0c\x65xposure_cap\x18\x0b \x01(\x0b\x32\x13.colending.v1.Money\x12\x37\n\x10\x62lacklist_action\x18\x0c \x01(\x0e\x32\x1d.colending.v1.BlacklistAction\x12\x19\n\x11referral_ttl_days\x18\r \x01(\x05\x12\x18\n\x10ordered_delivery\x18\x0e \x01(\x08\x12\x32\n\nmonitoring\x18\x0f \x01(\x0b\x32\x1e.colending.v1.MonitoringPolicy\"\xb9\x02\n\x07Partner\x12\x12\n\npartner_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.colending.v1.PartnerState\x12/\n\x06policy\x18\x05 \x01(\x0b\x32\x1f.colending.v1.EligibilityPolicy\x12\x1b\n\x13\x64\x65\x63ision_public_key\x18\x06 \x01(\x0c\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11suspension_reason\x18\t \x01(\t*k\n\x0f\x42lacklistAction\x12 \n\x1c\x42LACKLIST_ACTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42LACKLIST_ACTION_REFUSE\x10\x01\x12\x19\n\x15\x42LACKLIST_ACTION_FLAG\x10\x02*d\n\x0cPartnerState\x12\x1d\n\x19PARTNER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14PARTNER_STATE_ACTIVE\x10\x01\x12\x1b\n\x17PARTNER_STATE_SUSPENDED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63olending/v1/partner.proto\x12\x0c\x63olending.v1\x1a\x19\x63olending/v1/common.proto\x1a\x1b\x63olending/v1/merchant.proto\x1a\x1d\x63olending/v1/monitoring.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x04\n\x11\x45ligibilityPolicy\x12\x1c\n\x14\x61llowed_region_codes\x18\x01 \x03(\t\x12\x1d\n\x15\x65xcluded_region_codes\x18\x02 \x03(\t\x12\x1c\n\x14min_years_registered\x18\x03 \x01(\x05\x12\x33\n\rallowed_tiers\x18\x04 \x03(\x0e\x32\x1c.colending.v1.MembershipTier\x12\x11\n\tmin_score\x18\x05 \x01(\x05\x12,\n\x0fmin_credit_line\x18\x06 \x01(\x0b\x32\x13.colending.v1.Money\x12,\n\x0fmax_credit_line\x18\x07 \x01(\x0b\x32\x13.colending.v1.Money\x12 \n\x18\x61llow_amount_above_offer\x18\x08 \x01(\x08\x12 \n\x18platform_share_floor_bps\x18\t \x01(\x05\x12\"\n\x1aplatform_share_ceiling_bps\x18\n \x01(\x05\x12)\n\x0c\x65xposure_cap\x18\x0b \x01(\x0b\x32\x13.colending.v1.Money\x12\x37\n\x10\x62lacklist_action\x18\x0c \x01(\x0e\x32\x1d.colending.v1.BlacklistAction\x12\x19\n\x11referral_ttl_days\x18\r \x01(\x05\x12\x18\n\x10ordered_delivery\x18\x0e \x01(\x08\x12\x32\n\nmonitoring\x18\x0f \x01(\x0b\x32\x1e.colending.v1.MonitoringPolicy\x12\x1d\n\x15order_advance_cap_bps\x18\x10 \x01(\x05\"\xb9\x02\n\x07Partner\x12\x12\n\npartner_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12)\n\x05state\x18\x04 \x01(\x0e\x32\x1a.colending.v1.PartnerState\x12/\n\x06policy\x18\x05 \x01(\x0b\x32\x1f.colending.v1.EligibilityPolicy\x12\x1b\n\x13\x64\x65\x63ision_public_key\x18\x06 \x01(\x0c\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11suspension_reason\x18\t \x01(\t*k\n\x0f\x42lacklistAction\x12 \n\x1c\x42LACKLIST_ACTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42LACKLIST_ACTION_REFUSE\x10\x01\x12\x19\n\x15\x42LACKLIST_ACTION_FLAG\x10\x02*d\n\x0cPartnerState\x12\x1d\n\x19PARTNER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14PARTNER_STATE_ACTIVE\x10\x01\x12\x1b\n\x17PARTNER_STATE_SUSPENDED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'colending.v1.partner_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BLACKLISTACTION']._serialized_start=1066
-  _globals['_BLACKLISTACTION']._serialized_end=1173
-  _globals['_PARTNERSTATE']._serialized_start=1175
-  _globals['_PARTNERSTATE']._serialized_end=1275
+  _globals['_BLACKLISTACTION']._serialized_start=1097
+  _globals['_BLACKLISTACTION']._serialized_end=1204
+  _globals['_PARTNERSTATE']._serialized_start=1206
+  _globals['_PARTNERSTATE']._serialized_end=1306
   _globals['_ELIGIBILITYPOLICY']._serialized_start=165
-  _globals['_ELIGIBILITYPOLICY']._serialized_end=748
-  _globals['_PARTNER']._serialized_start=751
-  _globals['_PARTNER']._serialized_end=1064
+  _globals['_ELIGIBILITYPOLICY']._serialized_end=779
+  _globals['_PARTNER']._serialized_start=782
+  _globals['_PARTNER']._serialized_end=1095
 # @@protoc_insertion_point(module_scope)

@@ -98,6 +98,7 @@ class EligibilityPolicy(_message.Message):
     REFERRAL_TTL_DAYS_FIELD_NUMBER: _builtins.int
     ORDERED_DELIVERY_FIELD_NUMBER: _builtins.int
     MONITORING_FIELD_NUMBER: _builtins.int
+    ORDER_ADVANCE_CAP_BPS_FIELD_NUMBER: _builtins.int
     min_years_registered: _builtins.int
     """Minimum full years since business registration."""
     min_score: _builtins.int
@@ -116,6 +117,10 @@ class EligibilityPolicy(_message.Message):
     """Days a referral's envelope stays valid, 1..365."""
     ordered_delivery: _builtins.bool
     """Whether pushes to this bank keep submission order."""
+    order_advance_cap_bps: _builtins.int
+    """Largest advance against one order, as basis points of its value, 1..10000 (0 means the
+    default, 8000).
+    """
     @_builtins.property
     def allowed_region_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """GB/T 2260 codes accepted; a province code (xx0000) covers the province, a prefecture code
@@ -164,10 +169,11 @@ class EligibilityPolicy(_message.Message):
         referral_ttl_days: _builtins.int = ...,
         ordered_delivery: _builtins.bool = ...,
         monitoring: _monitoring_pb2.MonitoringPolicy | None = ...,
+        order_advance_cap_bps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "monitoring", b"monitoring"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "ordered_delivery", b"ordered_delivery", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "order_advance_cap_bps", b"order_advance_cap_bps", "ordered_delivery", b"ordered_delivery", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

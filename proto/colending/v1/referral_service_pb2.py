@@ -22,60 +22,74 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from colending.v1 import common_pb2 as colending_dot_v1_dot_common__pb2
 from colending.v1 import consent_pb2 as colending_dot_v1_dot_consent__pb2
 from colending.v1 import enforcement_pb2 as colending_dot_v1_dot_enforcement__pb2
 from colending.v1 import financing_pb2 as colending_dot_v1_dot_financing__pb2
 from colending.v1 import merchant_pb2 as colending_dot_v1_dot_merchant__pb2
 from colending.v1 import monitoring_pb2 as colending_dot_v1_dot_monitoring__pb2
+from colending.v1 import orders_pb2 as colending_dot_v1_dot_orders__pb2
 from colending.v1 import referral_pb2 as colending_dot_v1_dot_referral__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#colending/v1/referral_service.proto\x12\x0c\x63olending.v1\x1a\x1a\x63olending/v1/consent.proto\x1a\x1e\x63olending/v1/enforcement.proto\x1a\x1c\x63olending/v1/financing.proto\x1a\x1b\x63olending/v1/merchant.proto\x1a\x1d\x63olending/v1/monitoring.proto\x1a\x1b\x63olending/v1/referral.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x01\n\x15SubmitReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12/\n\x08merchant\x18\x02 \x01(\x0b\x32\x1d.colending.v1.MerchantProfile\x12\x12\n\nconsent_id\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x04 \x03(\t\"B\n\x16SubmitReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\")\n\x12GetReferralRequest\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\"?\n\x13GetReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\"\x87\x01\n\x14ListReferralsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x03 \x01(\t\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.colending.v1.ReferralState\"[\n\x15ListReferralsResponse\x12)\n\treferrals\x18\x01 \x03(\x0b\x32\x16.colending.v1.Referral\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"R\n\x17WithdrawReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x18WithdrawReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\"\x83\x02\n\x14RecordConsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x03 \x03(\t\x12,\n\x0b\x64\x61ta_scopes\x18\x04 \x03(\x0e\x32\x17.colending.v1.DataScope\x12-\n\x07purpose\x18\x05 \x01(\x0e\x32\x1c.colending.v1.ConsentPurpose\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x65vidence_reference\x18\x07 \x01(\t\"?\n\x15RecordConsentResponse\x12&\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x15.colending.v1.Consent\"N\n\x14RevokeConsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x15RevokeConsentResponse\x12&\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x15.colending.v1.Consent\"\x85\x01\n\x1cRespondToCounterOfferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x30\n\x06\x61nswer\x18\x03 \x01(\x0e\x32 .colending.v1.CounterOfferAnswer\x12\x0e\n\x06reason\x18\x04 \x01(\t\"T\n\x1dRespondToCounterOfferResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"c\n\x1cListEnforcementEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x03 \x01(\t\"h\n\x1dListEnforcementEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.colending.v1.EnforcementEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x1aSubmitTradeSnapshotRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12-\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1b.colending.v1.TradeSnapshot\"i\n\x1bSubmitTradeSnapshotResponse\x12\x13\n\x0bsnapshot_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x02 \x03(\t\x12#\n\x06\x61lerts\x18\x03 \x03(\x0b\x32\x13.colending.v1.Alert*|\n\x12\x43ounterOfferAnswer\x12$\n COUNTER_OFFER_ANSWER_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43OUNTER_OFFER_ANSWER_ACCEPT\x10\x01\x12\x1f\n\x1b\x43OUNTER_OFFER_ANSWER_REJECT\x10\x02\x32\x83\x07\n\x0fReferralService\x12[\n\x0eSubmitReferral\x12#.colending.v1.SubmitReferralRequest\x1a$.colending.v1.SubmitReferralResponse\x12R\n\x0bGetReferral\x12 .colending.v1.GetReferralRequest\x1a!.colending.v1.GetReferralResponse\x12X\n\rListReferrals\x12\".colending.v1.ListReferralsRequest\x1a#.colending.v1.ListReferralsResponse\x12\x61\n\x10WithdrawReferral\x12%.colending.v1.WithdrawReferralRequest\x1a&.colending.v1.WithdrawReferralResponse\x12X\n\rRecordConsent\x12\".colending.v1.RecordConsentRequest\x1a#.colending.v1.RecordConsentResponse\x12X\n\rRevokeConsent\x12\".colending.v1.RevokeConsentRequest\x1a#.colending.v1.RevokeConsentResponse\x12p\n\x15RespondToCounterOffer\x12*.colending.v1.RespondToCounterOfferRequest\x1a+.colending.v1.RespondToCounterOfferResponse\x12p\n\x15ListEnforcementEvents\x12*.colending.v1.ListEnforcementEventsRequest\x1a+.colending.v1.ListEnforcementEventsResponse\x12j\n\x13SubmitTradeSnapshot\x12(.colending.v1.SubmitTradeSnapshotRequest\x1a).colending.v1.SubmitTradeSnapshotResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#colending/v1/referral_service.proto\x12\x0c\x63olending.v1\x1a\x19\x63olending/v1/common.proto\x1a\x1a\x63olending/v1/consent.proto\x1a\x1e\x63olending/v1/enforcement.proto\x1a\x1c\x63olending/v1/financing.proto\x1a\x1b\x63olending/v1/merchant.proto\x1a\x1d\x63olending/v1/monitoring.proto\x1a\x19\x63olending/v1/orders.proto\x1a\x1b\x63olending/v1/referral.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x01\n\x15SubmitReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12/\n\x08merchant\x18\x02 \x01(\x0b\x32\x1d.colending.v1.MerchantProfile\x12\x12\n\nconsent_id\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x04 \x03(\t\"B\n\x16SubmitReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\")\n\x12GetReferralRequest\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\"?\n\x13GetReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\"\x87\x01\n\x14ListReferralsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x03 \x01(\t\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.colending.v1.ReferralState\"[\n\x15ListReferralsResponse\x12)\n\treferrals\x18\x01 \x03(\x0b\x32\x16.colending.v1.Referral\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"R\n\x17WithdrawReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0breferral_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x18WithdrawReferralResponse\x12(\n\x08referral\x18\x01 \x01(\x0b\x32\x16.colending.v1.Referral\"\x83\x02\n\x14RecordConsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x03 \x03(\t\x12,\n\x0b\x64\x61ta_scopes\x18\x04 \x03(\x0e\x32\x17.colending.v1.DataScope\x12-\n\x07purpose\x18\x05 \x01(\x0e\x32\x1c.colending.v1.ConsentPurpose\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x65vidence_reference\x18\x07 \x01(\t\"?\n\x15RecordConsentResponse\x12&\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x15.colending.v1.Consent\"N\n\x14RevokeConsentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x15RevokeConsentResponse\x12&\n\x07\x63onsent\x18\x01 \x01(\x0b\x32\x15.colending.v1.Consent\"\x85\x01\n\x1cRespondToCounterOfferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x30\n\x06\x61nswer\x18\x03 \x01(\x0e\x32 .colending.v1.CounterOfferAnswer\x12\x0e\n\x06reason\x18\x04 \x01(\t\"T\n\x1dRespondToCounterOfferResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"c\n\x1cListEnforcementEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x1c\n\x14platform_merchant_id\x18\x03 \x01(\t\"h\n\x1dListEnforcementEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.colending.v1.EnforcementEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x1aSubmitTradeSnapshotRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12-\n\x08snapshot\x18\x03 \x01(\x0b\x32\x1b.colending.v1.TradeSnapshot\"i\n\x1bSubmitTradeSnapshotResponse\x12\x13\n\x0bsnapshot_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61nk_ids\x18\x02 \x03(\t\x12#\n\x06\x61lerts\x18\x03 \x03(\x0b\x32\x13.colending.v1.Alert\"~\n\x17SubmitOrderBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x12\n\nconsent_id\x18\x03 \x01(\t\x12*\n\x06orders\x18\x04 \x03(\x0b\x32\x1a.colending.v1.PendingOrder\"C\n\x18SubmitOrderBatchResponse\x12\'\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x18.colending.v1.OrderBatch\"(\n\x14GetOrderBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"@\n\x15GetOrderBatchResponse\x12\'\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x18.colending.v1.OrderBatch\"\xe2\x01\n\x1cReportOrderSettlementRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x30\n\x07outcome\x18\x04 \x01(\x0e\x32\x1f.colending.v1.SettlementOutcome\x12+\n\x0esettled_amount\x18\x05 \x01(\x0b\x32\x13.colending.v1.Money\x12+\n\x0fsettlement_date\x18\x06 \x01(\x0b\x32\x12.colending.v1.Date\"s\n\x1dReportOrderSettlementResponse\x12\'\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x18.colending.v1.OrderBatch\x12)\n\x04\x63\x61se\x18\x02 \x01(\x0b\x32\x1b.colending.v1.FinancingCase*|\n\x12\x43ounterOfferAnswer\x12$\n COUNTER_OFFER_ANSWER_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43OUNTER_OFFER_ANSWER_ACCEPT\x10\x01\x12\x1f\n\x1b\x43OUNTER_OFFER_ANSWER_REJECT\x10\x02\x32\xb2\t\n\x0fReferralService\x12[\n\x0eSubmitReferral\x12#.colending.v1.SubmitReferralRequest\x1a$.colending.v1.SubmitReferralResponse\x12R\n\x0bGetReferral\x12 .colending.v1.GetReferralRequest\x1a!.colending.v1.GetReferralResponse\x12X\n\rListReferrals\x12\".colending.v1.ListReferralsRequest\x1a#.colending.v1.ListReferralsResponse\x12\x61\n\x10WithdrawReferral\x12%.colending.v1.WithdrawReferralRequest\x1a&.colending.v1.WithdrawReferralResponse\x12X\n\rRecordConsent\x12\".colending.v1.RecordConsentRequest\x1a#.colending.v1.RecordConsentResponse\x12X\n\rRevokeConsent\x12\".colending.v1.RevokeConsentRequest\x1a#.colending.v1.RevokeConsentResponse\x12p\n\x15RespondToCounterOffer\x12*.colending.v1.RespondToCounterOfferRequest\x1a+.colending.v1.RespondToCounterOfferResponse\x12p\n\x15ListEnforcementEvents\x12*.colending.v1.ListEnforcementEventsRequest\x1a+.colending.v1.ListEnforcementEventsResponse\x12j\n\x13SubmitTradeSnapshot\x12(.colending.v1.SubmitTradeSnapshotRequest\x1a).colending.v1.SubmitTradeSnapshotResponse\x12\x61\n\x10SubmitOrderBatch\x12%.colending.v1.SubmitOrderBatchRequest\x1a&.colending.v1.SubmitOrderBatchResponse\x12X\n\rGetOrderBatch\x12\".colending.v1.GetOrderBatchRequest\x1a#.colending.v1.GetOrderBatchResponse\x12p\n\x15ReportOrderSettlement\x12*.colending.v1.ReportOrderSettlementRequest\x1a+.colending.v1.ReportOrderSettlementResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'colending.v1.referral_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COUNTEROFFERANSWER']._serialized_start=2084
-  _globals['_COUNTEROFFERANSWER']._serialized_end=2208
-  _globals['_SUBMITREFERRALREQUEST']._serialized_start=266
-  _globals['_SUBMITREFERRALREQUEST']._serialized_end=396
-  _globals['_SUBMITREFERRALRESPONSE']._serialized_start=398
-  _globals['_SUBMITREFERRALRESPONSE']._serialized_end=464
-  _globals['_GETREFERRALREQUEST']._serialized_start=466
-  _globals['_GETREFERRALREQUEST']._serialized_end=507
-  _globals['_GETREFERRALRESPONSE']._serialized_start=509
-  _globals['_GETREFERRALRESPONSE']._serialized_end=572
-  _globals['_LISTREFERRALSREQUEST']._serialized_start=575
-  _globals['_LISTREFERRALSREQUEST']._serialized_end=710
-  _globals['_LISTREFERRALSRESPONSE']._serialized_start=712
-  _globals['_LISTREFERRALSRESPONSE']._serialized_end=803
-  _globals['_WITHDRAWREFERRALREQUEST']._serialized_start=805
-  _globals['_WITHDRAWREFERRALREQUEST']._serialized_end=887
-  _globals['_WITHDRAWREFERRALRESPONSE']._serialized_start=889
-  _globals['_WITHDRAWREFERRALRESPONSE']._serialized_end=957
-  _globals['_RECORDCONSENTREQUEST']._serialized_start=960
-  _globals['_RECORDCONSENTREQUEST']._serialized_end=1219
-  _globals['_RECORDCONSENTRESPONSE']._serialized_start=1221
-  _globals['_RECORDCONSENTRESPONSE']._serialized_end=1284
-  _globals['_REVOKECONSENTREQUEST']._serialized_start=1286
-  _globals['_REVOKECONSENTREQUEST']._serialized_end=1364
-  _globals['_REVOKECONSENTRESPONSE']._serialized_start=1366
-  _globals['_REVOKECONSENTRESPONSE']._serialized_end=1429
-  _globals['_RESPONDTOCOUNTEROFFERREQUEST']._serialized_start=1432
-  _globals['_RESPONDTOCOUNTEROFFERREQUEST']._serialized_end=1565
-  _globals['_RESPONDTOCOUNTEROFFERRESPONSE']._serialized_start=1567
-  _globals['_RESPONDTOCOUNTEROFFERRESPONSE']._serialized_end=1651
-  _globals['_LISTENFORCEMENTEVENTSREQUEST']._serialized_start=1653
-  _globals['_LISTENFORCEMENTEVENTSREQUEST']._serialized_end=1752
-  _globals['_LISTENFORCEMENTEVENTSRESPONSE']._serialized_start=1754
-  _globals['_LISTENFORCEMENTEVENTSRESPONSE']._serialized_end=1858
-  _globals['_SUBMITTRADESNAPSHOTREQUEST']._serialized_start=1860
-  _globals['_SUBMITTRADESNAPSHOTREQUEST']._serialized_end=1975
-  _globals['_SUBMITTRADESNAPSHOTRESPONSE']._serialized_start=1977
-  _globals['_SUBMITTRADESNAPSHOTRESPONSE']._serialized_end=2082
-  _globals['_REFERRALSERVICE']._serialized_start=2211
-  _globals['_REFERRALSERVICE']._serialized_end=3110
+  _globals['_COUNTEROFFERANSWER']._serialized_start=2789
+  _globals['_COUNTEROFFERANSWER']._serialized_end=2913
+  _globals['_SUBMITREFERRALREQUEST']._serialized_start=320
+  _globals['_SUBMITREFERRALREQUEST']._serialized_end=450
+  _globals['_SUBMITREFERRALRESPONSE']._serialized_start=452
+  _globals['_SUBMITREFERRALRESPONSE']._serialized_end=518
+  _globals['_GETREFERRALREQUEST']._serialized_start=520
+  _globals['_GETREFERRALREQUEST']._serialized_end=561
+  _globals['_GETREFERRALRESPONSE']._serialized_start=563
+  _globals['_GETREFERRALRESPONSE']._serialized_end=626
+  _globals['_LISTREFERRALSREQUEST']._serialized_start=629
+  _globals['_LISTREFERRALSREQUEST']._serialized_end=764
+  _globals['_LISTREFERRALSRESPONSE']._serialized_start=766
+  _globals['_LISTREFERRALSRESPONSE']._serialized_end=857
+  _globals['_WITHDRAWREFERRALREQUEST']._serialized_start=859
+  _globals['_WITHDRAWREFERRALREQUEST']._serialized_end=941
+  _globals['_WITHDRAWREFERRALRESPONSE']._serialized_start=943
+  _globals['_WITHDRAWREFERRALRESPONSE']._serialized_end=1011
+  _globals['_RECORDCONSENTREQUEST']._serialized_start=1014
+  _globals['_RECORDCONSENTREQUEST']._serialized_end=1273
+  _globals['_RECORDCONSENTRESPONSE']._serialized_start=1275
+  _globals['_RECORDCONSENTRESPONSE']._serialized_end=1338
+  _globals['_REVOKECONSENTREQUEST']._serialized_start=1340
+  _globals['_REVOKECONSENTREQUEST']._serialized_end=1418
+  _globals['_REVOKECONSENTRESPONSE']._serialized_start=1420
+  _globals['_REVOKECONSENTRESPONSE']._serialized_end=1483
+  _globals['_RESPONDTOCOUNTEROFFERREQUEST']._serialized_start=1486
+  _globals['_RESPONDTOCOUNTEROFFERREQUEST']._serialized_end=1619
+  _globals['_RESPONDTOCOUNTEROFFERRESPONSE']._serialized_start=1621
+  _globals['_RESPONDTOCOUNTEROFFERRESPONSE']._serialized_end=1705
+  _globals['_LISTENFORCEMENTEVENTSREQUEST']._serialized_start=1707
+  _globals['_LISTENFORCEMENTEVENTSREQUEST']._serialized_end=1806
+  _globals['_LISTENFORCEMENTEVENTSRESPONSE']._serialized_start=1808
+  _globals['_LISTENFORCEMENTEVENTSRESPONSE']._serialized_end=1912
+  _globals['_SUBMITTRADESNAPSHOTREQUEST']._serialized_start=1914
+  _globals['_SUBMITTRADESNAPSHOTREQUEST']._serialized_end=2029
+  _globals['_SUBMITTRADESNAPSHOTRESPONSE']._serialized_start=2031
+  _globals['_SUBMITTRADESNAPSHOTRESPONSE']._serialized_end=2136
+  _globals['_SUBMITORDERBATCHREQUEST']._serialized_start=2138
+  _globals['_SUBMITORDERBATCHREQUEST']._serialized_end=2264
+  _globals['_SUBMITORDERBATCHRESPONSE']._serialized_start=2266
+  _globals['_SUBMITORDERBATCHRESPONSE']._serialized_end=2333
+  _globals['_GETORDERBATCHREQUEST']._serialized_start=2335
+  _globals['_GETORDERBATCHREQUEST']._serialized_end=2375
+  _globals['_GETORDERBATCHRESPONSE']._serialized_start=2377
+  _globals['_GETORDERBATCHRESPONSE']._serialized_end=2441
+  _globals['_REPORTORDERSETTLEMENTREQUEST']._serialized_start=2444
+  _globals['_REPORTORDERSETTLEMENTREQUEST']._serialized_end=2670
+  _globals['_REPORTORDERSETTLEMENTRESPONSE']._serialized_start=2672
+  _globals['_REPORTORDERSETTLEMENTRESPONSE']._serialized_end=2787
+  _globals['_REFERRALSERVICE']._serialized_start=2916
+  _globals['_REFERRALSERVICE']._serialized_end=4118
 # @@protoc_insertion_point(module_scope)

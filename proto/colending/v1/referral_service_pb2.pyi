@@ -3,11 +3,13 @@
 isort:skip_file
 """
 
+from colending.v1 import common_pb2 as _common_pb2
 from colending.v1 import consent_pb2 as _consent_pb2
 from colending.v1 import enforcement_pb2 as _enforcement_pb2
 from colending.v1 import financing_pb2 as _financing_pb2
 from colending.v1 import merchant_pb2 as _merchant_pb2
 from colending.v1 import monitoring_pb2 as _monitoring_pb2
+from colending.v1 import orders_pb2 as _orders_pb2
 from colending.v1 import referral_pb2 as _referral_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -595,3 +597,187 @@ class SubmitTradeSnapshotResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitTradeSnapshotResponse: _TypeAlias = SubmitTradeSnapshotResponse  # noqa: Y015
+
+@_typing.final
+class SubmitOrderBatchRequest(_message.Message):
+    """SubmitOrderBatchRequest offers pending orders for financing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen idempotency key, 1..128 characters of [A-Za-z0-9._:-]."""
+    case_id: _builtins.str
+    """An ORDER_LOAN case that is APPROVED, ACCEPTED, DISBURSED or REPAYING (not OVERDUE)."""
+    consent_id: _builtins.str
+    """A CREDIT_REFERRAL consent of the merchant, live, covering the case's bank and the
+    TRANSACTION_REPUTATION scope.
+    """
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[_orders_pb2.PendingOrder]:
+        """1..100 orders with distinct order ids."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        consent_id: _builtins.str = ...,
+        orders: _abc.Iterable[_orders_pb2.PendingOrder] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "consent_id", b"consent_id", "orders", b"orders", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitOrderBatchRequest: _TypeAlias = SubmitOrderBatchRequest  # noqa: Y015
+
+@_typing.final
+class SubmitOrderBatchResponse(_message.Message):
+    """SubmitOrderBatchResponse returns the stored batch, PENDING the bank's decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batch(self) -> _orders_pb2.OrderBatch:
+        """The batch."""
+
+    def __init__(
+        self,
+        *,
+        batch: _orders_pb2.OrderBatch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitOrderBatchResponse: _TypeAlias = SubmitOrderBatchResponse  # noqa: Y015
+
+@_typing.final
+class GetOrderBatchRequest(_message.Message):
+    """GetOrderBatchRequest names a batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """The batch id."""
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOrderBatchRequest: _TypeAlias = GetOrderBatchRequest  # noqa: Y015
+
+@_typing.final
+class GetOrderBatchResponse(_message.Message):
+    """GetOrderBatchResponse returns it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batch(self) -> _orders_pb2.OrderBatch:
+        """The batch."""
+
+    def __init__(
+        self,
+        *,
+        batch: _orders_pb2.OrderBatch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOrderBatchResponse: _TypeAlias = GetOrderBatchResponse  # noqa: Y015
+
+@_typing.final
+class ReportOrderSettlementRequest(_message.Message):
+    """ReportOrderSettlementRequest reports what became of one funded order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    SETTLED_AMOUNT_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_DATE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen idempotency key, 1..128 characters of [A-Za-z0-9._:-]."""
+    batch_id: _builtins.str
+    """The batch the order was funded in."""
+    order_id: _builtins.str
+    """The order."""
+    outcome: _orders_pb2.SettlementOutcome.ValueType
+    """Settled or refunded."""
+    @_builtins.property
+    def settled_amount(self) -> _common_pb2.Money:
+        """What the platform settles to the merchant (SETTLED only; positive)."""
+
+    @_builtins.property
+    def settlement_date(self) -> _common_pb2.Date:
+        """The day of the settlement or refund: not after today, not before the advance."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        batch_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        outcome: _orders_pb2.SettlementOutcome.ValueType = ...,
+        settled_amount: _common_pb2.Money | None = ...,
+        settlement_date: _common_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settled_amount", b"settled_amount", "settlement_date", b"settlement_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "order_id", b"order_id", "outcome", b"outcome", "request_id", b"request_id", "settled_amount", b"settled_amount", "settlement_date", b"settlement_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportOrderSettlementRequest: _TypeAlias = ReportOrderSettlementRequest  # noqa: Y015
+
+@_typing.final
+class ReportOrderSettlementResponse(_message.Message):
+    """ReportOrderSettlementResponse returns the batch and the case after the sweep."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def batch(self) -> _orders_pb2.OrderBatch:
+        """The batch, with the order's sweep."""
+
+    @_builtins.property
+    def case(self) -> _financing_pb2.FinancingCase:
+        """The case, with its ledger."""
+
+    def __init__(
+        self,
+        *,
+        batch: _orders_pb2.OrderBatch | None = ...,
+        case: _financing_pb2.FinancingCase | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportOrderSettlementResponse: _TypeAlias = ReportOrderSettlementResponse  # noqa: Y015

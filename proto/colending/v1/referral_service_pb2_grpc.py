@@ -81,6 +81,21 @@ class ReferralServiceStub:
                 request_serializer=colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotResponse.FromString,
                 _registered_method=True)
+        self.SubmitOrderBatch = channel.unary_unary(
+                '/colending.v1.ReferralService/SubmitOrderBatch',
+                request_serializer=colending_dot_v1_dot_referral__service__pb2.SubmitOrderBatchRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_referral__service__pb2.SubmitOrderBatchResponse.FromString,
+                _registered_method=True)
+        self.GetOrderBatch = channel.unary_unary(
+                '/colending.v1.ReferralService/GetOrderBatch',
+                request_serializer=colending_dot_v1_dot_referral__service__pb2.GetOrderBatchRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_referral__service__pb2.GetOrderBatchResponse.FromString,
+                _registered_method=True)
+        self.ReportOrderSettlement = channel.unary_unary(
+                '/colending.v1.ReferralService/ReportOrderSettlement',
+                request_serializer=colending_dot_v1_dot_referral__service__pb2.ReportOrderSettlementRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_referral__service__pb2.ReportOrderSettlementResponse.FromString,
+                _registered_method=True)
 
 
 class ReferralServiceServicer:
@@ -155,6 +170,30 @@ class ReferralServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitOrderBatch(self, request, context):
+        """Offers a batch of a merchant's pending orders to the bank of an ORDER_LOAN case, checked
+        against the merchant's trade data, the advance cap and the case's line. Idempotent on
+        request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOrderBatch(self, request, context):
+        """Returns one order batch with each order's state and settlement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportOrderSettlement(self, request, context):
+        """Reports that a funded order settled (its advance is swept from the settlement) or was
+        refunded (its advance turns overdue). Idempotent on request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReferralServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +241,21 @@ def add_ReferralServiceServicer_to_server(servicer, server):
                     servicer.SubmitTradeSnapshot,
                     request_deserializer=colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotRequest.FromString,
                     response_serializer=colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotResponse.SerializeToString,
+            ),
+            'SubmitOrderBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitOrderBatch,
+                    request_deserializer=colending_dot_v1_dot_referral__service__pb2.SubmitOrderBatchRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_referral__service__pb2.SubmitOrderBatchResponse.SerializeToString,
+            ),
+            'GetOrderBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrderBatch,
+                    request_deserializer=colending_dot_v1_dot_referral__service__pb2.GetOrderBatchRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_referral__service__pb2.GetOrderBatchResponse.SerializeToString,
+            ),
+            'ReportOrderSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportOrderSettlement,
+                    request_deserializer=colending_dot_v1_dot_referral__service__pb2.ReportOrderSettlementRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_referral__service__pb2.ReportOrderSettlementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -449,6 +503,87 @@ class ReferralService:
             '/colending.v1.ReferralService/SubmitTradeSnapshot',
             colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotRequest.SerializeToString,
             colending_dot_v1_dot_referral__service__pb2.SubmitTradeSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitOrderBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.ReferralService/SubmitOrderBatch',
+            colending_dot_v1_dot_referral__service__pb2.SubmitOrderBatchRequest.SerializeToString,
+            colending_dot_v1_dot_referral__service__pb2.SubmitOrderBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrderBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.ReferralService/GetOrderBatch',
+            colending_dot_v1_dot_referral__service__pb2.GetOrderBatchRequest.SerializeToString,
+            colending_dot_v1_dot_referral__service__pb2.GetOrderBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportOrderSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.ReferralService/ReportOrderSettlement',
+            colending_dot_v1_dot_referral__service__pb2.ReportOrderSettlementRequest.SerializeToString,
+            colending_dot_v1_dot_referral__service__pb2.ReportOrderSettlementResponse.FromString,
             options,
             channel_credentials,
             insecure,

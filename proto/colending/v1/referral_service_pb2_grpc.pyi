@@ -60,6 +60,17 @@ class ReferralServiceStub:
     it into signed alerts for each lending bank whose thresholds it crosses. Idempotent on
     request_id.
     """
+    SubmitOrderBatch: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.SubmitOrderBatchRequest, _referral_service_pb2.SubmitOrderBatchResponse]
+    """Offers a batch of a merchant's pending orders to the bank of an ORDER_LOAN case, checked
+    against the merchant's trade data, the advance cap and the case's line. Idempotent on
+    request_id.
+    """
+    GetOrderBatch: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.GetOrderBatchRequest, _referral_service_pb2.GetOrderBatchResponse]
+    """Returns one order batch with each order's state and settlement."""
+    ReportOrderSettlement: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.ReportOrderSettlementRequest, _referral_service_pb2.ReportOrderSettlementResponse]
+    """Reports that a funded order settled (its advance is swept from the settlement) or was
+    refunded (its advance turns overdue). Idempotent on request_id.
+    """
 
 @_typing.type_check_only
 class ReferralServiceAsyncStub(ReferralServiceStub):
@@ -92,6 +103,17 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     """Records a trade snapshot of a merchant with a loan, under a MONITORING consent, and turns
     it into signed alerts for each lending bank whose thresholds it crosses. Idempotent on
     request_id.
+    """
+    SubmitOrderBatch: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.SubmitOrderBatchRequest, _referral_service_pb2.SubmitOrderBatchResponse]  # type: ignore[assignment]
+    """Offers a batch of a merchant's pending orders to the bank of an ORDER_LOAN case, checked
+    against the merchant's trade data, the advance cap and the case's line. Idempotent on
+    request_id.
+    """
+    GetOrderBatch: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.GetOrderBatchRequest, _referral_service_pb2.GetOrderBatchResponse]  # type: ignore[assignment]
+    """Returns one order batch with each order's state and settlement."""
+    ReportOrderSettlement: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.ReportOrderSettlementRequest, _referral_service_pb2.ReportOrderSettlementResponse]  # type: ignore[assignment]
+    """Reports that a funded order settled (its advance is swept from the settlement) or was
+    refunded (its advance turns overdue). Idempotent on request_id.
     """
 
 class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -176,6 +198,35 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records a trade snapshot of a merchant with a loan, under a MONITORING consent, and turns
         it into signed alerts for each lending bank whose thresholds it crosses. Idempotent on
         request_id.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitOrderBatch(
+        self,
+        request: _referral_service_pb2.SubmitOrderBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_referral_service_pb2.SubmitOrderBatchResponse, _abc.Awaitable[_referral_service_pb2.SubmitOrderBatchResponse]]:
+        """Offers a batch of a merchant's pending orders to the bank of an ORDER_LOAN case, checked
+        against the merchant's trade data, the advance cap and the case's line. Idempotent on
+        request_id.
+        """
+
+    @_abc_1.abstractmethod
+    def GetOrderBatch(
+        self,
+        request: _referral_service_pb2.GetOrderBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_referral_service_pb2.GetOrderBatchResponse, _abc.Awaitable[_referral_service_pb2.GetOrderBatchResponse]]:
+        """Returns one order batch with each order's state and settlement."""
+
+    @_abc_1.abstractmethod
+    def ReportOrderSettlement(
+        self,
+        request: _referral_service_pb2.ReportOrderSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_referral_service_pb2.ReportOrderSettlementResponse, _abc.Awaitable[_referral_service_pb2.ReportOrderSettlementResponse]]:
+        """Reports that a funded order settled (its advance is swept from the settlement) or was
+        refunded (its advance turns overdue). Idempotent on request_id.
         """
 
 def add_ReferralServiceServicer_to_server(servicer: ReferralServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
