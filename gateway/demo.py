@@ -30,6 +30,7 @@ from colending.v1 import (
     financing_pb2,
     merchant_pb2,
     monitoring_pb2,
+    orders_pb2,
     partner_pb2,
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -398,6 +399,19 @@ def _network(
             and watched.case_id in pushed[0].payload.case_ids,
         )
 
+    if watched is not None:
+        profile = next(
+            m for m in merchants if m.identity.platform_merchant_id == watched.platform_merchant_id
+        )
+        _order_loan(
+            report,
+            platform,
+            clients["bank-b"],
+            banks["bank-b"],
+            profile,
+            consent_id=referred[watched.platform_merchant_id],
+        )
+
     # The default reaches the other bank's verified copy of the blacklist...
     network_key = bytes.fromhex((data_dir / "network-key" / "network.key").read_text().strip())
     log_keys = {
@@ -472,6 +486,74 @@ def _network(
         file=report.out,
     )
     report.check("portfolio stats count exactly one default", stats.overall.defaulted_count == 1)
+
+
+def _order_loan(
+    report: _Report,
+    platform: PlatformClient,
+    client: BankClient,
+    bank: MockBank,
+    merchant: merchant_pb2.MerchantProfile,
+    *,
+    consent_id: str,
+) -> None:
+    """bank-b opens an order-financing line for the monitored merchant, funds two pending orders
+    (up to 80 % of their value, within last month's GMV), and the platform's settlement of one
+    repays its advance by sweep before the rest reaches the merchant."""
+    merchant_id = merchant.identity.platform_merchant_id
+    before = len(bank.received())
+    platform.submit_referral(merchant=merchant, consent_id=consent_id, bank_ids=["bank-b"])
+    _wait(lambda: len(bank.received()) > before)
+    bank.script.decision = Decision.ORDER_LOAN
+    [line] = bank.decide_pending(client)
+    report.check(
+        f"bank-b approved an ORDER_LOAN line of "
+        f"{format_fen(line.agreed_terms.amount.amount_minor)} for {merchant_id}",
+        line.state == FS.FINANCING_STATE_APPROVED,
+    )
+    if line.state != FS.FINANCING_STATE_APPROVED:
+        return
+    today = business_date(datetime.now(UTC))
+    settles = today + timedelta(days=7)
+    on = common_pb2.Date(year=settles.year, month=settles.month, day=settles.day)
+    value = 1_500_000  # RMB 15,000 an order: two of them fit in the merchant's month
+    orders = [
+        orders_pb2.PendingOrder(
+            order_id=f"DEMO-{merchant_id}-{n}",
+            order_value=_cny(value),
+            advance=_cny(value * 8 // 10),
+            expected_settlement_date=on,
+        )
+        for n in (1, 2)
+    ]
+    batch = platform.submit_order_batch(case_id=line.case_id, consent_id=consent_id, orders=orders)
+    [funded] = bank.decide_order_batches(client)
+    report.step(
+        f"platform offered 2 pending orders worth {format_fen(2 * value)}; bank-b approved the "
+        f"batch and {format_fen(funded.batch.total_advance.amount_minor)} was advanced"
+    )
+    settled = platform.report_order_settlement(
+        batch_id=batch.batch_id,
+        order_id=orders[0].order_id,
+        settled_amount_fen=value,
+        settlement_date=today,
+    )
+    sweep = settled.batch.orders[0].sweep
+    report.step(
+        f"order {orders[0].order_id} settled for {format_fen(value)}: the sweep repaid "
+        f"{format_fen(sweep.principal.amount_minor)} (bank-b "
+        f"{format_fen(sweep.bank_share.amount_minor)}, platform "
+        f"{format_fen(sweep.platform_share.amount_minor)}) and "
+        f"{format_fen(sweep.to_merchant.amount_minor)} went to the merchant"
+    )
+    report.check(
+        "an order loan was repaid by its settlement, split 70/30 between the lenders",
+        settled.batch.orders[0].state == orders_pb2.ORDER_STATE_SETTLED
+        and sweep.principal.amount_minor == value * 8 // 10
+        and sweep.bank_share.amount_minor + sweep.platform_share.amount_minor
+        == sweep.principal.amount_minor + sweep.interest.amount_minor
+        and settled.case.ledger.principal_outstanding.amount_minor == value * 8 // 10,
+    )
 
 
 def _percent(bps: int) -> str:

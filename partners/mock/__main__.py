@@ -3,8 +3,9 @@
 It serves ``BankReceiverService`` on ``--port``, verifies each pushed referral and alert
 against the gateway's published keys (plus any ``--trust-key``, e.g. the conformance kit's
 test key), and every ``--decide-every`` seconds reviews its early-warning alerts (a CRITICAL
-one stops new lending to the merchant), then acknowledges and decides what it received through
-the gateway's ``PartnerBankService``. Register it with the gateway using its endpoint::
+one stops new lending to the merchant), then acknowledges and decides what it received, and
+the order batches waiting on its order loans, through the gateway's ``PartnerBankService``.
+Register it with the gateway using its endpoint::
 
     colending-gateway partners register bank-a --name "Bank A" --endpoint 127.0.0.1:50061
     colending-mock-bank --bank-id bank-a --port 50061 --behaviour approve --flaky 200
@@ -150,6 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 for case in bank.decide_pending(client):
                     print(f"decided {case.case_id}: state {case.state}", flush=True)
+                for answer in bank.decide_order_batches(client):
+                    print(
+                        f"decided order batch {answer.batch.batch_id}: state {answer.batch.state}",
+                        flush=True,
+                    )
             except ColendingError as error:
                 print(f"decision round failed: {error.message}", file=sys.stderr, flush=True)
     bank.stop()

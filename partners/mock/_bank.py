@@ -4,7 +4,8 @@ It verifies every pushed envelope with the SDK (signature over the exact bytes, 
 validity), de-duplicates by referral id, and behaves as scripted: it can be slow, flaky or
 down, and it decides by a rule (approve, decline or counter-offer). With a :class:`BankClient`
 it then acknowledges and decides through ``PartnerBankService``, so a whole case runs against
-it, and reviews its early-warning alerts: a CRITICAL one stops new lending to the merchant.
+it, decides the order batches on its order loans, and reviews its early-warning alerts: a
+CRITICAL one stops new lending to the merchant.
 Used by the contract tests, the demo and ``colending-mock-bank``.
 """
 
@@ -27,6 +28,7 @@ from colending.v1 import (
     common_pb2,
     financing_pb2,
     monitoring_pb2,
+    partner_bank_service_pb2,
 )
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -53,6 +55,7 @@ class Decision(enum.Enum):
     DECLINE = "decline"
     COUNTER = "counter"  # counter with half the offered amount
     BY_SCORE = "by-score"  # approve grades A-B, counter C, decline D-E
+    ORDER_LOAN = "order-loan"  # approve the offered amount as an order-financing line
 
 
 @dataclass(kw_only=True)
@@ -274,6 +277,32 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
                 item.decided = True
         return cases
 
+    def decide_order_batches(
+        self, client: BankClient
+    ) -> list[partner_bank_service_pb2.DecideOrderBatchResponse]:
+        """Decide every order batch waiting on this bank's ORDER_LOAN cases: decline those of
+        a watched merchant (``EARLY_WARNING``) or all of them when scripted to decline, and
+        approve the rest (the gateway has checked the cap, the line and the trade data)."""
+        with self._lock:
+            watched = set(self._watchlist)
+        decided = []
+        for batch in list(client.pending_order_batches()):
+            if batch.platform_merchant_id in watched:
+                codes: tuple[str, ...] = ("EARLY_WARNING",)
+            elif self.script.decision is Decision.DECLINE:
+                codes = ("RISK_APPETITE",)
+            else:
+                codes = ()
+            decided.append(
+                client.decide_order_batch(
+                    batch.batch_id,
+                    approve=not codes,
+                    decline_reason_codes=codes,
+                    request_id=f"decide-{batch.batch_id}",
+                )
+            )
+        return decided
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(
@@ -335,6 +364,8 @@ def decision_for(referral: VerifiedReferral, rule: Decision) -> financing_pb2.De
     product = offer.product
     amount = offer.total_limit.amount_minor
     fixed = offer.fixed_amount.amount_minor
+    if rule is Decision.ORDER_LOAN:  # a line drawn by order batches: no fixed part
+        product, fixed = common_pb2.PRODUCT_TYPE_ORDER_LOAN, 0
     if rule is Decision.COUNTER:
         # Three quarters of the offer in whole yuan, never below the smallest line.
         amount = max(amount * 3 // 4 // 100 * 100, MIN_LINE_FEN)
@@ -352,7 +383,7 @@ def decision_for(referral: VerifiedReferral, rule: Decision) -> financing_pb2.De
         fixed_amount=common_pb2.Money(currency_code="CNY", amount_minor=fixed) if fixed else None,
         term_months=offer.term_months,
         revolving_daily_rate_ppm=offer.revolving_daily_rate_ppm,
-        fixed_daily_rate_ppm=offer.fixed_daily_rate_ppm,
+        fixed_daily_rate_ppm=offer.fixed_daily_rate_ppm if fixed else 0,
         split=financing_pb2.FundingSplit(
             bank_share_bps=10_000 - PLATFORM_SHARE_BPS, platform_share_bps=PLATFORM_SHARE_BPS
         ),

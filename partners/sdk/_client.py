@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -23,6 +23,7 @@ from colending.v1 import (
     financing_pb2,
     merchant_pb2,
     monitoring_pb2,
+    orders_pb2,
     partner_bank_service_pb2,
     partner_bank_service_pb2_grpc,
     referral_pb2,
@@ -467,6 +468,57 @@ class BankClient(_Client):
             )
         return self._call(self._stub.ReportLoanEvent, request).financing_case
 
+    # --- order loans --------------------------------------------------------------------
+
+    def list_order_batches(
+        self,
+        *,
+        state: orders_pb2.OrderBatchState.ValueType = orders_pb2.ORDER_BATCH_STATE_UNSPECIFIED,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> tuple[list[orders_pb2.OrderBatch], str]:
+        """One page of the order batches on this bank's ORDER_LOAN cases, oldest first, and
+        the next page's token (empty at the end)."""
+        request = partner_bank_service_pb2.ListOrderBatchesRequest(
+            state=state, page_size=page_size, page_token=page_token
+        )
+        response = self._call(self._stub.ListOrderBatches, request)
+        return list(response.batches), response.next_page_token
+
+    def pending_order_batches(self, *, page_size: int = 50) -> Iterator[orders_pb2.OrderBatch]:
+        """Every batch waiting for this bank's decision, fetching pages as needed."""
+        page_token = ""
+        while True:
+            batches, page_token = self.list_order_batches(
+                state=orders_pb2.ORDER_BATCH_STATE_PENDING,
+                page_size=page_size,
+                page_token=page_token,
+            )
+            yield from batches
+            if not page_token:
+                return
+
+    def decide_order_batch(
+        self,
+        batch_id: str,
+        *,
+        approve: bool,
+        decline_reason_codes: Sequence[str] = (),
+        request_id: str | None = None,
+    ) -> partner_bank_service_pb2.DecideOrderBatchResponse:
+        """Approve a pending batch (its advances are paid out, drawn on the case's line) or
+        decline it with reason codes; the answer has the batch and the case (idempotent on
+        ``request_id``)."""
+        request = partner_bank_service_pb2.DecideOrderBatchRequest(
+            request_id=request_id or _new_request_id(),
+            batch_id=batch_id,
+            outcome=orders_pb2.ORDER_BATCH_OUTCOME_APPROVE
+            if approve
+            else orders_pb2.ORDER_BATCH_OUTCOME_DECLINE,
+            decline_reason_codes=list(decline_reason_codes),
+        )
+        return self._call(self._stub.DecideOrderBatch, request)
+
 
 class PlatformClient(_Client):
     """The platform's client of ``ReferralService``.
@@ -579,6 +631,61 @@ class PlatformClient(_Client):
             request_id=request_id or _new_request_id(), consent_id=consent_id, snapshot=snapshot
         )
         return self._call(self._stub.SubmitTradeSnapshot, request)
+
+    def submit_order_batch(
+        self,
+        *,
+        case_id: str,
+        consent_id: str,
+        orders: Sequence[orders_pb2.PendingOrder],
+        request_id: str | None = None,
+    ) -> orders_pb2.OrderBatch:
+        """Offer pending orders against an ORDER_LOAN case's line; the batch waits for the
+        bank's decision (idempotent on ``request_id``)."""
+        request = referral_service_pb2.SubmitOrderBatchRequest(
+            request_id=request_id or _new_request_id(),
+            case_id=case_id,
+            consent_id=consent_id,
+            orders=list(orders),
+        )
+        return self._call(self._stub.SubmitOrderBatch, request).batch
+
+    def get_order_batch(self, batch_id: str) -> orders_pb2.OrderBatch:
+        """One order batch with each order's state and settlement sweep."""
+        request = referral_service_pb2.GetOrderBatchRequest(batch_id=batch_id)
+        return self._call(self._stub.GetOrderBatch, request).batch
+
+    def report_order_settlement(
+        self,
+        *,
+        batch_id: str,
+        order_id: str,
+        settled_amount_fen: int | None = None,
+        refunded: bool = False,
+        settlement_date: date,
+        request_id: str | None = None,
+    ) -> referral_service_pb2.ReportOrderSettlementResponse:
+        """Report a funded order settled for ``settled_amount_fen`` (its advance and the
+        interest due are swept from it) or ``refunded`` (its advance turns overdue); the
+        answer has the batch and the case (idempotent on ``request_id``)."""
+        if refunded == (settled_amount_fen is not None):
+            raise ValueError("give settled_amount_fen to settle, or refunded=True, not both")
+        request = referral_service_pb2.ReportOrderSettlementRequest(
+            request_id=request_id or _new_request_id(),
+            batch_id=batch_id,
+            order_id=order_id,
+            outcome=orders_pb2.SETTLEMENT_OUTCOME_REFUNDED
+            if refunded
+            else orders_pb2.SETTLEMENT_OUTCOME_SETTLED,
+            settlement_date=common_pb2.Date(
+                year=settlement_date.year, month=settlement_date.month, day=settlement_date.day
+            ),
+        )
+        if settled_amount_fen is not None:
+            request.settled_amount.CopyFrom(
+                common_pb2.Money(currency_code="CNY", amount_minor=settled_amount_fen)
+            )
+        return self._call(self._stub.ReportOrderSettlement, request)
 
     def get_referral(self, referral_id: str) -> referral_pb2.Referral:
         """One referral with its per-bank deliveries."""

@@ -28,6 +28,7 @@ def test_the_demo_runs_every_step_and_checks_it() -> None:
     assert "with mutual TLS" in text
     assert "bank-b's verified copy lists the defaulter" in text
     assert "RESTRICT_STORE" in text
+    assert "an order loan was repaid by its settlement" in text
 
 
 def test_sample_merchants_are_valid_deterministic_and_mixed() -> None:
