@@ -12,6 +12,7 @@ rounded down, the platform taking the remainder), so the two shares always sum t
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -203,27 +204,14 @@ def apply_event(
             f"{', '.join(sorted(s.name for s in allowed))}",
         )
     _refuse_out_of_order(ledger, event.event_date, subject)
-    ledger = accrue(ledger, terms, event.event_date)
-
-    if event.type is LoanEventType.DISBURSED:
-        if event.disbursed_fen > terms.amount_fen:
-            raise FailedPrecondition.single(
-                "DISBURSEMENT_ABOVE_TERMS",
-                subject,
-                f"disbursed {event.disbursed_fen} fen, the agreed amount is {terms.amount_fen}",
-            )
-        fixed = min(event.disbursed_fen, terms.fixed_amount_fen)
-        ledger = replace(
-            ledger,
-            principal_disbursed_fen=event.disbursed_fen,
-            fixed_outstanding_fen=fixed,
-            revolving_outstanding_fen=event.disbursed_fen - fixed,
-            accrued_through=event.event_date,
-            bank_loan_reference=event.bank_loan_reference.strip(),
+    if event.type is LoanEventType.DISBURSED and event.disbursed_fen > terms.amount_fen:
+        raise FailedPrecondition.single(
+            "DISBURSEMENT_ABOVE_TERMS",
+            subject,
+            f"disbursed {event.disbursed_fen} fen, the agreed amount is {terms.amount_fen}",
         )
-    elif event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED):
-        ledger = _repay(ledger, terms, event, subject)
-    elif event.type is LoanEventType.SETTLED and (
+    ledger = recorded_effect(ledger, terms, event, case_id=case_id)
+    if event.type is LoanEventType.SETTLED and (
         ledger.principal_outstanding_fen or ledger.interest_outstanding_fen
     ):
         raise FailedPrecondition.single(
@@ -233,6 +221,49 @@ def apply_event(
             f"{ledger.interest_outstanding_fen} fen interest are still outstanding",
         )
     return target, ledger
+
+
+def recorded_effect(ledger: Ledger, terms: LoanTerms, event: LoanEvent, *, case_id: str) -> Ledger:
+    """What one event does to the ledger: interest accrued up to its day, then its amounts.
+    The one place amounts move, so replaying a case's recorded events gives its ledger again
+    (``replay``); the checks of who may do what are the callers'."""
+    assert event.event_date is not None
+    on = event.event_date
+    ledger = accrue(ledger, terms, on)
+    if event.type is LoanEventType.DISBURSED:
+        fixed = min(event.disbursed_fen, terms.fixed_amount_fen)
+        return replace(
+            ledger,
+            principal_disbursed_fen=event.disbursed_fen,
+            fixed_outstanding_fen=fixed,
+            revolving_outstanding_fen=event.disbursed_fen - fixed,
+            accrued_through=on,
+            bank_loan_reference=event.bank_loan_reference.strip(),
+        )
+    if event.type is LoanEventType.ORDER_ADVANCE:
+        return replace(
+            ledger,
+            principal_disbursed_fen=ledger.principal_disbursed_fen + event.disbursed_fen,
+            revolving_outstanding_fen=ledger.revolving_outstanding_fen + event.disbursed_fen,
+            accrued_through=ledger.accrued_through or on,
+        )
+    if event.type in COLLECTIONS:
+        return _repay(ledger, terms, event, f"financingCases/{case_id}")
+    return ledger
+
+
+# Events that pay money back to the lenders.
+COLLECTIONS = frozenset(
+    {LoanEventType.REPAYMENT, LoanEventType.RECOVERED, LoanEventType.SETTLEMENT_SWEEP}
+)
+
+
+def replay(events: Sequence[LoanEvent], terms: LoanTerms, *, case_id: str) -> Ledger:
+    """The ledger of a case from its recorded events, oldest first."""
+    ledger = Ledger()
+    for event in events:
+        ledger = recorded_effect(ledger, terms, event, case_id=case_id)
+    return ledger
 
 
 def _repay(ledger: Ledger, terms: LoanTerms, event: LoanEvent, subject: str) -> Ledger:
@@ -280,7 +311,6 @@ def advance_orders(
     """An ORDER_LOAN's approved batch paid out: ``advance_fen`` more drawn on the line."""
     subject = f"financingCases/{case_id}"
     _refuse_out_of_order(ledger, on, subject)
-    ledger = accrue(ledger, terms, on)
     after = ledger.principal_outstanding_fen + advance_fen
     if after > terms.amount_fen:
         raise FailedPrecondition.single(
@@ -289,12 +319,8 @@ def advance_orders(
             f"drawn principal would be {format_fen(after)}, above the line of "
             f"{format_fen(terms.amount_fen)}",
         )
-    return replace(
-        ledger,
-        principal_disbursed_fen=ledger.principal_disbursed_fen + advance_fen,
-        revolving_outstanding_fen=ledger.revolving_outstanding_fen + advance_fen,
-        accrued_through=on,
-    )
+    event = LoanEvent(type=LoanEventType.ORDER_ADVANCE, event_date=on, disbursed_fen=advance_fen)
+    return recorded_effect(ledger, terms, event, case_id=case_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -326,17 +352,13 @@ def sweep_settlement(
         settled_fen - interest, advance_outstanding_fen, ledger.principal_outstanding_fen
     )
     if interest or principal:
-        ledger = _repay(
-            ledger,
-            terms,
-            LoanEvent(
-                type=LoanEventType.SETTLEMENT_SWEEP,
-                event_date=on,
-                principal_fen=principal,
-                interest_fen=interest,
-            ),
-            subject,
+        event = LoanEvent(
+            type=LoanEventType.SETTLEMENT_SWEEP,
+            event_date=on,
+            principal_fen=principal,
+            interest_fen=interest,
         )
+        ledger = recorded_effect(ledger, terms, event, case_id=case_id)
     bank, platform = split_by_bps(interest + principal, terms.bank_share_bps)
     return ledger, SweptAmounts(
         interest_fen=interest,

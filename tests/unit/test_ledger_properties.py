@@ -23,6 +23,7 @@ from gateway.domain.ledger import (
     accrue,
     apply_event,
     event_problems,
+    replay,
 )
 from gateway.domain.money import BPS_WHOLE, PPM_WHOLE, simple_interest_fen, yuan
 from gateway.domain.scoring import FIXED_PART_MIN_BPS, FIXED_PART_MIN_FEN, ProductType
@@ -243,6 +244,7 @@ def test_random_event_sequences_keep_the_ledger_consistent(
 ) -> None:
     model = Model(terms=terms)
     state, ledger = S.APPROVED, Ledger()
+    accepted: list[LoanEvent] = []
     day = START
     steps = data.draw(st.integers(1, 25), label="steps")
     for _ in range(steps):
@@ -280,6 +282,9 @@ def test_random_event_sequences_keep_the_ledger_consistent(
         _check_matches_model(ledger, model)
         assert state is model.state
         hypothesis_event(f"reached {state.name}")
+        # The record alone gives the ledger back: what reconciliation replays.
+        accepted.append(event)
+        assert replay(accepted, terms, case_id=CASE) == ledger
 
 
 @FAST

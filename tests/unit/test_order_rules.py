@@ -11,7 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.domain.decision import LoanTerms
-from gateway.domain.ledger import Ledger, accrue, advance_orders, sweep_settlement
+from gateway.domain.ledger import (
+    Ledger,
+    LoanEvent,
+    accrue,
+    advance_orders,
+    replay,
+    sweep_settlement,
+)
+from gateway.domain.ledger import LoanEventType as E
 from gateway.domain.money import BPS_WHOLE
 from gateway.domain.orders import (
     FinancedOrder,
@@ -258,3 +266,14 @@ def test_a_sweep_always_adds_up(
     assert after.principal_outstanding_fen == advance + drawn_extra - swept.principal_fen
     assert after.interest_outstanding_fen == owed_interest - swept.interest_fen
     assert after.bank_share_repaid_fen == swept.bank_share_fen
+    # The recorded events alone give the same ledger back.
+    recorded = [
+        LoanEvent(type=E.ORDER_ADVANCE, event_date=TODAY, disbursed_fen=advance + drawn_extra),
+        LoanEvent(
+            type=E.SETTLEMENT_SWEEP,
+            event_date=on,
+            principal_fen=swept.principal_fen,
+            interest_fen=swept.interest_fen,
+        ),
+    ]
+    assert replay(recorded, terms, case_id="c") == after
