@@ -28,6 +28,7 @@ DECISION_PAYLOAD_TYPE = "application/vnd.colending.decision.v1+protobuf"
 LOAN_EVENT_PAYLOAD_TYPE = "application/vnd.colending.loan-event.v1+protobuf"
 CHECKPOINT_PAYLOAD_TYPE = "application/vnd.colending.checkpoint.v1+text"
 ALERT_PAYLOAD_TYPE = "application/vnd.colending.alert.v1+protobuf"
+RECONCILIATION_PAYLOAD_TYPE = "application/vnd.colending.reconciliation.v1+protobuf"
 
 ED25519_PUBLIC_KEY_LENGTH = 32
 

@@ -2,9 +2,9 @@
 signing key ring, one blacklist network and one clock.
 
 Every use case lives in its capability's package (``gateway.referrals``, ``gateway.financing``,
-``gateway.blacklist``, ``gateway.partners``, ``gateway.delivery``,
-``gateway.monitoring``, ``gateway.orders``); this only builds them, so the
-servicers, the CLI and the tests reach each through one object.
+``gateway.blacklist``, ``gateway.partners``, ``gateway.delivery``, ``gateway.monitoring``,
+``gateway.orders``, ``gateway.reconciliation``); this only builds them, so the servicers, the
+CLI and the tests reach each through one object.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from gateway.financing import Financing
 from gateway.monitoring import AlertEncoder, Monitoring
 from gateway.orders import OrderFinancing
 from gateway.partners import PartnerRegistry
+from gateway.reconciliation import Reconciliation, StatementEncoder
 from gateway.referrals import Consents, ReferralEncoder, Referrals
 from gateway.signing.keyring import KeyRing
 from gateway.store.db import Database
@@ -34,6 +35,7 @@ class Gateway:
         keyring: KeyRing,
         encode_referral: ReferralEncoder,
         encode_alert: AlertEncoder,
+        encode_statement: StatementEncoder,
         blacklist: BlacklistNetwork,
         clock: Callable[[], datetime] = utc_now,
         dispatcher: Dispatcher | None = None,
@@ -62,6 +64,9 @@ class Gateway:
             dispatcher=dispatcher,
         )
         self.orders = OrderFinancing(database=database, clock=clock)
+        self.reconciliation = Reconciliation(
+            database=database, keyring=keyring, encode_statement=encode_statement, clock=clock
+        )
         self.deliveries = DeliveryTasks(database=database, clock=clock, dispatcher=dispatcher)
 
     def database_answers(self) -> bool:

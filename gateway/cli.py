@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -12,10 +13,11 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from colending.v1 import reconciliation_pb2
 from google.protobuf import json_format
 from prometheus_client import REGISTRY, start_http_server
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +29,7 @@ from gateway.certs import CertificateError, init_ca, issue_client, issue_server
 from gateway.demo import run_demo
 from gateway.domain.blacklist import BlacklistRules
 from gateway.domain.delivery import DeliveryPolicy
+from gateway.domain.money import format_fen
 from gateway.domain.partner import PartnerState, partner_id_problem
 from gateway.errors import GatewayError
 from gateway.observe import StoreCollector, configure_logging
@@ -218,7 +221,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser(
         "sweep",
         help="once: expire referrals past their validity and blacklist entries past retention, "
-        "and decide appeals past their deadline",
+        "decide appeals past their deadline, expire undecided order batches and make orders "
+        "unsettled past their date overdue",
     )
     _common(sweep)
 
@@ -276,6 +280,16 @@ def _parser() -> argparse.ArgumentParser:
     suspend = partner_commands.add_parser("suspend", help="suspend a bank")
     suspend.add_argument("partner_id")
     suspend.add_argument("--reason", required=True)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="the signed statement of a past business date between a bank and the platform "
+        "(made once; it closes the bank's books through that day)",
+    )
+    _common(reconcile)
+    reconcile.add_argument("bank_id")
+    reconcile.add_argument("business_date", type=date.fromisoformat, help="YYYY-MM-DD (China)")
+    reconcile.add_argument("--csv", type=Path, help="write the lines to this CSV file (fen)")
     return parser
 
 
@@ -551,7 +565,11 @@ def _sweep(args: argparse.Namespace) -> int:
     gateway = _gateway(args)
     moved = gateway.financing.expire_due()
     changed = gateway.blacklist.sweep()
-    print(f"expired {moved} case(s); expired or decided {changed} blacklist entr(ies)")
+    orders = gateway.orders.sweep()
+    print(
+        f"expired {moved} case(s); expired or decided {changed} blacklist entr(ies); expired "
+        f"{orders} order batch(es) or made order loans overdue"
+    )
     return 0
 
 
@@ -619,6 +637,35 @@ def _partners(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconcile(args: argparse.Namespace) -> int:
+    gateway = _gateway(args)
+    stored = gateway.reconciliation.statement(bank_id=args.bank_id, day=args.business_date)
+    # The signed bytes, not a recomputation: what the bank verifies is what is exported.
+    payload = reconciliation_pb2.ReconciliationPayload.FromString(stored.envelope.payload)
+    columns = [f.name for f in reconciliation_pb2.ReconciliationLine.DESCRIPTOR.fields]
+    if args.csv is not None:
+        with args.csv.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            for line in [*payload.lines, payload.totals]:
+                writer.writerow(
+                    [
+                        getattr(line, c).amount_minor
+                        if line.DESCRIPTOR.fields_by_name[c].message_type
+                        else getattr(line, c) or ("TOTAL" if c == "case_id" else "")
+                        for c in columns
+                    ]
+                )
+    payer = reconciliation_pb2.NetPayer.Name(payload.net_payer).removeprefix("NET_PAYER_")
+    print(
+        f"statement {stored.statement_id} of {stored.bank_id} for "
+        f"{stored.business_date.isoformat()}: {len(payload.lines)} line(s); net "
+        f"{format_fen(payload.net_amount.amount_minor)} paid by {payer.lower()}"
+        + (f"; lines written to {args.csv}" if args.csv else "")
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `submit` has its own parser: hand it everything after the word, --help included.
@@ -642,6 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": _config,
         "certs": _certs,
         "sample": _sample,
+        "reconcile": _reconcile,
     }
     try:
         return handlers[args.command](args)

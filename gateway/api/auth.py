@@ -95,6 +95,10 @@ METHOD_ALLOWED: dict[str, frozenset[Role]] = {
     "colending.v1.BlacklistService/FileAppeal": frozenset({Role.PLATFORM, Role.ADMIN}),
     "colending.v1.BlacklistService/ResolveAppeal": frozenset({Role.PARTNER, Role.ADMIN}),
     "colending.v1.PartnerBankService/GetFinancingCase": frozenset({Role.PARTNER, Role.PLATFORM}),
+    # Both lenders reconcile; the operator settles disputes over a day's figures.
+    "colending.v1.PartnerBankService/GetReconciliationStatement": frozenset(
+        {Role.PARTNER, Role.PLATFORM, Role.ADMIN}
+    ),
 }
 
 

@@ -27,6 +27,7 @@ from gateway.financing.servicer import CounterOfferRpcs, FinancingBankRpcs, Port
 from gateway.monitoring.servicer import AlertBankRpcs, MonitoringRpcs
 from gateway.orders.servicer import OrderBankRpcs, OrderRpcs
 from gateway.partners.servicer import PartnerAdminRpcs
+from gateway.reconciliation.servicer import ReconciliationRpcs
 from gateway.referrals.servicer import ReferralBankRpcs, ReferralRpcs, SigningKeyAdminRpcs
 
 __all__ = ["AdminServicer", "BlacklistServicer", "PartnerBankServicer", "ReferralServicer"]
@@ -55,6 +56,7 @@ class PartnerBankServicer(
     FinancingBankRpcs,
     AlertBankRpcs,
     OrderBankRpcs,
+    ReconciliationRpcs,
     partner_bank_service_pb2_grpc.PartnerBankServiceServicer,
 ):
     def __init__(
@@ -69,6 +71,7 @@ class PartnerBankServicer(
         self._blacklist = gateway.blacklist
         self._monitoring = gateway.monitoring
         self._orders = gateway.orders
+        self._reconciliation = gateway.reconciliation
         self._streams = streams or StreamSlots(limit=4, per_caller=2)
         self._limiter = limiter
 

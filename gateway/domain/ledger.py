@@ -338,16 +338,20 @@ def sweep_settlement(
     *,
     settled_fen: int,
     advance_outstanding_fen: int,
+    interest_due_fen: int | None,
     on: date,
     case_id: str,
 ) -> tuple[Ledger, SweptAmounts]:
-    """An order's settlement of ``settled_fen`` pays the case's interest accrued to ``on``
-    first, then the order's advance; both are split by the agreed split and the rest is the
-    merchant's. The shares and the merchant's rest always sum to the settlement."""
+    """An order's settlement of ``settled_fen``, booked on ``on``, pays the interest due on the
+    order first (``interest_due_fen``, never more than the case's unpaid interest; None: all
+    of it, for the last open order), then the order's advance; both are split by the agreed
+    split and the rest is the merchant's. The shares and the rest always sum to the settlement.
+    """
     subject = f"financingCases/{case_id}"
     _refuse_out_of_order(ledger, on, subject)
     ledger = accrue(ledger, terms, on)
-    interest = min(settled_fen, ledger.interest_outstanding_fen)
+    owed = ledger.interest_outstanding_fen
+    interest = min(settled_fen, owed if interest_due_fen is None else min(interest_due_fen, owed))
     principal = min(
         settled_fen - interest, advance_outstanding_fen, ledger.principal_outstanding_fen
     )

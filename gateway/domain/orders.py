@@ -22,11 +22,14 @@ Policy (FAILED_PRECONDITION, every one at once):
   open orders (pending or funded) plus this batch must not exceed the last month's GMV in it:
   a merchant cannot have more awaiting settlement than it sells in a month.
 
-Settlement sweep: a settlement pays the case's accrued interest first, then the order's advance;
-the two together are split between the lenders by the case's split (the bank's share rounded
-down, ``money.split_by_bps``), and the rest goes to the merchant. A settlement too small for
-both, a refund, or no settlement by the expected date leaves the order OVERDUE, and with it the
-case.
+Settlement sweep: a settlement pays the interest on its own order's advance first (from the day
+it was paid out to the settlement date, rounded half up; the last open order of the case pays
+all interest left, so nothing is stranded by rounding), then the order's advance; the two
+together are split between the lenders by the case's split (the bank's share rounded down,
+``money.split_by_bps``), and the rest goes to the merchant. A settlement too small for both, a
+refund, or no settlement by the expected date leaves the order OVERDUE, and with it the case,
+until the advance is repaid: by a late settlement, or to the bank directly (its REPAYMENT or
+RECOVERED event pays overdue orders first, oldest first, then funded ones).
 """
 
 from __future__ import annotations
@@ -62,11 +65,18 @@ class OrderState(enum.Enum):
     OVERDUE = "overdue"
     DECLINED = "declined"
     EXPIRED = "expired"
+    REPAID = "repaid"  # overdue, then repaid to the bank directly
 
 
 # Orders that hold their id: a second batch may not finance them.
 CLAIMING = frozenset(
-    {OrderState.PENDING, OrderState.FUNDED, OrderState.SETTLED, OrderState.OVERDUE}
+    {
+        OrderState.PENDING,
+        OrderState.FUNDED,
+        OrderState.SETTLED,
+        OrderState.OVERDUE,
+        OrderState.REPAID,
+    }
 )
 # Orders whose value still awaits settlement (the trade-data check counts them).
 OPEN = frozenset({OrderState.PENDING, OrderState.FUNDED})
@@ -311,6 +321,12 @@ def batch_decision_problems(
     return []
 
 
+def still_overdue(orders: Sequence[FinancedOrder]) -> bool:
+    """Whether any order is overdue with some of its advance still owed: what keeps a case
+    OVERDUE."""
+    return any(o.state is OrderState.OVERDUE and o.advance_outstanding_fen > 0 for o in orders)
+
+
 def past_due(order: FinancedOrder, today: date) -> bool:
     """A funded order whose expected settlement date has gone by without a settlement."""
     settle = order.order.expected_settlement_date
@@ -323,6 +339,8 @@ def days_overdue(orders: Sequence[FinancedOrder], today: date) -> int:
     days = [
         max(1, (today - o.order.expected_settlement_date).days)
         for o in orders
-        if o.state is OrderState.OVERDUE and o.order.expected_settlement_date is not None
+        if o.state is OrderState.OVERDUE
+        and o.advance_outstanding_fen > 0
+        and o.order.expected_settlement_date is not None
     ]
     return max(days, default=0)

@@ -44,6 +44,7 @@ from gateway.domain.partner import (
 )
 from gateway.domain.portfolio import CaseFigures, PortfolioStats, tally
 from gateway.domain.referral import FinancingCase
+from gateway.domain.scoring import ProductType
 from gateway.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -60,7 +61,9 @@ from gateway.financing.cases import (
 )
 from gateway.financing.evidence import SignedStatement
 from gateway.partners.service import require_partner
+from gateway.reconciliation.service import refuse_if_books_closed
 from gateway.store import codec
+from gateway.store import order_repository as orders_repo
 from gateway.store import repository as repo
 from gateway.store.db import Database
 
@@ -227,6 +230,8 @@ class Financing:
                         reported, today=latest_date, prefix="signed_event.payload.event"
                     ),
                 )
+            assert reported.event_date is not None
+            refuse_if_books_closed(session, bank_id, reported.event_date, field="event.event_date")
             case = load_bank_case(session, case_id, bank_id, for_update=True)
             if case.agreed_terms is None:
                 raise FailedPrecondition.single(
@@ -242,6 +247,12 @@ class Financing:
                 terms=case.agreed_terms,
                 event=reported,
             )
+            if case.agreed_terms.product is ProductType.ORDER_LOAN and reported.principal_fen:
+                # Collected directly, it pays the overdue orders first; the case stays overdue
+                # while one of them still owes.
+                owing = orders_repo.apply_direct_repayment(session, case_id, reported.principal_fen)
+                if target is FinancingState.REPAYING and owing:
+                    target = FinancingState.OVERDUE
             assert reported.event_date is not None
             if target is FinancingState.DEFAULTED and case.state is not FinancingState.DEFAULTED:
                 self._blacklist.record_default_in(

@@ -107,4 +107,5 @@ def batch_to_proto(batch: OrderBatch, cursor: str = "") -> orders_pb2.OrderBatch
         created_at=timestamp(batch.created_at),
         decided_at=timestamp(batch.decided_at),
         cursor=cursor,
+        expires_at=timestamp(batch.expires_at),
     )

@@ -5,11 +5,13 @@ interest and the advance (SETTLEMENT_SWEEP), or its refund, which makes it overd
 loop expires undecided batches and makes orders unsettled past their date overdue.
 
 Rules are in ``gateway.domain.orders``. Locks are always taken case first, then batch (the
-rows of its orders follow), so the sweep, a decision and a settlement never deadlock.
+rows of its orders follow), so the sweep, a decision and a settlement never deadlock; a
+settlement takes the bank's partner row before them, as loan events and reconciliation do.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -39,7 +41,7 @@ from gateway.domain.ledger import (
     sweep_settlement,
 )
 from gateway.domain.merchant import DataScope
-from gateway.domain.money import split_by_bps
+from gateway.domain.money import simple_interest_fen, split_by_bps
 from gateway.domain.orders import (
     BatchOutcome,
     FinancedOrder,
@@ -56,6 +58,7 @@ from gateway.domain.orders import (
     orders_problems,
     past_due,
     settlement_problems,
+    still_overdue,
 )
 from gateway.domain.paging import Page
 from gateway.domain.referral import FinancingCase
@@ -67,11 +70,14 @@ from gateway.errors import (
     PreconditionViolation,
 )
 from gateway.financing.cases import CaseDetail, case_detail, move_case
+from gateway.partners.service import require_partner
 from gateway.store import codec
 from gateway.store import order_repository as orders_repo
+from gateway.store import reconciliation_repository as recon_repo
 from gateway.store import repository as repo
 from gateway.store.db import Database
 
+log = logging.getLogger(__name__)
 S = FinancingState
 # A case whose line a new batch may draw on. An overdue one may not: collect first.
 DRAWABLE = frozenset({S.APPROVED, S.ACCEPTED, S.DISBURSED, S.REPAYING})
@@ -117,6 +123,10 @@ class OrderFinancing:
                 raise NotFound("consent", consent_id)
             partner = require_active_partner(session, case.bank_id)
             subject = f"financingCases/{case_id}"
+            # The merchant's open orders at every bank are checked against its trade: one
+            # submission of the merchant's at a time, and lapsed batches free their orders now.
+            orders_repo.lock_merchant(session, case.platform_merchant_id)
+            orders_repo.expire_due_batches(session, merchant_id=case.platform_merchant_id, now=now)
             terms = case.agreed_terms
             if terms is None or terms.product is not ProductType.ORDER_LOAN:
                 product = terms.product.name if terms and terms.product else "none agreed"
@@ -246,7 +256,7 @@ class OrderFinancing:
                     f"case is {case.state.name}; approve a batch on one of "
                     f"{', '.join(sorted(s.name for s in DRAWABLE))}",
                 )
-            on = business_date(now)
+            on = _booking_date(case, business_date(now))
             ledger = advance_orders(
                 case.ledger or Ledger(),
                 terms,
@@ -295,18 +305,19 @@ class OrderFinancing:
         problems = [] if batch_id else [FieldViolation("batch_id", "required")]
         if not order_id:
             problems.append(FieldViolation("order_id", "required"))
-        # The platform's business date may run ahead of UTC by up to a day, as a bank's.
+        # The platform keeps China's business date, which is this clock's.
         problems += settlement_problems(
             outcome,
             settled_fen=settled_fen,
             settlement_date=settlement_date,
-            latest_date=business_date(self._clock()) + timedelta(days=1),
+            latest_date=business_date(self._clock()),
         )
         raise_all(shape_problems, problems)
         assert settlement_date is not None
 
         def act(session: Session, now: datetime) -> tuple[str, BatchAndCase]:
-            case, batch = self._lock_case_and_batch(session, batch_id)
+            # The bank's partner row first: the lock its reconciliation statement takes.
+            case, batch = self._lock_case_and_batch(session, batch_id, lock_partner=True)
             subject = f"orderBatches/{batch_id}/orders/{order_id}"
             financed = batch.order(order_id)
             if financed is None:
@@ -331,16 +342,22 @@ class OrderFinancing:
                     f"{', '.join(sorted(s.name for s in REPAYABLE))}",
                 )
             assert batch.decided_at is not None
-            if settlement_date < business_date(batch.decided_at):
+            funded_on = business_date(batch.decided_at)
+            if settlement_date < funded_on:
                 raise FailedPrecondition.single(
                     "SETTLEMENT_BEFORE_ADVANCE",
                     subject,
                     f"settlement date {settlement_date.isoformat()} is before the advance "
-                    f"({business_date(batch.decided_at).isoformat()})",
+                    f"({funded_on.isoformat()})",
                 )
             terms = case.agreed_terms
             assert terms is not None
-            ledger = case.ledger or Ledger()
+            # Reports come late and out of order: one dated before the case's last event or
+            # in closed books is booked on the case's next open day (the order keeps its date).
+            closed = recon_repo.closed_through(session, case.bank_id)
+            booked = _booking_date(
+                case, settlement_date, after=None if closed is None else closed + timedelta(1)
+            )
             if outcome is SettlementOutcome.REFUNDED:
                 orders_repo.update_order(
                     session,
@@ -351,20 +368,32 @@ class OrderFinancing:
                     overdue_reason=OverdueReason.REFUNDED,
                 )
                 self._mark_overdue(
-                    session,
-                    case,
-                    on=settlement_date,
-                    now=now,
-                    request_id=idem.request_id,
-                    actor=idem.caller,
+                    session, case, on=booked, now=now, request_id=idem.request_id, actor=idem.caller
                 )
                 return batch_id, _load_batch_and_case(session, batch_id)
+            others = [
+                o
+                for o in orders_repo.case_orders(session, case.case_id)
+                if not (o.batch_id == batch_id and o.order.order_id == order_id)
+            ]
+            last_open = not any(
+                o.state in (OrderState.FUNDED, OrderState.OVERDUE) and o.advance_outstanding_fen
+                for o in others
+            )
             ledger, swept = sweep_settlement(
-                ledger,
+                case.ledger or Ledger(),
                 terms,
                 settled_fen=settled_fen,
                 advance_outstanding_fen=financed.advance_outstanding_fen,
-                on=settlement_date,
+                # Its own advance's interest; the last open order clears the case's rest.
+                interest_due_fen=None
+                if last_open
+                else simple_interest_fen(
+                    financed.advance_outstanding_fen,
+                    terms.revolving_daily_rate_ppm,
+                    (settlement_date - funded_on).days,
+                ),
+                on=booked,
                 case_id=case.case_id,
             )
             left = financed.advance_outstanding_fen - swept.principal_fen
@@ -385,26 +414,32 @@ class OrderFinancing:
                     settlement_date=settlement_date,
                 ),
             )
-            session.flush()
-            still_overdue = any(
-                o.state is OrderState.OVERDUE
-                for o in orders_repo.case_orders(session, case.case_id)
-            )
             _move(
                 session,
                 case,
-                to_state=S.OVERDUE if still_overdue else S.REPAYING,
+                to_state=S.OVERDUE if still_overdue(others) else S.REPAYING,
                 now=now,
                 actor=idem.caller,
                 request_id=idem.request_id,
                 event=LoanEvent(
                     type=LoanEventType.SETTLEMENT_SWEEP,
-                    event_date=settlement_date,
+                    event_date=booked,
                     principal_fen=swept.principal_fen,
                     interest_fen=swept.interest_fen,
                 ),
                 ledger=ledger,
             )
+            if left:  # settled short: the rest of the advance is overdue from today
+                moved = repo.get_case(session, case.case_id)
+                assert moved is not None
+                self._mark_overdue(
+                    session,
+                    moved,
+                    on=booked,
+                    now=now,
+                    request_id=idem.request_id,
+                    actor=idem.caller,
+                )
             return batch_id, _load_batch_and_case(session, batch_id)
 
         return self._tx.idempotent(idem, replay=_load_batch_and_case, act=act)
@@ -423,14 +458,20 @@ class OrderFinancing:
         state: OrderBatchState | None,
         page_size: int,
         page_token: str,
+        case_id: str = "",
     ) -> Page[OrderBatch]:
-        """The bank's batches, oldest first."""
+        """The bank's batches (of one case, if given), oldest first."""
         size = paging.page_size(page_size)
         after = paging.decode_int_token(page_token, "orderBatches") if page_token else 0
         with self._db.reading() as session:
             require_active_partner(session, bank_id)
             rows = orders_repo.list_batches(
-                session, bank_id=bank_id, after_seq=after, limit=size + 1, state=state
+                session,
+                bank_id=bank_id,
+                after_seq=after,
+                limit=size + 1,
+                state=state,
+                case_id=case_id,
             )
         items = rows[:size]
         more = len(rows) > size
@@ -454,7 +495,10 @@ class OrderFinancing:
         for batch_id in expiring:
             moved += self._tx.retrying(partial(self._expire, batch_id=batch_id))
         for case_id in late_cases:
-            moved += self._tx.retrying(partial(self._overdue_past_date, case_id=case_id))
+            try:
+                moved += self._tx.retrying(partial(self._overdue_past_date, case_id=case_id))
+            except FailedPrecondition as refused:  # one case's state must not hold up the rest
+                log.warning("order sweep: case %s left as it is: %s", case_id, refused.message)
         return moved
 
     def _expire(self, session: Session, *, batch_id: str) -> int:
@@ -482,7 +526,9 @@ class OrderFinancing:
                 advance_outstanding_fen=financed.advance_outstanding_fen,
                 overdue_reason=OverdueReason.PAST_SETTLEMENT_DATE,
             )
-        self._mark_overdue(session, case, on=today, now=now, request_id="", actor="gateway")
+        self._mark_overdue(
+            session, case, on=_booking_date(case, today), now=now, request_id="", actor="gateway"
+        )
         return 1
 
     def _mark_overdue(
@@ -522,18 +568,33 @@ class OrderFinancing:
         )
 
     def _lock_case_and_batch(
-        self, session: Session, batch_id: str, *, bank_id: str | None = None
+        self,
+        session: Session,
+        batch_id: str,
+        *,
+        bank_id: str | None = None,
+        lock_partner: bool = False,
     ) -> tuple[FinancingCase, OrderBatch]:
-        """Case first, then batch: the one lock order every path here keeps."""
+        """Case first, then batch: the one lock order every path here keeps (after the bank's
+        partner row, with ``lock_partner``, as the financing use cases take it)."""
         found = orders_repo.get_batch(session, batch_id)
         # Another bank's batch is reported as absent, so ids cannot be probed.
         if found is None or (bank_id is not None and found.bank_id != bank_id):
             raise NotFound("order batch", batch_id)
+        if lock_partner:
+            require_partner(session, found.bank_id, for_update=True)
         case = repo.get_case(session, found.case_id, for_update=True)
         batch = orders_repo.get_batch(session, batch_id, for_update=True)
         assert case is not None
         assert batch is not None
         return case, batch
+
+
+def _booking_date(case: FinancingCase, day: date, *, after: date | None = None) -> date:
+    """``day``, or the case's last event date if that is later (events are ordered per case),
+    or ``after`` if that is later still (the first day of open books)."""
+    latest = case.ledger.accrued_through if case.ledger else None
+    return max(d for d in (day, latest, after) if d is not None)
 
 
 def _move(

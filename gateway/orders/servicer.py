@@ -104,6 +104,7 @@ class OrderBankRpcs:
             state=state,
             page_size=request.page_size,
             page_token=request.page_token,
+            case_id=request.case_id,
         )
         return pb.ListOrderBatchesResponse(
             batches=[batch_to_proto(b, OrderFinancing.cursor_after(b)) for b in page.items],

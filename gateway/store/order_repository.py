@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func, text, update
 from sqlmodel import Session, col, select
 
 from gateway.domain.orders import (
@@ -107,12 +108,15 @@ def list_batches(
     after_seq: int,
     limit: int,
     state: OrderBatchState | None,
+    case_id: str = "",
 ) -> list[OrderBatch]:
     query = (
         select(OrderBatchRow)
         .where(OrderBatchRow.bank_id == bank_id)
         .where(col(OrderBatchRow.seq) > after_seq)
     )
+    if case_id:
+        query = query.where(OrderBatchRow.case_id == case_id)
     if state is not None:
         query = query.where(OrderBatchRow.state == state.value)
     rows = session.exec(query.order_by(col(OrderBatchRow.seq)).limit(limit)).all()
@@ -279,3 +283,66 @@ def latest_trade(session: Session, merchant_id: str) -> TradeData | None:
         return None
     gmv = codec.load_reputation(row.reputation_json).monthly_gmv_fen
     return TradeData(as_of=row.as_of, last_month_gmv_fen=gmv[-1] if gmv else 0)
+
+
+def lock_merchant(session: Session, merchant_id: str) -> None:
+    """Serialise batch submissions of one merchant across its cases and replicas until this
+    transaction ends: the trade-data check counts the merchant's open orders at every bank.
+    (SQLite serialises every writer already.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"orders/{merchant_id}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def expire_due_batches(session: Session, *, merchant_id: str, now: datetime) -> None:
+    """Lapse the merchant's undecided batches past their time now, so their orders are free
+    and their advances no longer count, without waiting for the sweep. Guarded on the state,
+    so a batch decided meanwhile is left alone."""
+    due = session.exec(
+        select(OrderBatchRow.batch_id)
+        .where(OrderBatchRow.platform_merchant_id == merchant_id)
+        .where(OrderBatchRow.state == OrderBatchState.PENDING.value)
+        .where(col(OrderBatchRow.expires_at) <= now)
+    ).all()
+    for batch_id in due:
+        lapsed = session.execute(
+            update(OrderBatchRow)
+            .where(col(OrderBatchRow.batch_id) == batch_id)
+            .where(col(OrderBatchRow.state) == OrderBatchState.PENDING.value)
+            .values(state=OrderBatchState.EXPIRED.value, decided_at=now)
+        )
+        if lapsed.rowcount == 1:  # type: ignore[attr-defined]
+            session.execute(
+                update(FinancedOrderRow)
+                .where(col(FinancedOrderRow.batch_id) == batch_id)
+                .values(state=OrderState.EXPIRED.value, claim_key=None)
+            )
+
+
+def apply_direct_repayment(session: Session, case_id: str, principal_fen: int) -> bool:
+    """Principal the bank collected directly pays the case's overdue orders first, oldest
+    first (one fully repaid becomes REPAID), then its funded ones. Returns whether an order
+    is still overdue with something owed."""
+    orders = session.exec(
+        select(FinancedOrderRow)
+        .where(FinancedOrderRow.case_id == case_id)
+        .where(col(FinancedOrderRow.state).in_([OrderState.OVERDUE.value, OrderState.FUNDED.value]))
+        .where(col(FinancedOrderRow.advance_outstanding_fen) > 0)
+        .order_by(col(FinancedOrderRow.seq))
+    ).all()
+    ordered = sorted(orders, key=lambda o: o.state != OrderState.OVERDUE.value)  # stable
+    left = principal_fen
+    for row in ordered:
+        if left == 0:
+            break
+        paid = min(left, row.advance_outstanding_fen)
+        left -= paid
+        row.advance_outstanding_fen -= paid
+        if row.advance_outstanding_fen == 0 and row.state == OrderState.OVERDUE.value:
+            row.state = OrderState.REPAID.value
+        session.add(row)
+    session.flush()
+    return any(
+        r.state == OrderState.OVERDUE.value and r.advance_outstanding_fen > 0 for r in orders
+    )

@@ -337,3 +337,23 @@ class FinancedOrderRow(SQLModel, table=True):
     overdue_reason: str | None = Field(default=None, max_length=24, nullable=True)
     advance_outstanding_fen: int = Field(sa_column=Column(BigInteger, nullable=False))
     sweep_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ReconciliationStatementRow(SQLModel, table=True):
+    """Signed day statements between a bank and the platform: one per bank and business date,
+    made once; the latest date per bank is where its books are closed."""
+
+    __tablename__ = "reconciliation_statements"
+    __table_args__ = (
+        Index("ux_reconciliation_statements_bank_date", "bank_id", "business_date", unique=True),
+    )
+
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    statement_id: str = Field(max_length=40, unique=True)
+    bank_id: str = Field(max_length=40)
+    business_date: date = Field(sa_column=Column(Date, nullable=False))
+    envelope_payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    envelope_type: str = Field(max_length=100)
+    envelope_signatures_json: str = Field(sa_column=Column(Text, nullable=False))
+    line_count: int
+    created_at: datetime = _time()

@@ -125,8 +125,10 @@ from partners.sdk._rpc import RetryPolicy, translate
 from partners.sdk._verify import (
     VerifiedAlert,
     VerifiedReferral,
+    VerifiedStatement,
     envelope_from_proto,
     verify_alert,
+    verify_reconciliation,
     verify_referral,
 )
 
@@ -189,6 +191,7 @@ __all__ = [
     "VerificationError",
     "VerifiedAlert",
     "VerifiedReferral",
+    "VerifiedStatement",
     "WrongPayloadTypeError",
     "decision_key_bytes",
     "decode_leaf",
@@ -205,5 +208,6 @@ __all__ = [
     "verify_alert",
     "verify_checkpoint",
     "verify_envelope",
+    "verify_reconciliation",
     "verify_referral",
 ]

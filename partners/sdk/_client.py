@@ -26,6 +26,7 @@ from colending.v1 import (
     orders_pb2,
     partner_bank_service_pb2,
     partner_bank_service_pb2_grpc,
+    reconciliation_pb2,
     referral_pb2,
     referral_service_pb2,
     referral_service_pb2_grpc,
@@ -54,7 +55,9 @@ from partners.sdk._verify import (
     DEFAULT_CLOCK_SKEW,
     VerifiedAlert,
     VerifiedReferral,
+    VerifiedStatement,
     verify_alert,
+    verify_reconciliation,
     verify_referral,
 )
 
@@ -66,6 +69,10 @@ _Response = TypeVar("_Response")
 
 def _new_request_id() -> str:
     return str(uuid.uuid4())
+
+
+def _date(value: date) -> common_pb2.Date:
+    return common_pb2.Date(year=value.year, month=value.month, day=value.day)
 
 
 def _timestamp(value: datetime, *, name: str) -> timestamp_pb2.Timestamp:
@@ -468,6 +475,22 @@ class BankClient(_Client):
             )
         return self._call(self._stub.ReportLoanEvent, request).financing_case
 
+    # --- reconciliation -----------------------------------------------------------------
+
+    def reconciliation_statement(self, business_date: date) -> VerifiedStatement:
+        """This bank's signed statement of a closed business date with the platform, verified
+        (signature, addressee, lines root, totals). Asking closes the bank's books through that
+        day: no event may be dated on or before it afterwards."""
+        request = partner_bank_service_pb2.GetReconciliationStatementRequest(
+            business_date=_date(business_date)
+        )
+        statement = self._call(self._stub.GetReconciliationStatement, request).statement
+        return self._with_keys(
+            lambda keys: verify_reconciliation(
+                statement.envelope, trusted_keys=keys, bank_id=self._bank_id
+            )
+        )
+
     # --- order loans --------------------------------------------------------------------
 
     def list_order_batches(
@@ -677,15 +700,23 @@ class PlatformClient(_Client):
             outcome=orders_pb2.SETTLEMENT_OUTCOME_REFUNDED
             if refunded
             else orders_pb2.SETTLEMENT_OUTCOME_SETTLED,
-            settlement_date=common_pb2.Date(
-                year=settlement_date.year, month=settlement_date.month, day=settlement_date.day
-            ),
+            settlement_date=_date(settlement_date),
         )
         if settled_amount_fen is not None:
             request.settled_amount.CopyFrom(
                 common_pb2.Money(currency_code="CNY", amount_minor=settled_amount_fen)
             )
         return self._call(self._stub.ReportOrderSettlement, request)
+
+    def get_reconciliation_statement(
+        self, *, bank_id: str, business_date: date
+    ) -> reconciliation_pb2.ReconciliationStatement:
+        """A bank's signed statement of a closed business date (check it with
+        :func:`verify_reconciliation` and the gateway's published keys)."""
+        request = partner_bank_service_pb2.GetReconciliationStatementRequest(
+            bank_id=bank_id, business_date=_date(business_date)
+        )
+        return self._call(self._cases.GetReconciliationStatement, request).statement
 
     def get_referral(self, referral_id: str) -> referral_pb2.Referral:
         """One referral with its per-bank deliveries."""

@@ -1,4 +1,5 @@
-"""Verifying a signed referral (or alert) the way a bank must before acting on it.
+"""Verifying a signed referral (or alert, or day statement) the way a bank must before acting on
+it.
 
 Order matters: the signature is checked over the exact payload bytes received, and only then are
 the bytes parsed; nothing is re-serialised. Then the signed fields are checked: the addressee
@@ -12,13 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from colending.v1 import common_pb2, monitoring_pb2, referral_pb2
+from colending.v1 import common_pb2, monitoring_pb2, reconciliation_pb2, referral_pb2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf.message import DecodeError
 
 from colending_core import (
     ALERT_PAYLOAD_TYPE,
+    RECONCILIATION_PAYLOAD_TYPE,
     REFERRAL_PAYLOAD_TYPE,
     Envelope,
     MalformedEnvelopeError,
@@ -27,6 +29,7 @@ from colending_core import (
     ReferralNotYetValidError,
     Signature,
     pae,
+    root_from_leaves,
     verify_envelope,
 )
 
@@ -219,3 +222,81 @@ def verify_alert(
         payload, what="alert", bank_id=bank_id, now=now, clock_skew=clock_skew
     )
     return VerifiedAlert(payload=payload, keyid=keyid, envelope=envelope)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedStatement:
+    """A day's reconciliation statement whose signature, addressee, lines root and totals were
+    checked."""
+
+    payload: reconciliation_pb2.ReconciliationPayload
+    keyid: str
+    envelope: Envelope
+
+    @property
+    def statement_id(self) -> str:
+        return self.payload.statement_id
+
+    @property
+    def lines(self) -> list[reconciliation_pb2.ReconciliationLine]:
+        return list(self.payload.lines)
+
+
+# The amounts of a line, each the sum over lines in the totals.
+_LINE_AMOUNTS = tuple(
+    f.name
+    for f in reconciliation_pb2.ReconciliationLine.DESCRIPTOR.fields
+    if f.message_type is not None
+)
+
+
+def line_leaf(line: reconciliation_pb2.ReconciliationLine) -> bytes:
+    """A statement line's Merkle leaf: its deterministic serialization."""
+    return line.SerializeToString(deterministic=True)
+
+
+def verify_reconciliation(
+    envelope: common_pb2.Envelope | Envelope,
+    *,
+    trusted_keys: Mapping[str, Ed25519PublicKey],
+    bank_id: str,
+) -> VerifiedStatement:
+    """Verify a signed day statement between ``bank_id`` and the platform: a gateway key's
+    signature over the exact bytes, payload type ``RECONCILIATION_PAYLOAD_TYPE``, the
+    addressee, the lines hashing to the signed ``lines_root``, the totals adding up and the
+    net following from them. Raises a :class:`~partners.sdk._errors.VerificationError`
+    subclass."""
+    if isinstance(envelope, common_pb2.Envelope):
+        envelope = envelope_from_proto(envelope)
+    payload_bytes = verify_envelope(
+        envelope, trusted_keys=trusted_keys, payload_type=RECONCILIATION_PAYLOAD_TYPE
+    )
+    keyid = _verifying_keyid(envelope, trusted_keys)
+    try:
+        payload = reconciliation_pb2.ReconciliationPayload.FromString(payload_bytes)
+    except DecodeError as exc:
+        raise MalformedEnvelopeError("signed payload is not a ReconciliationPayload") from exc
+    if payload.bank_id != bank_id:
+        raise MisaddressedReferralError(
+            addressed_to=payload.bank_id, expected=bank_id, what="statement"
+        )
+    if root_from_leaves([line_leaf(line) for line in payload.lines]) != payload.lines_root:
+        raise MalformedEnvelopeError("the statement's lines do not hash to its lines_root")
+    for name in _LINE_AMOUNTS:
+        summed = sum(getattr(line, name).amount_minor for line in payload.lines)
+        if getattr(payload.totals, name).amount_minor != summed:
+            raise MalformedEnvelopeError(f"the statement's total {name} is not its lines' sum")
+    owed = (
+        payload.totals.platform_owes_bank.amount_minor
+        - payload.totals.bank_owes_platform.amount_minor
+    )
+    payer = (
+        reconciliation_pb2.NET_PAYER_PLATFORM
+        if owed > 0
+        else reconciliation_pb2.NET_PAYER_BANK
+        if owed < 0
+        else reconciliation_pb2.NET_PAYER_NONE
+    )
+    if (payload.net_payer, payload.net_amount.amount_minor) != (payer, abs(owed)):
+        raise MalformedEnvelopeError("the statement's net does not follow from its totals")
+    return VerifiedStatement(payload=payload, keyid=keyid, envelope=envelope)

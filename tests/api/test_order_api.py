@@ -4,7 +4,8 @@ refusal leaving nothing written."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import threading
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from test_monitoring_api import monitoring_consent, snapshot
 from test_monitoring_api import submit as submit_snapshot
 from testkit import request_id
 
+from gateway._transactions import BUSINESS_TZ
 from gateway.domain.policy import EligibilityPolicy
 from gateway.partners.convert import policy_to_proto
 
@@ -195,29 +197,30 @@ def test_an_order_loan_is_repaid_by_its_settlements(net: Net, loan: Loan) -> Non
     assert fen(advance.loan_event.disbursed_amount) == 1_200_000
     assert advance.actor == "partner/bank-a"
 
-    # A week later the first order settles: 7 days of interest on 12,000 yuan at 600 ppm a
-    # day (50.40 yuan), then its 8,000 yuan advance; 70 % of the 8,050.40 to the bank.
+    # A week later the first order settles: 7 days of interest on its own 8,000 yuan at 600
+    # ppm a day (33.60 yuan), then the advance; 70 % of the 8,033.60 to the bank.
     net.clock.advance(days=7)
     first = loan.settle(batch.batch_id, "O-1", 10_000).expect_ok().response
     order = first.batch.orders[0]
     assert order.state == O.ORDER_STATE_SETTLED
     assert fen(order.advance_outstanding) == 0
     sweep = order.sweep
-    assert (fen(sweep.interest), fen(sweep.principal)) == (5_040, 800_000)
-    assert (fen(sweep.bank_share), fen(sweep.platform_share)) == (563_528, 241_512)
-    assert fen(sweep.to_merchant) == 194_960
+    assert (fen(sweep.interest), fen(sweep.principal)) == (3_360, 800_000)
+    assert (fen(sweep.bank_share), fen(sweep.platform_share)) == (562_352, 241_008)
+    assert fen(sweep.to_merchant) == 196_640
     assert first.case.state == E.FINANCING_STATE_REPAYING
     assert fen(first.case.ledger.principal_outstanding) == 400_000
     assert first.case.history[-1].loan_event.type == E.LOAN_EVENT_TYPE_SETTLEMENT_SWEEP
 
-    # The second, three days later: 3 days on the 4,000 yuan left (7.20 yuan), its advance.
+    # The second, three days later, is the last open order: it pays the interest left, its
+    # own 10 days on 4,000 yuan (24 yuan), then its advance.
     net.clock.advance(days=3)
     second = loan.settle(batch.batch_id, "O-2", 5_000).expect_ok().response
     sweep = second.batch.orders[1].sweep
     assert (fen(sweep.interest), fen(sweep.principal), fen(sweep.to_merchant)) == (
-        720,
+        2_400,
         400_000,
-        99_280,
+        97_600,
     )
     ledger = second.case.ledger
     assert fen(ledger.principal_outstanding) == 0
@@ -401,6 +404,13 @@ def test_a_short_settlement_leaves_the_rest_of_the_advance_overdue(net: Net, loa
     assert fen(order.advance_outstanding) == 300_480
     assert fen(order.sweep.to_merchant) == 0
     assert short.case.state == E.FINANCING_STATE_OVERDUE
+    # The sweep, then an OVERDUE event a bank watching for them sees.
+    sweep_step, overdue_step = short.case.history[-2:]
+    assert sweep_step.loan_event.type == E.LOAN_EVENT_TYPE_SETTLEMENT_SWEEP
+    assert (overdue_step.loan_event.type, overdue_step.loan_event.days_overdue) == (
+        E.LOAN_EVENT_TYPE_OVERDUE,
+        1,
+    )
 
 
 def test_an_order_unsettled_past_its_date_turns_overdue_by_the_sweep(
@@ -503,8 +513,8 @@ def test_bad_decisions_and_settlements(net: Net, loan: Loan) -> None:
     # Before approval the order is not outstanding.
     loan.settle(batch.batch_id, "O-1", 10_000).expect_precondition("ORDER_NOT_OUTSTANDING")
     loan.decide(batch.batch_id).expect_ok()
-    tomorrow_but_one = net.clock.today() + timedelta(days=2)
-    loan.settle(batch.batch_id, "O-1", on=tomorrow_but_one).expect_invalid(
+    tomorrow = net.clock.today() + timedelta(days=1)
+    loan.settle(batch.batch_id, "O-1", on=tomorrow).expect_invalid(
         "settled_amount", "settlement_date"
     )
     loan.settle(batch.batch_id, "O-1", 5, refunded=True).expect_invalid("settled_amount")
@@ -544,3 +554,117 @@ def test_batches_page_oldest_first(net: Net, loan: Loan) -> None:
     assert seen == ids
     bad = pb.ListOrderBatchesRequest(page_token="not-a-token")
     net.api.as_bank("bank-a", "ListOrderBatches", bad).expect_invalid("page_token")
+
+
+# --- what the review found -------------------------------------------------------------------
+
+
+def test_a_small_order_pays_only_its_own_interest(net: Net, loan: Loan) -> None:
+    funded = loan.funded(pending(net, "BIG", 10_000, 8_000), pending(net, "SMALL", 1_000, 800))
+    net.clock.advance(days=30)
+    # 30 days on 800 yuan at 600 ppm a day: 14.40 yuan, not the case's 158.40.
+    small = loan.settle(funded.batch.batch_id, "SMALL", 1_000).expect_ok().response
+    order = small.batch.orders[1]
+    assert order.state == O.ORDER_STATE_SETTLED
+    assert (fen(order.sweep.interest), fen(order.sweep.principal)) == (1_440, 80_000)
+    assert fen(order.sweep.to_merchant) == 18_560
+    assert small.case.state == E.FINANCING_STATE_REPAYING
+
+
+def test_settlements_reported_late_and_out_of_order_are_booked_on_the_next_open_day(
+    net: Net, loan: Loan, gateway: Any
+) -> None:
+    funded = loan.funded(pending(net, "O-1", days=2), pending(net, "O-2", days=9))
+    batch_id = funded.batch.batch_id
+    net.clock.advance(days=3)
+    # O-1 settled on its day, but the report comes after the sweep made it overdue...
+    assert gateway.orders.sweep() == 1
+    due_day = net.clock.today() - timedelta(days=1)
+    # ...and after O-2's, dated today.
+    loan.settle(batch_id, "O-2", 10_000).expect_ok()
+    late = loan.settle(batch_id, "O-1", 10_000, on=due_day).expect_ok().response
+    order = late.batch.orders[0]
+    assert order.state == O.ORDER_STATE_SETTLED
+    assert order.sweep.settlement_date == pdate(due_day)  # the order keeps its date
+    assert late.case.history[-1].loan_event.event_date == pdate(net.clock.today())  # booked
+    assert late.case.state == E.FINANCING_STATE_REPAYING
+    assert fen(late.case.ledger.principal_outstanding) == 0
+
+
+def test_a_refunded_order_repaid_to_the_bank_frees_the_line(net: Net, loan: Loan) -> None:
+    funded = loan.funded(pending(net, "O-1"))
+    loan.settle(funded.batch.batch_id, "O-1", refunded=True).expect_ok()
+    repaid = loan_event(
+        net.api,
+        loan.case_id,
+        E.LoanEvent(
+            type=E.LOAN_EVENT_TYPE_REPAYMENT,
+            event_date=pdate(net.clock.today()),
+            principal=cny(8_000),
+        ),
+    )
+    assert repaid.expect_ok().response.financing_case.state == E.FINANCING_STATE_REPAYING
+    got = net.api.platform("GetOrderBatch", rs.GetOrderBatchRequest(batch_id=funded.batch.batch_id))
+    [order] = got.expect_ok().response.batch.orders
+    assert (order.state, fen(order.advance_outstanding)) == (O.ORDER_STATE_REPAID, 0)
+    loan.batch(pending(net, "O-2"))  # the line takes batches again
+
+
+def test_a_partial_direct_repayment_keeps_the_loan_overdue(net: Net, loan: Loan) -> None:
+    funded = loan.funded(pending(net, "O-1"))
+    loan.settle(funded.batch.batch_id, "O-1", refunded=True).expect_ok()
+    part = E.LoanEvent(
+        type=E.LOAN_EVENT_TYPE_REPAYMENT,
+        event_date=pdate(net.clock.today()),
+        principal=cny(3_000),
+    )
+    case = loan_event(net.api, loan.case_id, part).expect_ok().response.financing_case
+    assert case.state == E.FINANCING_STATE_OVERDUE
+
+
+def test_a_lapsed_batch_frees_its_orders_before_the_sweep_runs(net: Net, loan: Loan) -> None:
+    batch = loan.batch(pending(net, "O-1", 50_000, 40_000, days=2))
+    assert batch.expires_at.ToDatetime(tzinfo=UTC) == datetime.combine(
+        net.clock.today() + timedelta(days=2), time(0), BUSINESS_TZ
+    )
+    net.clock.advance(days=2)
+    again = loan.batch(pending(net, "O-1", 50_000, 40_000, days=5))
+    assert again.state == O.ORDER_BATCH_STATE_PENDING
+    got = net.api.platform("GetOrderBatch", rs.GetOrderBatchRequest(batch_id=batch.batch_id))
+    assert got.expect_ok().response.batch.state == O.ORDER_BATCH_STATE_EXPIRED
+
+
+def test_batches_can_be_listed_by_case(net: Net, loan: Loan) -> None:
+    other = order_loan(net, "m-2002")
+    mine = loan.batch(pending(net, "O-1"))
+    other.batch(pending(net, "O-1"))
+    request = pb.ListOrderBatchesRequest(case_id=loan.case_id)
+    page = net.api.as_bank("bank-a", "ListOrderBatches", request).expect_ok().response
+    assert [b.batch_id for b in page.batches] == [mine.batch_id]
+
+
+def test_two_banks_cannot_together_finance_more_than_the_merchants_month(
+    net: Net, gateway: Any
+) -> None:
+    """The trade check spans the merchant's cases at every bank, so concurrent batches at two
+    banks are serialised: only one of two that each fit alone gets in."""
+    at_a = order_loan(net, line_yuan=300_000, last_month_gmv_yuan=400_000)
+    at_b = order_loan(net, bank_id="bank-b", line_yuan=300_000, with_snapshot=False)
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+
+    def submit(loan: Loan, order_id: str) -> None:
+        barrier.wait()
+        results.append(loan.submit(pending(net, order_id, 300_000, 200_000)))
+
+    threads = [
+        threading.Thread(target=submit, args=(at_a, "A-1")),
+        threading.Thread(target=submit, args=(at_b, "B-1")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.ok for r in results) == [False, True]
+    [refused] = [r for r in results if not r.ok]
+    refused.expect_precondition("ORDERS_ABOVE_TRADE")

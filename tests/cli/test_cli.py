@@ -158,7 +158,33 @@ def test_serve_starts_answers_health_and_stops_on_sigterm(tmp_path: Path) -> Non
 def test_sweep_runs_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "sweep", "--data-dir", str(tmp_path / "data"))
     assert code == 0
-    assert out.strip() == "expired 0 case(s); expired or decided 0 blacklist entr(ies)"
+    assert out.strip() == (
+        "expired 0 case(s); expired or decided 0 blacklist entr(ies); expired 0 order "
+        "batch(es) or made order loans overdue"
+    )
+
+
+def test_reconcile_exports_a_days_statement_and_refuses_an_open_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(tmp_path / "data")
+    run(capsys, "partners", "--data-dir", data, "register", "bank-a", "--name", "Bank A")
+    out_csv = tmp_path / "day.csv"
+    code, out, _ = run(
+        capsys, "reconcile", "--data-dir", data, "bank-a", "2026-01-05", "--csv", str(out_csv)
+    )
+    assert code == 0
+    assert out.startswith("statement recon_")
+    assert "of bank-a for 2026-01-05: 0 line(s); net RMB 0.00 paid by none" in out
+    header, total = out_csv.read_text().splitlines()
+    assert header.split(",")[:3] == ["case_id", "platform_merchant_id", "opening_principal"]
+    assert total.split(",")[0] == "TOTAL"
+    # The same statement again: made once.
+    again = run(capsys, "reconcile", "--data-dir", data, "bank-a", "2026-01-05")[1]
+    assert again.split(":")[0] == out.split(":")[0]
+    code, _, err = run(capsys, "reconcile", "--data-dir", data, "bank-a", "2999-01-01")
+    assert code == 1
+    assert "is not over yet" in err
 
 
 def test_an_older_database_is_refused_with_a_clear_message(

@@ -24,6 +24,7 @@ from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.referral import ReferralPayload
 from gateway.errors import AlreadyExists, FailedPrecondition
 from gateway.monitoring.convert import encode_alert_payload
+from gateway.reconciliation.convert import encode_statement_payload
 from gateway.referrals.convert import encode_referral_payload, merchant_from_proto
 from gateway.server import ServerConfig, open_gateway
 from gateway.signing.keyring import KeyRing
@@ -159,6 +160,7 @@ def test_consent_revoked_while_signing_writes_nothing(
         keyring=KeyRing.open(data_dir / "keys"),
         encode_referral=revoking_encoder,
         encode_alert=encode_alert_payload,
+        encode_statement=encode_statement_payload,
         blacklist=blacklist_network(data_dir, database),
     )
     holder["gw"] = gateway
@@ -273,6 +275,7 @@ def test_expiry_sweep_moves_undecided_cases_once(data_dir: Path, database_url: s
         keyring=KeyRing.open(data_dir / "keys", clock=clock),
         encode_referral=encode_referral_payload,
         encode_alert=encode_alert_payload,
+        encode_statement=encode_statement_payload,
         blacklist=blacklist_network(data_dir, database, clock),
         clock=clock,
     )

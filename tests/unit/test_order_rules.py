@@ -215,20 +215,44 @@ def test_a_settlement_pays_interest_then_the_advance_and_the_rest_goes_to_the_me
     ledger = advance_orders(Ledger(), terms, advance_fen=1_200_000, on=TODAY, case_id="c")
     # 7 days on 12,000 yuan at 600 ppm a day: 50.40 yuan of interest.
     on = TODAY + timedelta(days=7)
+    # This order's own interest: 7 days on its 8,000 yuan, 33.60 yuan.
     after, swept = sweep_settlement(
-        ledger, terms, settled_fen=1_000_000, advance_outstanding_fen=800_000, on=on, case_id="c"
+        ledger,
+        terms,
+        settled_fen=1_000_000,
+        advance_outstanding_fen=800_000,
+        interest_due_fen=3_360,
+        on=on,
+        case_id="c",
     )
-    assert (swept.interest_fen, swept.principal_fen) == (5_040, 800_000)
-    assert swept.bank_share_fen == 805_040 * 7000 // BPS_WHOLE == 563_528
-    assert swept.platform_share_fen == 241_512
-    assert swept.to_merchant_fen == 194_960
+    assert (swept.interest_fen, swept.principal_fen) == (3_360, 800_000)
+    assert swept.bank_share_fen == 803_360 * 7000 // BPS_WHOLE == 562_352
+    assert swept.platform_share_fen == 241_008
+    assert swept.to_merchant_fen == 196_640
     assert after.principal_outstanding_fen == 400_000
-    assert after.interest_outstanding_fen == 0
+    assert after.interest_outstanding_fen == 5_040 - 3_360
+    # The last open order pays all the interest left.
+    _, last = sweep_settlement(
+        ledger,
+        terms,
+        settled_fen=1_000_000,
+        advance_outstanding_fen=800_000,
+        interest_due_fen=None,
+        on=on,
+        case_id="c",
+    )
+    assert last.interest_fen == 5_040
     # Too small a settlement pays interest first and leaves the advance partly owed.
     _, short = sweep_settlement(
-        ledger, terms, settled_fen=6_000, advance_outstanding_fen=800_000, on=on, case_id="c"
+        ledger,
+        terms,
+        settled_fen=4_000,
+        advance_outstanding_fen=800_000,
+        interest_due_fen=3_360,
+        on=on,
+        case_id="c",
     )
-    assert (short.interest_fen, short.principal_fen, short.to_merchant_fen) == (5_040, 960, 0)
+    assert (short.interest_fen, short.principal_fen, short.to_merchant_fen) == (3_360, 640, 0)
 
 
 @given(
@@ -238,9 +262,16 @@ def test_a_settlement_pays_interest_then_the_advance_and_the_rest_goes_to_the_me
     days=st.integers(0, 400),
     bank_bps=st.integers(0, BPS_WHOLE),
     rate=st.integers(1, 10_000),
+    due=st.none() | st.integers(0, 10**9),
 )
 def test_a_sweep_always_adds_up(
-    advance: int, drawn_extra: int, settled: int, days: int, bank_bps: int, rate: int
+    advance: int,
+    drawn_extra: int,
+    settled: int,
+    days: int,
+    bank_bps: int,
+    rate: int,
+    due: int | None,
 ) -> None:
     terms = line(advance + drawn_extra, bank_bps=bank_bps, rate=rate)
     ledger = advance_orders(
@@ -249,7 +280,13 @@ def test_a_sweep_always_adds_up(
     on = TODAY + timedelta(days=days)
     owed_interest = accrue(ledger, terms, on).interest_outstanding_fen
     after, swept = sweep_settlement(
-        ledger, terms, settled_fen=settled, advance_outstanding_fen=advance, on=on, case_id="c"
+        ledger,
+        terms,
+        settled_fen=settled,
+        advance_outstanding_fen=advance,
+        interest_due_fen=due,
+        on=on,
+        case_id="c",
     )
     parts = (swept.interest_fen, swept.principal_fen, swept.to_merchant_fen)
     assert all(p >= 0 for p in parts)
@@ -261,7 +298,9 @@ def test_a_sweep_always_adds_up(
         swept.bank_share_fen == (swept.interest_fen + swept.principal_fen) * bank_bps // BPS_WHOLE
     )
     # Interest first: the advance is touched only once the interest is paid.
-    assert swept.interest_fen == min(settled, owed_interest)
+    assert swept.interest_fen == min(
+        settled, owed_interest if due is None else min(due, owed_interest)
+    )
     assert swept.principal_fen == min(settled - swept.interest_fen, advance)
     assert after.principal_outstanding_fen == advance + drawn_extra - swept.principal_fen
     assert after.interest_outstanding_fen == owed_interest - swept.interest_fen

@@ -77,6 +77,8 @@ class _OrderStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderState
     """Its batch was declined."""
     ORDER_STATE_EXPIRED: _OrderState.ValueType  # 6
     """Its batch expired undecided."""
+    ORDER_STATE_REPAID: _OrderState.ValueType  # 7
+    """Overdue, then repaid to the bank directly (a REPAYMENT or RECOVERED event)."""
 
 class OrderState(_OrderState, metaclass=_OrderStateEnumTypeWrapper):
     """OrderState is where one order of a batch stands."""
@@ -95,6 +97,8 @@ ORDER_STATE_DECLINED: OrderState.ValueType  # 5
 """Its batch was declined."""
 ORDER_STATE_EXPIRED: OrderState.ValueType  # 6
 """Its batch expired undecided."""
+ORDER_STATE_REPAID: OrderState.ValueType  # 7
+"""Overdue, then repaid to the bank directly (a REPAYMENT or RECOVERED event)."""
 Global___OrderState: _TypeAlias = OrderState  # noqa: Y015
 
 class _OverdueReason:
@@ -241,7 +245,9 @@ class SettlementSweep(_message.Message):
 
     @_builtins.property
     def interest(self) -> _common_pb2.Money:
-        """Interest of the case paid from it."""
+        """Interest paid from it: the interest on this order's advance from the day it was paid out
+        to the settlement date, or, for the last open order of the case, all interest left unpaid.
+        """
 
     @_builtins.property
     def principal(self) -> _common_pb2.Money:
@@ -344,6 +350,7 @@ class OrderBatch(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """Server-assigned id ("obat_" + 26 characters)."""
     case_id: _builtins.str
@@ -380,6 +387,12 @@ class OrderBatch(_message.Message):
     def decided_at(self) -> _timestamp_pb2.Timestamp:
         """When the bank decided, or it expired."""
 
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it lapses undecided: the bank's referral validity after submission, or the start of
+        its earliest expected settlement date (China), whichever comes first.
+        """
+
     def __init__(
         self,
         *,
@@ -395,10 +408,11 @@ class OrderBatch(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
         cursor: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "decided_at", b"decided_at", "total_advance", b"total_advance", "total_order_value", b"total_order_value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "decided_at", b"decided_at", "expires_at", b"expires_at", "total_advance", b"total_advance", "total_order_value", b"total_order_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "batch_id", b"batch_id", "case_id", b"case_id", "created_at", b"created_at", "cursor", b"cursor", "decided_at", b"decided_at", "decline_reason_codes", b"decline_reason_codes", "orders", b"orders", "platform_merchant_id", b"platform_merchant_id", "state", b"state", "total_advance", b"total_advance", "total_order_value", b"total_order_value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "batch_id", b"batch_id", "case_id", b"case_id", "created_at", b"created_at", "cursor", b"cursor", "decided_at", b"decided_at", "decline_reason_codes", b"decline_reason_codes", "expires_at", b"expires_at", "orders", b"orders", "platform_merchant_id", b"platform_merchant_id", "state", b"state", "total_advance", b"total_advance", "total_order_value", b"total_order_value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,70 +26,75 @@ from colending.v1 import common_pb2 as colending_dot_v1_dot_common__pb2
 from colending.v1 import financing_pb2 as colending_dot_v1_dot_financing__pb2
 from colending.v1 import monitoring_pb2 as colending_dot_v1_dot_monitoring__pb2
 from colending.v1 import orders_pb2 as colending_dot_v1_dot_orders__pb2
+from colending.v1 import reconciliation_pb2 as colending_dot_v1_dot_reconciliation__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'colending/v1/partner_bank_service.proto\x12\x0c\x63olending.v1\x1a\x19\x63olending/v1/common.proto\x1a\x1c\x63olending/v1/financing.proto\x1a\x1d\x63olending/v1/monitoring.proto\x1a\x19\x63olending/v1/orders.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x10ReferralEnvelope\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x16.colending.v1.Envelope\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"9\n\x14PullReferralsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"_\n\x15PullReferralsResponse\x12\x31\n\treferrals\x18\x01 \x03(\x0b\x32\x1e.colending.v1.ReferralEnvelope\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"(\n\x16StreamReferralsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"K\n\x17StreamReferralsResponse\x12\x30\n\x08referral\x18\x01 \x01(\x0b\x32\x1e.colending.v1.ReferralEnvelope\"Y\n\x1a\x41\x63knowledgeReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61nk_reference\x18\x03 \x01(\t\"R\n\x1b\x41\x63knowledgeReferralResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"\x97\x01\n\x15SubmitDecisionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0b\x32\x16.colending.v1.Decision\x12/\n\x0fsigned_decision\x18\x04 \x01(\x0b\x32\x16.colending.v1.Envelope\"M\n\x16SubmitDecisionResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"\x93\x01\n\x16ReportLoanEventRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12&\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x17.colending.v1.LoanEvent\x12,\n\x0csigned_event\x18\x04 \x01(\x0b\x32\x16.colending.v1.Envelope\"N\n\x17ReportLoanEventResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"*\n\x17GetFinancingCaseRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\"O\n\x18GetFinancingCaseResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"\x8d\x01\n\x19ListFinancingCasesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.colending.v1.FinancingState\x12\x1c\n\x14platform_merchant_id\x18\x04 \x01(\t\"k\n\x1aListFinancingCasesResponse\x12\x34\n\x0f\x66inancing_cases\x18\x01 \x03(\x0b\x32\x1b.colending.v1.FinancingCase\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x17\n\x15GetSigningKeysRequest\"\xd0\x01\n\nSigningKey\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\talgorithm\x18\x03 \x01(\t\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.colending.v1.SigningKeyState\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nretired_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x16GetSigningKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.colending.v1.SigningKey\x12*\n\x08log_keys\x18\x02 \x03(\x0b\x32\x18.colending.v1.SigningKey\"6\n\x11PullAlertsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"N\n\x12PullAlertsResponse\x12#\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x13.colending.v1.Alert\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"%\n\x13StreamAlertsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\":\n\x14StreamAlertsResponse\x12\"\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x13.colending.v1.Alert\"n\n\x17ListOrderBatchesRequest\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.colending.v1.OrderBatchState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x18ListOrderBatchesResponse\x12)\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x18.colending.v1.OrderBatch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8f\x01\n\x17\x44\x65\x63ideOrderBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x30\n\x07outcome\x18\x03 \x01(\x0e\x32\x1f.colending.v1.OrderBatchOutcome\x12\x1c\n\x14\x64\x65\x63line_reason_codes\x18\x04 \x03(\t\"n\n\x18\x44\x65\x63ideOrderBatchResponse\x12\'\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x18.colending.v1.OrderBatch\x12)\n\x04\x63\x61se\x18\x02 \x01(\x0b\x32\x1b.colending.v1.FinancingCase*q\n\x0fSigningKeyState\x12!\n\x1dSIGNING_KEY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SIGNING_KEY_STATE_ACTIVE\x10\x01\x12\x1d\n\x19SIGNING_KEY_STATE_RETIRED\x10\x02\x32\x92\t\n\x12PartnerBankService\x12X\n\rPullReferrals\x12\".colending.v1.PullReferralsRequest\x1a#.colending.v1.PullReferralsResponse\x12`\n\x0fStreamReferrals\x12$.colending.v1.StreamReferralsRequest\x1a%.colending.v1.StreamReferralsResponse0\x01\x12j\n\x13\x41\x63knowledgeReferral\x12(.colending.v1.AcknowledgeReferralRequest\x1a).colending.v1.AcknowledgeReferralResponse\x12[\n\x0eSubmitDecision\x12#.colending.v1.SubmitDecisionRequest\x1a$.colending.v1.SubmitDecisionResponse\x12^\n\x0fReportLoanEvent\x12$.colending.v1.ReportLoanEventRequest\x1a%.colending.v1.ReportLoanEventResponse\x12\x61\n\x10GetFinancingCase\x12%.colending.v1.GetFinancingCaseRequest\x1a&.colending.v1.GetFinancingCaseResponse\x12g\n\x12ListFinancingCases\x12\'.colending.v1.ListFinancingCasesRequest\x1a(.colending.v1.ListFinancingCasesResponse\x12[\n\x0eGetSigningKeys\x12#.colending.v1.GetSigningKeysRequest\x1a$.colending.v1.GetSigningKeysResponse\x12O\n\nPullAlerts\x12\x1f.colending.v1.PullAlertsRequest\x1a .colending.v1.PullAlertsResponse\x12W\n\x0cStreamAlerts\x12!.colending.v1.StreamAlertsRequest\x1a\".colending.v1.StreamAlertsResponse0\x01\x12\x61\n\x10ListOrderBatches\x12%.colending.v1.ListOrderBatchesRequest\x1a&.colending.v1.ListOrderBatchesResponse\x12\x61\n\x10\x44\x65\x63ideOrderBatch\x12%.colending.v1.DecideOrderBatchRequest\x1a&.colending.v1.DecideOrderBatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'colending/v1/partner_bank_service.proto\x12\x0c\x63olending.v1\x1a\x19\x63olending/v1/common.proto\x1a\x1c\x63olending/v1/financing.proto\x1a\x1d\x63olending/v1/monitoring.proto\x1a\x19\x63olending/v1/orders.proto\x1a!colending/v1/reconciliation.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x10ReferralEnvelope\x12\x13\n\x0breferral_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x16.colending.v1.Envelope\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"9\n\x14PullReferralsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"_\n\x15PullReferralsResponse\x12\x31\n\treferrals\x18\x01 \x03(\x0b\x32\x1e.colending.v1.ReferralEnvelope\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"(\n\x16StreamReferralsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"K\n\x17StreamReferralsResponse\x12\x30\n\x08referral\x18\x01 \x01(\x0b\x32\x1e.colending.v1.ReferralEnvelope\"Y\n\x1a\x41\x63knowledgeReferralRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61nk_reference\x18\x03 \x01(\t\"R\n\x1b\x41\x63knowledgeReferralResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"\x97\x01\n\x15SubmitDecisionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0b\x32\x16.colending.v1.Decision\x12/\n\x0fsigned_decision\x18\x04 \x01(\x0b\x32\x16.colending.v1.Envelope\"M\n\x16SubmitDecisionResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"\x93\x01\n\x16ReportLoanEventRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12&\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x17.colending.v1.LoanEvent\x12,\n\x0csigned_event\x18\x04 \x01(\x0b\x32\x16.colending.v1.Envelope\"N\n\x17ReportLoanEventResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"*\n\x17GetFinancingCaseRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\"O\n\x18GetFinancingCaseResponse\x12\x33\n\x0e\x66inancing_case\x18\x01 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"\x8d\x01\n\x19ListFinancingCasesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.colending.v1.FinancingState\x12\x1c\n\x14platform_merchant_id\x18\x04 \x01(\t\"k\n\x1aListFinancingCasesResponse\x12\x34\n\x0f\x66inancing_cases\x18\x01 \x03(\x0b\x32\x1b.colending.v1.FinancingCase\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x17\n\x15GetSigningKeysRequest\"\xd0\x01\n\nSigningKey\x12\r\n\x05keyid\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\talgorithm\x18\x03 \x01(\t\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.colending.v1.SigningKeyState\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nretired_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x16GetSigningKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.colending.v1.SigningKey\x12*\n\x08log_keys\x18\x02 \x03(\x0b\x32\x18.colending.v1.SigningKey\"6\n\x11PullAlertsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"N\n\x12PullAlertsResponse\x12#\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x13.colending.v1.Alert\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"%\n\x13StreamAlertsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\":\n\x14StreamAlertsResponse\x12\"\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x13.colending.v1.Alert\"\x7f\n\x17ListOrderBatchesRequest\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.colending.v1.OrderBatchState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\"^\n\x18ListOrderBatchesResponse\x12)\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x18.colending.v1.OrderBatch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8f\x01\n\x17\x44\x65\x63ideOrderBatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x30\n\x07outcome\x18\x03 \x01(\x0e\x32\x1f.colending.v1.OrderBatchOutcome\x12\x1c\n\x14\x64\x65\x63line_reason_codes\x18\x04 \x03(\t\"n\n\x18\x44\x65\x63ideOrderBatchResponse\x12\'\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x18.colending.v1.OrderBatch\x12)\n\x04\x63\x61se\x18\x02 \x01(\x0b\x32\x1b.colending.v1.FinancingCase\"_\n!GetReconciliationStatementRequest\x12\x0f\n\x07\x62\x61nk_id\x18\x01 \x01(\t\x12)\n\rbusiness_date\x18\x02 \x01(\x0b\x32\x12.colending.v1.Date\"^\n\"GetReconciliationStatementResponse\x12\x38\n\tstatement\x18\x01 \x01(\x0b\x32%.colending.v1.ReconciliationStatement*q\n\x0fSigningKeyState\x12!\n\x1dSIGNING_KEY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18SIGNING_KEY_STATE_ACTIVE\x10\x01\x12\x1d\n\x19SIGNING_KEY_STATE_RETIRED\x10\x02\x32\x93\n\n\x12PartnerBankService\x12X\n\rPullReferrals\x12\".colending.v1.PullReferralsRequest\x1a#.colending.v1.PullReferralsResponse\x12`\n\x0fStreamReferrals\x12$.colending.v1.StreamReferralsRequest\x1a%.colending.v1.StreamReferralsResponse0\x01\x12j\n\x13\x41\x63knowledgeReferral\x12(.colending.v1.AcknowledgeReferralRequest\x1a).colending.v1.AcknowledgeReferralResponse\x12[\n\x0eSubmitDecision\x12#.colending.v1.SubmitDecisionRequest\x1a$.colending.v1.SubmitDecisionResponse\x12^\n\x0fReportLoanEvent\x12$.colending.v1.ReportLoanEventRequest\x1a%.colending.v1.ReportLoanEventResponse\x12\x61\n\x10GetFinancingCase\x12%.colending.v1.GetFinancingCaseRequest\x1a&.colending.v1.GetFinancingCaseResponse\x12g\n\x12ListFinancingCases\x12\'.colending.v1.ListFinancingCasesRequest\x1a(.colending.v1.ListFinancingCasesResponse\x12[\n\x0eGetSigningKeys\x12#.colending.v1.GetSigningKeysRequest\x1a$.colending.v1.GetSigningKeysResponse\x12O\n\nPullAlerts\x12\x1f.colending.v1.PullAlertsRequest\x1a .colending.v1.PullAlertsResponse\x12W\n\x0cStreamAlerts\x12!.colending.v1.StreamAlertsRequest\x1a\".colending.v1.StreamAlertsResponse0\x01\x12\x61\n\x10ListOrderBatches\x12%.colending.v1.ListOrderBatchesRequest\x1a&.colending.v1.ListOrderBatchesResponse\x12\x61\n\x10\x44\x65\x63ideOrderBatch\x12%.colending.v1.DecideOrderBatchRequest\x1a&.colending.v1.DecideOrderBatchResponse\x12\x7f\n\x1aGetReconciliationStatement\x12/.colending.v1.GetReconciliationStatementRequest\x1a\x30.colending.v1.GetReconciliationStatementResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'colending.v1.partner_bank_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNINGKEYSTATE']._serialized_start=2659
-  _globals['_SIGNINGKEYSTATE']._serialized_end=2772
-  _globals['_REFERRALENVELOPE']._serialized_start=205
-  _globals['_REFERRALENVELOPE']._serialized_end=319
-  _globals['_PULLREFERRALSREQUEST']._serialized_start=321
-  _globals['_PULLREFERRALSREQUEST']._serialized_end=378
-  _globals['_PULLREFERRALSRESPONSE']._serialized_start=380
-  _globals['_PULLREFERRALSRESPONSE']._serialized_end=475
-  _globals['_STREAMREFERRALSREQUEST']._serialized_start=477
-  _globals['_STREAMREFERRALSREQUEST']._serialized_end=517
-  _globals['_STREAMREFERRALSRESPONSE']._serialized_start=519
-  _globals['_STREAMREFERRALSRESPONSE']._serialized_end=594
-  _globals['_ACKNOWLEDGEREFERRALREQUEST']._serialized_start=596
-  _globals['_ACKNOWLEDGEREFERRALREQUEST']._serialized_end=685
-  _globals['_ACKNOWLEDGEREFERRALRESPONSE']._serialized_start=687
-  _globals['_ACKNOWLEDGEREFERRALRESPONSE']._serialized_end=769
-  _globals['_SUBMITDECISIONREQUEST']._serialized_start=772
-  _globals['_SUBMITDECISIONREQUEST']._serialized_end=923
-  _globals['_SUBMITDECISIONRESPONSE']._serialized_start=925
-  _globals['_SUBMITDECISIONRESPONSE']._serialized_end=1002
-  _globals['_REPORTLOANEVENTREQUEST']._serialized_start=1005
-  _globals['_REPORTLOANEVENTREQUEST']._serialized_end=1152
-  _globals['_REPORTLOANEVENTRESPONSE']._serialized_start=1154
-  _globals['_REPORTLOANEVENTRESPONSE']._serialized_end=1232
-  _globals['_GETFINANCINGCASEREQUEST']._serialized_start=1234
-  _globals['_GETFINANCINGCASEREQUEST']._serialized_end=1276
-  _globals['_GETFINANCINGCASERESPONSE']._serialized_start=1278
-  _globals['_GETFINANCINGCASERESPONSE']._serialized_end=1357
-  _globals['_LISTFINANCINGCASESREQUEST']._serialized_start=1360
-  _globals['_LISTFINANCINGCASESREQUEST']._serialized_end=1501
-  _globals['_LISTFINANCINGCASESRESPONSE']._serialized_start=1503
-  _globals['_LISTFINANCINGCASESRESPONSE']._serialized_end=1610
-  _globals['_GETSIGNINGKEYSREQUEST']._serialized_start=1612
-  _globals['_GETSIGNINGKEYSREQUEST']._serialized_end=1635
-  _globals['_SIGNINGKEY']._serialized_start=1638
-  _globals['_SIGNINGKEY']._serialized_end=1846
-  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_start=1848
-  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_end=1956
-  _globals['_PULLALERTSREQUEST']._serialized_start=1958
-  _globals['_PULLALERTSREQUEST']._serialized_end=2012
-  _globals['_PULLALERTSRESPONSE']._serialized_start=2014
-  _globals['_PULLALERTSRESPONSE']._serialized_end=2092
-  _globals['_STREAMALERTSREQUEST']._serialized_start=2094
-  _globals['_STREAMALERTSREQUEST']._serialized_end=2131
-  _globals['_STREAMALERTSRESPONSE']._serialized_start=2133
-  _globals['_STREAMALERTSRESPONSE']._serialized_end=2191
-  _globals['_LISTORDERBATCHESREQUEST']._serialized_start=2193
-  _globals['_LISTORDERBATCHESREQUEST']._serialized_end=2303
-  _globals['_LISTORDERBATCHESRESPONSE']._serialized_start=2305
-  _globals['_LISTORDERBATCHESRESPONSE']._serialized_end=2399
-  _globals['_DECIDEORDERBATCHREQUEST']._serialized_start=2402
-  _globals['_DECIDEORDERBATCHREQUEST']._serialized_end=2545
-  _globals['_DECIDEORDERBATCHRESPONSE']._serialized_start=2547
-  _globals['_DECIDEORDERBATCHRESPONSE']._serialized_end=2657
-  _globals['_PARTNERBANKSERVICE']._serialized_start=2775
-  _globals['_PARTNERBANKSERVICE']._serialized_end=3945
+  _globals['_SIGNINGKEYSTATE']._serialized_start=2904
+  _globals['_SIGNINGKEYSTATE']._serialized_end=3017
+  _globals['_REFERRALENVELOPE']._serialized_start=240
+  _globals['_REFERRALENVELOPE']._serialized_end=354
+  _globals['_PULLREFERRALSREQUEST']._serialized_start=356
+  _globals['_PULLREFERRALSREQUEST']._serialized_end=413
+  _globals['_PULLREFERRALSRESPONSE']._serialized_start=415
+  _globals['_PULLREFERRALSRESPONSE']._serialized_end=510
+  _globals['_STREAMREFERRALSREQUEST']._serialized_start=512
+  _globals['_STREAMREFERRALSREQUEST']._serialized_end=552
+  _globals['_STREAMREFERRALSRESPONSE']._serialized_start=554
+  _globals['_STREAMREFERRALSRESPONSE']._serialized_end=629
+  _globals['_ACKNOWLEDGEREFERRALREQUEST']._serialized_start=631
+  _globals['_ACKNOWLEDGEREFERRALREQUEST']._serialized_end=720
+  _globals['_ACKNOWLEDGEREFERRALRESPONSE']._serialized_start=722
+  _globals['_ACKNOWLEDGEREFERRALRESPONSE']._serialized_end=804
+  _globals['_SUBMITDECISIONREQUEST']._serialized_start=807
+  _globals['_SUBMITDECISIONREQUEST']._serialized_end=958
+  _globals['_SUBMITDECISIONRESPONSE']._serialized_start=960
+  _globals['_SUBMITDECISIONRESPONSE']._serialized_end=1037
+  _globals['_REPORTLOANEVENTREQUEST']._serialized_start=1040
+  _globals['_REPORTLOANEVENTREQUEST']._serialized_end=1187
+  _globals['_REPORTLOANEVENTRESPONSE']._serialized_start=1189
+  _globals['_REPORTLOANEVENTRESPONSE']._serialized_end=1267
+  _globals['_GETFINANCINGCASEREQUEST']._serialized_start=1269
+  _globals['_GETFINANCINGCASEREQUEST']._serialized_end=1311
+  _globals['_GETFINANCINGCASERESPONSE']._serialized_start=1313
+  _globals['_GETFINANCINGCASERESPONSE']._serialized_end=1392
+  _globals['_LISTFINANCINGCASESREQUEST']._serialized_start=1395
+  _globals['_LISTFINANCINGCASESREQUEST']._serialized_end=1536
+  _globals['_LISTFINANCINGCASESRESPONSE']._serialized_start=1538
+  _globals['_LISTFINANCINGCASESRESPONSE']._serialized_end=1645
+  _globals['_GETSIGNINGKEYSREQUEST']._serialized_start=1647
+  _globals['_GETSIGNINGKEYSREQUEST']._serialized_end=1670
+  _globals['_SIGNINGKEY']._serialized_start=1673
+  _globals['_SIGNINGKEY']._serialized_end=1881
+  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_start=1883
+  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_end=1991
+  _globals['_PULLALERTSREQUEST']._serialized_start=1993
+  _globals['_PULLALERTSREQUEST']._serialized_end=2047
+  _globals['_PULLALERTSRESPONSE']._serialized_start=2049
+  _globals['_PULLALERTSRESPONSE']._serialized_end=2127
+  _globals['_STREAMALERTSREQUEST']._serialized_start=2129
+  _globals['_STREAMALERTSREQUEST']._serialized_end=2166
+  _globals['_STREAMALERTSRESPONSE']._serialized_start=2168
+  _globals['_STREAMALERTSRESPONSE']._serialized_end=2226
+  _globals['_LISTORDERBATCHESREQUEST']._serialized_start=2228
+  _globals['_LISTORDERBATCHESREQUEST']._serialized_end=2355
+  _globals['_LISTORDERBATCHESRESPONSE']._serialized_start=2357
+  _globals['_LISTORDERBATCHESRESPONSE']._serialized_end=2451
+  _globals['_DECIDEORDERBATCHREQUEST']._serialized_start=2454
+  _globals['_DECIDEORDERBATCHREQUEST']._serialized_end=2597
+  _globals['_DECIDEORDERBATCHRESPONSE']._serialized_start=2599
+  _globals['_DECIDEORDERBATCHRESPONSE']._serialized_end=2709
+  _globals['_GETRECONCILIATIONSTATEMENTREQUEST']._serialized_start=2711
+  _globals['_GETRECONCILIATIONSTATEMENTREQUEST']._serialized_end=2806
+  _globals['_GETRECONCILIATIONSTATEMENTRESPONSE']._serialized_start=2808
+  _globals['_GETRECONCILIATIONSTATEMENTRESPONSE']._serialized_end=2902
+  _globals['_PARTNERBANKSERVICE']._serialized_start=3020
+  _globals['_PARTNERBANKSERVICE']._serialized_end=4319
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from colending.v1 import common_pb2 as _common_pb2
 from colending.v1 import financing_pb2 as _financing_pb2
 from colending.v1 import monitoring_pb2 as _monitoring_pb2
 from colending.v1 import orders_pb2 as _orders_pb2
+from colending.v1 import reconciliation_pb2 as _reconciliation_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -684,22 +685,26 @@ class ListOrderBatchesRequest(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
     state: _orders_pb2.OrderBatchState.ValueType
     """Only batches in this state (UNSPECIFIED: all)."""
     page_size: _builtins.int
     """Page size, 1..500 (0 means 50)."""
     page_token: _builtins.str
     """The next_page_token of the previous page, or empty to start from the oldest."""
+    case_id: _builtins.str
+    """Only batches of this case (empty: every case of the caller)."""
     def __init__(
         self,
         *,
         state: _orders_pb2.OrderBatchState.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        case_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -798,3 +803,55 @@ class DecideOrderBatchResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DecideOrderBatchResponse: _TypeAlias = DecideOrderBatchResponse  # noqa: Y015
+
+@_typing.final
+class GetReconciliationStatementRequest(_message.Message):
+    """GetReconciliationStatementRequest names a bank's business date."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    BUSINESS_DATE_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """The bank: empty (or the caller) for a bank, required for the platform."""
+    @_builtins.property
+    def business_date(self) -> _common_pb2.Date:
+        """A business date (China) before today."""
+
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        business_date: _common_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["business_date", b"business_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "business_date", b"business_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReconciliationStatementRequest: _TypeAlias = GetReconciliationStatementRequest  # noqa: Y015
+
+@_typing.final
+class GetReconciliationStatementResponse(_message.Message):
+    """GetReconciliationStatementResponse returns the signed statement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def statement(self) -> _reconciliation_pb2.ReconciliationStatement:
+        """The statement."""
+
+    def __init__(
+        self,
+        *,
+        statement: _reconciliation_pb2.ReconciliationStatement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["statement", b"statement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["statement", b"statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReconciliationStatementResponse: _TypeAlias = GetReconciliationStatementResponse  # noqa: Y015

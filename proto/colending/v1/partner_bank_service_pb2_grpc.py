@@ -97,6 +97,11 @@ class PartnerBankServiceStub:
                 request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchResponse.FromString,
                 _registered_method=True)
+        self.GetReconciliationStatement = channel.unary_unary(
+                '/colending.v1.PartnerBankService/GetReconciliationStatement',
+                request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementResponse.FromString,
+                _registered_method=True)
 
 
 class PartnerBankServiceServicer:
@@ -192,6 +197,16 @@ class PartnerBankServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReconciliationStatement(self, request, context):
+        """Returns the signed statement of a closed business date between a bank and the platform,
+        made on the first request and the same bytes after; from then on no event may be dated
+        on or before that day for the bank (BOOKS_CLOSED). A bank reads its own; the platform
+        names the bank.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PartnerBankServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -254,6 +269,11 @@ def add_PartnerBankServiceServicer_to_server(servicer, server):
                     servicer.DecideOrderBatch,
                     request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchRequest.FromString,
                     response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchResponse.SerializeToString,
+            ),
+            'GetReconciliationStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReconciliationStatement,
+                    request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -583,6 +603,33 @@ class PartnerBankService:
             '/colending.v1.PartnerBankService/DecideOrderBatch',
             colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchRequest.SerializeToString,
             colending_dot_v1_dot_partner__bank__service__pb2.DecideOrderBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReconciliationStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.PartnerBankService/GetReconciliationStatement',
+            colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementRequest.SerializeToString,
+            colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,6 +66,12 @@ class PartnerBankServiceStub:
     """Approves (pays out every advance, drawing on the case's line) or declines a PENDING
     batch. Idempotent on request_id.
     """
+    GetReconciliationStatement: _grpc.UnaryUnaryMultiCallable[_partner_bank_service_pb2.GetReconciliationStatementRequest, _partner_bank_service_pb2.GetReconciliationStatementResponse]
+    """Returns the signed statement of a closed business date between a bank and the platform,
+    made on the first request and the same bytes after; from then on no event may be dated
+    on or before that day for the bank (BOOKS_CLOSED). A bank reads its own; the platform
+    names the bank.
+    """
 
 @_typing.type_check_only
 class PartnerBankServiceAsyncStub(PartnerBankServiceStub):
@@ -104,6 +110,12 @@ class PartnerBankServiceAsyncStub(PartnerBankServiceStub):
     DecideOrderBatch: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.DecideOrderBatchRequest, _partner_bank_service_pb2.DecideOrderBatchResponse]  # type: ignore[assignment]
     """Approves (pays out every advance, drawing on the case's line) or declines a PENDING
     batch. Idempotent on request_id.
+    """
+    GetReconciliationStatement: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.GetReconciliationStatementRequest, _partner_bank_service_pb2.GetReconciliationStatementResponse]  # type: ignore[assignment]
+    """Returns the signed statement of a closed business date between a bank and the platform,
+    made on the first request and the same bytes after; from then on no event may be dated
+    on or before that day for the bank (BOOKS_CLOSED). A bank reads its own; the platform
+    names the bank.
     """
 
 class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -212,6 +224,18 @@ class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_partner_bank_service_pb2.DecideOrderBatchResponse, _abc.Awaitable[_partner_bank_service_pb2.DecideOrderBatchResponse]]:
         """Approves (pays out every advance, drawing on the case's line) or declines a PENDING
         batch. Idempotent on request_id.
+        """
+
+    @_abc_1.abstractmethod
+    def GetReconciliationStatement(
+        self,
+        request: _partner_bank_service_pb2.GetReconciliationStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_bank_service_pb2.GetReconciliationStatementResponse, _abc.Awaitable[_partner_bank_service_pb2.GetReconciliationStatementResponse]]:
+        """Returns the signed statement of a closed business date between a bank and the platform,
+        made on the first request and the same bytes after; from then on no event may be dated
+        on or before that day for the bank (BOOKS_CLOSED). A bank reads its own; the platform
+        names the bank.
         """
 
 def add_PartnerBankServiceServicer_to_server(servicer: PartnerBankServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

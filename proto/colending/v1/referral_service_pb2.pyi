@@ -732,7 +732,10 @@ class ReportOrderSettlementRequest(_message.Message):
 
     @_builtins.property
     def settlement_date(self) -> _common_pb2.Date:
-        """The day of the settlement or refund: not after today, not before the advance."""
+        """The day of the settlement or refund (China): not after today, not before the advance. A
+        report for a day whose books are closed, or older than the case's last event, is booked
+        on the case's next open day; the order keeps its own date.
+        """
 
     def __init__(
         self,
