@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from gateway.domain.money import BPS_WHOLE, format_fen, split_by_bps
 from gateway.domain.policy import EligibilityPolicy
+from gateway.domain.schedule import RepaymentMethod
 from gateway.domain.scoring import (
     FIXED_PART_MIN_BPS,
     FIXED_PART_MIN_FEN,
@@ -56,6 +57,8 @@ class LoanTerms:
     fixed_daily_rate_ppm: int
     bank_share_bps: int
     platform_share_bps: int
+    # How the fixed part falls due (gateway.domain.schedule); None: repaid at will.
+    repayment_method: RepaymentMethod | None = None
 
     @property
     def bank_amount_fen(self) -> int:
@@ -157,6 +160,13 @@ def terms_problems(terms: LoanTerms, *, prefix: str) -> list[FieldViolation]:
             )
         )
     problems += _fixed_part_problems(terms, field=f"{p}fixed_amount.amount_minor")
+    if terms.repayment_method is not None and not uses_fixed and terms.product is not None:
+        problems.append(
+            FieldViolation(
+                f"{p}repayment_method",
+                f"a {terms.product.name} has no fixed part to schedule; leave it unspecified",
+            )
+        )
     return problems
 
 

@@ -66,6 +66,7 @@ class Ledger:
     platform_share_repaid_fen: int = 0
     accrued_through: date | None = None  # interest counted up to (not including) this day
     bank_loan_reference: str = ""
+    disbursed_on: date | None = None  # the day a DISBURSED event paid the loan out
 
     @property
     def principal_outstanding_fen(self) -> int:
@@ -239,6 +240,7 @@ def recorded_effect(ledger: Ledger, terms: LoanTerms, event: LoanEvent, *, case_
             revolving_outstanding_fen=event.disbursed_fen - fixed,
             accrued_through=on,
             bank_loan_reference=event.bank_loan_reference.strip(),
+            disbursed_on=on,
         )
     if event.type is LoanEventType.ORDER_ADVANCE:
         return replace(

@@ -39,6 +39,7 @@ from gateway.domain.referral import (
     CaseEvent,
     FinancingCase,
 )
+from gateway.domain.schedule import Instalment, RepaymentMethod, repayment_schedule
 from gateway.errors import FieldViolation, InvalidArgument
 from gateway.financing.cases import CaseDetail
 from gateway.financing.evidence import SignedStatement
@@ -56,6 +57,10 @@ ANSWERS = {
 LOAN_EVENT_TYPES = {
     getattr(financing_pb2, f"LOAN_EVENT_TYPE_{kind.name}"): kind for kind in LoanEventType
 }
+REPAYMENT_METHODS = {
+    getattr(financing_pb2, f"REPAYMENT_METHOD_{method.name}"): method for method in RepaymentMethod
+}
+REPAYMENT_METHOD_NUMBERS = inverse_of(REPAYMENT_METHODS)
 FINANCING_STATES = {
     getattr(financing_pb2, f"FINANCING_STATE_{state.name}"): state for state in FinancingState
 }
@@ -143,6 +148,9 @@ def terms_from_proto(
         fixed_daily_rate_ppm=message.fixed_daily_rate_ppm,
         bank_share_bps=message.split.bank_share_bps,
         platform_share_bps=message.split.platform_share_bps,
+        repayment_method=enum_value(
+            message.repayment_method, REPAYMENT_METHODS, f"{field}.repayment_method", problems
+        ),
     )
 
 
@@ -157,6 +165,9 @@ def terms_to_proto(terms: LoanTerms) -> financing_pb2.LoanTerms:
         split=financing_pb2.FundingSplit(
             bank_share_bps=terms.bank_share_bps, platform_share_bps=terms.platform_share_bps
         ),
+        repayment_method=REPAYMENT_METHOD_NUMBERS[terms.repayment_method]
+        if terms.repayment_method
+        else cast("Any", 0),
     )
 
 
@@ -281,4 +292,31 @@ def financing_case_to_proto(
         ],
         created_at=timestamp(case.created_at),
         updated_at=timestamp(case.updated_at),
+        schedule=[_instalment_to_proto(i) for i in _schedule(case)],
+    )
+
+
+def _schedule(case: FinancingCase) -> list[Instalment]:
+    terms, ledger = case.agreed_terms, case.ledger
+    if terms is None or terms.repayment_method is None or ledger is None:
+        return []
+    if ledger.disbursed_on is None:
+        return []
+    return repayment_schedule(
+        principal_fen=min(ledger.principal_disbursed_fen, terms.fixed_amount_fen),
+        daily_rate_ppm=terms.fixed_daily_rate_ppm,
+        start=ledger.disbursed_on,
+        months=terms.term_months,
+        method=terms.repayment_method,
+    )
+
+
+def _instalment_to_proto(instalment: Instalment) -> financing_pb2.Instalment:
+    return financing_pb2.Instalment(
+        number=instalment.number,
+        due_date=date_to_proto(instalment.due_date),
+        principal=money(instalment.principal_fen),
+        interest=money(instalment.interest_fen),
+        total=money(instalment.total_fen),
+        principal_after=money(instalment.principal_after_fen),
     )

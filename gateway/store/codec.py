@@ -22,6 +22,7 @@ from gateway.domain.policy import (
     MonitoringPolicy,
 )
 from gateway.domain.referral import SignedPayload
+from gateway.domain.schedule import RepaymentMethod
 from gateway.domain.scoring import Assessment, CreditOffer, Grade, ProductType, Reason
 
 
@@ -142,6 +143,7 @@ def _terms_dict(terms: LoanTerms) -> dict[str, Any]:
         "fixed_daily_rate_ppm": terms.fixed_daily_rate_ppm,
         "bank_share_bps": terms.bank_share_bps,
         "platform_share_bps": terms.platform_share_bps,
+        "repayment_method": terms.repayment_method.value if terms.repayment_method else None,
     }
 
 
@@ -155,6 +157,10 @@ def _terms_from(d: dict[str, Any]) -> LoanTerms:
         fixed_daily_rate_ppm=d["fixed_daily_rate_ppm"],
         bank_share_bps=d["bank_share_bps"],
         platform_share_bps=d["platform_share_bps"],
+        # Terms stored before schedules existed have none.
+        repayment_method=RepaymentMethod(d["repayment_method"])
+        if d.get("repayment_method")
+        else None,
     )
 
 
@@ -203,6 +209,7 @@ def dump_ledger(ledger: Ledger) -> str:
             if ledger.accrued_through
             else None,
             "bank_loan_reference": ledger.bank_loan_reference,
+            "disbursed_on": ledger.disbursed_on.isoformat() if ledger.disbursed_on else None,
         }
     )
 
@@ -210,7 +217,12 @@ def dump_ledger(ledger: Ledger) -> str:
 def load_ledger(text: str) -> Ledger:
     d: dict[str, Any] = json.loads(text)
     through = d.pop("accrued_through")
-    return Ledger(accrued_through=date.fromisoformat(through) if through else None, **d)
+    disbursed = d.pop("disbursed_on", None)  # absent in ledgers stored before schedules
+    return Ledger(
+        accrued_through=date.fromisoformat(through) if through else None,
+        disbursed_on=date.fromisoformat(disbursed) if disbursed else None,
+        **d,
+    )
 
 
 def dump_loan_event(event: LoanEvent) -> str:

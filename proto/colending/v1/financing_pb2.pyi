@@ -105,6 +105,34 @@ FINANCING_STATE_EXPIRED: FinancingState.ValueType  # 17
 """The referral expired before a decision."""
 Global___FinancingState: _TypeAlias = FinancingState  # noqa: Y015
 
+class _RepaymentMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RepaymentMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RepaymentMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPAYMENT_METHOD_UNSPECIFIED: _RepaymentMethod.ValueType  # 0
+    """No schedule: repaid at will."""
+    REPAYMENT_METHOD_EQUAL_INSTALMENT: _RepaymentMethod.ValueType  # 1
+    """Equal instalments of principal and interest (等额本息)."""
+    REPAYMENT_METHOD_EQUAL_PRINCIPAL: _RepaymentMethod.ValueType  # 2
+    """Equal principal, interest on what is left (等额本金)."""
+    REPAYMENT_METHOD_INTEREST_FIRST: _RepaymentMethod.ValueType  # 3
+    """Interest monthly, the principal with the last instalment (先息后本)."""
+
+class RepaymentMethod(_RepaymentMethod, metaclass=_RepaymentMethodEnumTypeWrapper):
+    """RepaymentMethod is how a fixed loan's principal and interest fall due, month by month."""
+
+REPAYMENT_METHOD_UNSPECIFIED: RepaymentMethod.ValueType  # 0
+"""No schedule: repaid at will."""
+REPAYMENT_METHOD_EQUAL_INSTALMENT: RepaymentMethod.ValueType  # 1
+"""Equal instalments of principal and interest (等额本息)."""
+REPAYMENT_METHOD_EQUAL_PRINCIPAL: RepaymentMethod.ValueType  # 2
+"""Equal principal, interest on what is left (等额本金)."""
+REPAYMENT_METHOD_INTEREST_FIRST: RepaymentMethod.ValueType  # 3
+"""Interest monthly, the principal with the last instalment (先息后本)."""
+Global___RepaymentMethod: _TypeAlias = RepaymentMethod  # noqa: Y015
+
 class _DecisionOutcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -232,6 +260,7 @@ class LoanTerms(_message.Message):
     REVOLVING_DAILY_RATE_PPM_FIELD_NUMBER: _builtins.int
     FIXED_DAILY_RATE_PPM_FIELD_NUMBER: _builtins.int
     SPLIT_FIELD_NUMBER: _builtins.int
+    REPAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     product: _common_pb2.ProductType.ValueType
     """Shape of the facility."""
     term_months: _builtins.int
@@ -240,6 +269,10 @@ class LoanTerms(_message.Message):
     """Daily rate on the revolving part, parts per million a day."""
     fixed_daily_rate_ppm: _builtins.int
     """Daily rate on the fixed part, parts per million a day."""
+    repayment_method: Global___RepaymentMethod.ValueType
+    """How the fixed part is repaid (FIXED_LOAN and COMBINED only); UNSPECIFIED: at will, with no
+    schedule.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """Total amount (revolving limit plus fixed part)."""
@@ -264,14 +297,69 @@ class LoanTerms(_message.Message):
         revolving_daily_rate_ppm: _builtins.int = ...,
         fixed_daily_rate_ppm: _builtins.int = ...,
         split: Global___FundingSplit | None = ...,
+        repayment_method: Global___RepaymentMethod.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fixed_amount", b"fixed_amount", "split", b"split"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fixed_amount", b"fixed_amount", "fixed_daily_rate_ppm", b"fixed_daily_rate_ppm", "product", b"product", "revolving_daily_rate_ppm", b"revolving_daily_rate_ppm", "split", b"split", "term_months", b"term_months"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fixed_amount", b"fixed_amount", "fixed_daily_rate_ppm", b"fixed_daily_rate_ppm", "product", b"product", "repayment_method", b"repayment_method", "revolving_daily_rate_ppm", b"revolving_daily_rate_ppm", "split", b"split", "term_months", b"term_months"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LoanTerms: _TypeAlias = LoanTerms  # noqa: Y015
+
+@_typing.final
+class Instalment(_message.Message):
+    """Instalment is one month of a fixed loan's schedule."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    INTEREST_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_AFTER_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    """1-based."""
+    @_builtins.property
+    def due_date(self) -> _common_pb2.Date:
+        """When it falls due: the disbursement's day of the month, or the month's last day."""
+
+    @_builtins.property
+    def principal(self) -> _common_pb2.Money:
+        """Principal due."""
+
+    @_builtins.property
+    def interest(self) -> _common_pb2.Money:
+        """Interest due: the outstanding principal over the period's actual days at the daily rate,
+        rounded half up to the fen.
+        """
+
+    @_builtins.property
+    def total(self) -> _common_pb2.Money:
+        """Principal plus interest."""
+
+    @_builtins.property
+    def principal_after(self) -> _common_pb2.Money:
+        """Principal outstanding once it is paid."""
+
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        due_date: _common_pb2.Date | None = ...,
+        principal: _common_pb2.Money | None = ...,
+        interest: _common_pb2.Money | None = ...,
+        total: _common_pb2.Money | None = ...,
+        principal_after: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_date", b"due_date", "interest", b"interest", "principal", b"principal", "principal_after", b"principal_after", "total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_date", b"due_date", "interest", b"interest", "number", b"number", "principal", b"principal", "principal_after", b"principal_after", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Instalment: _TypeAlias = Instalment  # noqa: Y015
 
 @_typing.final
 class Decision(_message.Message):
@@ -595,6 +683,7 @@ class FinancingCase(_message.Message):
     HISTORY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     """Server-assigned id ("case_" + 26 characters)."""
     referral_id: _builtins.str
@@ -629,6 +718,12 @@ class FinancingCase(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When it last changed."""
 
+    @_builtins.property
+    def schedule(self) -> _containers.RepeatedCompositeFieldContainer[Global___Instalment]:
+        """The fixed part's repayment schedule, from its disbursement, when the terms name a
+        repayment method.
+        """
+
     def __init__(
         self,
         *,
@@ -643,10 +738,11 @@ class FinancingCase(_message.Message):
         history: _abc.Iterable[Global___CaseEvent] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        schedule: _abc.Iterable[Global___Instalment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agreed_terms", b"agreed_terms", "created_at", b"created_at", "decision", b"decision", "ledger", b"ledger", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreed_terms", b"agreed_terms", "bank_id", b"bank_id", "case_id", b"case_id", "created_at", b"created_at", "decision", b"decision", "history", b"history", "ledger", b"ledger", "platform_merchant_id", b"platform_merchant_id", "referral_id", b"referral_id", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreed_terms", b"agreed_terms", "bank_id", b"bank_id", "case_id", b"case_id", "created_at", b"created_at", "decision", b"decision", "history", b"history", "ledger", b"ledger", "platform_merchant_id", b"platform_merchant_id", "referral_id", b"referral_id", "schedule", b"schedule", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
