@@ -66,7 +66,8 @@ class Ledger:
     platform_share_repaid_fen: int = 0
     accrued_through: date | None = None  # interest counted up to (not including) this day
     bank_loan_reference: str = ""
-    disbursed_on: date | None = None  # the day a DISBURSED event paid the loan out
+    disbursed_on: date | None = None  # the day the loan was first paid out (its vintage)
+    days_overdue: int = 0  # as of the last OVERDUE event (read while the case is OVERDUE)
 
     @property
     def principal_outstanding_fen(self) -> int:
@@ -248,7 +249,10 @@ def recorded_effect(ledger: Ledger, terms: LoanTerms, event: LoanEvent, *, case_
             principal_disbursed_fen=ledger.principal_disbursed_fen + event.disbursed_fen,
             revolving_outstanding_fen=ledger.revolving_outstanding_fen + event.disbursed_fen,
             accrued_through=ledger.accrued_through or on,
+            disbursed_on=ledger.disbursed_on or on,
         )
+    if event.type is LoanEventType.OVERDUE:
+        return replace(ledger, days_overdue=event.days_overdue)
     if event.type in COLLECTIONS:
         return _repay(ledger, terms, event, f"financingCases/{case_id}")
     return ledger

@@ -247,6 +247,21 @@ def portfolio_stats_to_proto(stats: PortfolioStats) -> financing_pb2.PortfolioSt
         defaulted_count=stats.defaulted_count,
         approval_rate_bps=stats.approval_rate_bps,
         non_performing_ratio_bps=stats.non_performing_ratio_bps,
+        overdue_m1=money(stats.overdue_m1_fen),
+        overdue_m2=money(stats.overdue_m2_fen),
+        overdue_m3_plus=money(stats.overdue_m3_plus_fen),
+        vintages=[
+            financing_pb2.Vintage(
+                month=v.month,
+                loans=v.loans,
+                disbursed=money(v.disbursed_fen),
+                outstanding=money(v.outstanding_fen),
+                overdue=money(v.overdue_fen),
+                defaulted_count=v.defaulted_count,
+                defaulted_outstanding=money(v.defaulted_outstanding_fen),
+            )
+            for v in stats.vintages
+        ],
     )
 
 

@@ -210,6 +210,7 @@ def dump_ledger(ledger: Ledger) -> str:
             else None,
             "bank_loan_reference": ledger.bank_loan_reference,
             "disbursed_on": ledger.disbursed_on.isoformat() if ledger.disbursed_on else None,
+            "days_overdue": ledger.days_overdue,
         }
     )
 

@@ -9,7 +9,7 @@ from colending.v1 import admin_service_pb2 as ad
 from colending.v1 import financing_pb2 as E  # noqa: N812
 from colending.v1 import referral_service_pb2 as rs
 from test_decision_api import acknowledged_case, approve, counter, decide, terms
-from test_loan_event_api import day, disbursed, repayment, report
+from test_loan_event_api import D0, day, disbursed, repayment, report
 from testkit import request_id
 
 YUAN = 100
@@ -91,6 +91,21 @@ def test_portfolio_stats_match_the_hand_computed_book(api: Any) -> None:
     }  # fmt: skip
     assert response.overall.bank_id == ""
     assert response.HasField("computed_at")
+    # Buckets: bank-b's loan is 2 days past due (M1); the default is not an overdue bucket.
+    overall = response.overall
+    buckets = [overall.overdue_m1, overall.overdue_m2, overall.overdue_m3_plus]
+    assert [b.amount_minor // YUAN for b in buckets] == [150_000, 0, 0]
+    # One vintage: every loan was paid out on the same day.
+    [vintage] = overall.vintages
+    assert vintage.month == D0.strftime("%Y-%m")
+    assert (
+        vintage.loans,
+        vintage.disbursed.amount_minor // YUAN,
+        vintage.outstanding.amount_minor // YUAN,
+        vintage.overdue.amount_minor // YUAN,
+        vintage.defaulted_count,
+        vintage.defaulted_outstanding.amount_minor // YUAN,
+    ) == (3, 650_000, 550_000, 150_000, 1, 200_000)
 
     only_b = api.admin("GetPortfolioStats", ad.GetPortfolioStatsRequest(bank_id="bank-b"))
     response = only_b.expect_ok().response

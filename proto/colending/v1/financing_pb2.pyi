@@ -764,6 +764,10 @@ class PortfolioStats(_message.Message):
     DEFAULTED_COUNT_FIELD_NUMBER: _builtins.int
     APPROVAL_RATE_BPS_FIELD_NUMBER: _builtins.int
     NON_PERFORMING_RATIO_BPS_FIELD_NUMBER: _builtins.int
+    OVERDUE_M1_FIELD_NUMBER: _builtins.int
+    OVERDUE_M2_FIELD_NUMBER: _builtins.int
+    OVERDUE_M3_PLUS_FIELD_NUMBER: _builtins.int
+    VINTAGES_FIELD_NUMBER: _builtins.int
     bank_id: _builtins.str
     """The bank, or empty for the whole network."""
     referred_count: _builtins.int
@@ -792,6 +796,22 @@ class PortfolioStats(_message.Message):
     def overdue(self) -> _common_pb2.Money:
         """Principal outstanding on overdue cases."""
 
+    @_builtins.property
+    def overdue_m1(self) -> _common_pb2.Money:
+        """Principal outstanding on OVERDUE cases 1..30 days past due (at their last OVERDUE event)."""
+
+    @_builtins.property
+    def overdue_m2(self) -> _common_pb2.Money:
+        """...31..60 days past due."""
+
+    @_builtins.property
+    def overdue_m3_plus(self) -> _common_pb2.Money:
+        """...61 days or more past due."""
+
+    @_builtins.property
+    def vintages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Vintage]:
+        """The same figures per month of first payout, oldest first."""
+
     def __init__(
         self,
         *,
@@ -805,11 +825,69 @@ class PortfolioStats(_message.Message):
         defaulted_count: _builtins.int = ...,
         approval_rate_bps: _builtins.int = ...,
         non_performing_ratio_bps: _builtins.int = ...,
+        overdue_m1: _common_pb2.Money | None = ...,
+        overdue_m2: _common_pb2.Money | None = ...,
+        overdue_m3_plus: _common_pb2.Money | None = ...,
+        vintages: _abc.Iterable[Global___Vintage] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["disbursed", b"disbursed", "outstanding", b"outstanding", "overdue", b"overdue"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disbursed", b"disbursed", "outstanding", b"outstanding", "overdue", b"overdue", "overdue_m1", b"overdue_m1", "overdue_m2", b"overdue_m2", "overdue_m3_plus", b"overdue_m3_plus"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_rate_bps", b"approval_rate_bps", "approved_count", b"approved_count", "bank_id", b"bank_id", "declined_count", b"declined_count", "defaulted_count", b"defaulted_count", "disbursed", b"disbursed", "non_performing_ratio_bps", b"non_performing_ratio_bps", "outstanding", b"outstanding", "overdue", b"overdue", "referred_count", b"referred_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_rate_bps", b"approval_rate_bps", "approved_count", b"approved_count", "bank_id", b"bank_id", "declined_count", b"declined_count", "defaulted_count", b"defaulted_count", "disbursed", b"disbursed", "non_performing_ratio_bps", b"non_performing_ratio_bps", "outstanding", b"outstanding", "overdue", b"overdue", "overdue_m1", b"overdue_m1", "overdue_m2", b"overdue_m2", "overdue_m3_plus", b"overdue_m3_plus", "referred_count", b"referred_count", "vintages", b"vintages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PortfolioStats: _TypeAlias = PortfolioStats  # noqa: Y015
+
+@_typing.final
+class Vintage(_message.Message):
+    """Vintage is a cohort of loans first paid out in one month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTH_FIELD_NUMBER: _builtins.int
+    LOANS_FIELD_NUMBER: _builtins.int
+    DISBURSED_FIELD_NUMBER: _builtins.int
+    OUTSTANDING_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    DEFAULTED_COUNT_FIELD_NUMBER: _builtins.int
+    DEFAULTED_OUTSTANDING_FIELD_NUMBER: _builtins.int
+    month: _builtins.str
+    """YYYY-MM."""
+    loans: _builtins.int
+    """Loans paid out that month."""
+    defaulted_count: _builtins.int
+    """Of them, how many reached default."""
+    @_builtins.property
+    def disbursed(self) -> _common_pb2.Money:
+        """Their principal paid out."""
+
+    @_builtins.property
+    def outstanding(self) -> _common_pb2.Money:
+        """Their principal outstanding on open loans."""
+
+    @_builtins.property
+    def overdue(self) -> _common_pb2.Money:
+        """Of which on OVERDUE cases."""
+
+    @_builtins.property
+    def defaulted_outstanding(self) -> _common_pb2.Money:
+        """Principal outstanding on the DEFAULTED ones."""
+
+    def __init__(
+        self,
+        *,
+        month: _builtins.str = ...,
+        loans: _builtins.int = ...,
+        disbursed: _common_pb2.Money | None = ...,
+        outstanding: _common_pb2.Money | None = ...,
+        overdue: _common_pb2.Money | None = ...,
+        defaulted_count: _builtins.int = ...,
+        defaulted_outstanding: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["defaulted_outstanding", b"defaulted_outstanding", "disbursed", b"disbursed", "outstanding", b"outstanding", "overdue", b"overdue"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaulted_count", b"defaulted_count", "defaulted_outstanding", b"defaulted_outstanding", "disbursed", b"disbursed", "loans", b"loans", "month", b"month", "outstanding", b"outstanding", "overdue", b"overdue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Vintage: _TypeAlias = Vintage  # noqa: Y015
