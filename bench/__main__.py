@@ -5,7 +5,8 @@
 ``python -m bench blacklist [--entries N] ...`` runs the blacklist benchmark instead
 (bench/blacklist.py), ``python -m bench delivery [--seconds 5] ...`` the push-delivery
 benchmark (bench/delivery.py), and ``python -m bench replicas ...`` submissions with one and two
-replicas on PostgreSQL and one on SQLite (bench/replicas.py).
+replicas on PostgreSQL and one on SQLite (bench/replicas.py), and ``python -m bench reconcile``
+a bank's day statement against its pure arithmetic (bench/reconciliation.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def main() -> None:
         from bench.delivery import main as delivery_main
 
         delivery_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["reconcile"]:
+        from bench.reconciliation import main as reconcile_main
+
+        reconcile_main(sys.argv[2:])
         return
     if sys.argv[1:2] == ["replicas"]:
         from bench.replicas import main as replicas_main
