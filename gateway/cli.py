@@ -221,8 +221,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser(
         "sweep",
         help="once: expire referrals past their validity and blacklist entries past retention, "
-        "decide appeals past their deadline, expire undecided order batches and make orders "
-        "unsettled past their date overdue",
+        "decide appeals past their deadline, expire undecided order batches, make orders "
+        "unsettled past their date overdue and scheduled loans past due overdue or defaulted",
     )
     _common(sweep)
 
@@ -457,8 +457,8 @@ def _deliver(args: argparse.Namespace) -> int:
 
 def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> None:
     """Expire referrals past their validity, decide blacklist entries due, expire undecided
-    order batches and make orders unsettled past their date overdue, every ``interval``
-    seconds until ``stop``."""
+    order batches, make orders unsettled past their date overdue and scheduled loans past due
+    overdue or defaulted, every ``interval`` seconds until ``stop``."""
     while not stop.wait(interval):
         try:
             if moved := gateway.financing.expire_due():
@@ -467,6 +467,8 @@ def _sweep_until(gateway: Gateway, stop: threading.Event, interval: float) -> No
                 log.info("expired or decided %d blacklist entr(ies)", changed)
             if changed := gateway.orders.sweep():
                 log.info("expired %d order batch(es) or made order loans overdue", changed)
+            if changed := gateway.financing.sweep_arrears():
+                log.info("put %d scheduled loan(s) into arrears or default", changed)
         except GatewayError as exc:  # a database outage: try again next round
             log.warning("expiry sweep skipped: %s", exc.message)
         except Exception:  # anything else: keep the sweeper alive, say why loudly
@@ -566,9 +568,11 @@ def _sweep(args: argparse.Namespace) -> int:
     moved = gateway.financing.expire_due()
     changed = gateway.blacklist.sweep()
     orders = gateway.orders.sweep()
+    arrears = gateway.financing.sweep_arrears()
     print(
         f"expired {moved} case(s); expired or decided {changed} blacklist entr(ies); expired "
-        f"{orders} order batch(es) or made order loans overdue"
+        f"{orders} order batch(es) or made order loans overdue; put {arrears} scheduled "
+        "loan(s) into arrears or default"
     )
     return 0
 

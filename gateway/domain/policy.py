@@ -16,6 +16,9 @@ Defaults (sources in ``/work/shared/reference/domain-notes.md``):
 * Early warnings (``monitoring``, rules in ``gateway.domain.monitoring``): GMV down more than
   30 % (WARNING) or 60 % (CRITICAL) against the 3 months before, disputes above 5 %, refunds
   above 10 %: the gateway's defaults, for a bank to tune.
+* A scheduled loan defaults 90 days past due (``default_after_days``): the common NPL line
+  (loans 90 days past due are non-performing), declared by the gateway the same day for both
+  lenders (RBI 2025: a default classified the same day at both).
 * An order loan advances at most 80 % of an order's value (``order_advance_cap_bps``): the
   gateway's default margin for refunds and fees between the advance and the settlement.
 
@@ -75,6 +78,7 @@ class EligibilityPolicy:
     ordered_delivery: bool = False
     monitoring: MonitoringPolicy = MonitoringPolicy()
     order_advance_cap_bps: int = 8000
+    default_after_days: int = 90
 
 
 DEFAULT_POLICY: Final = EligibilityPolicy()
@@ -172,6 +176,7 @@ def validate_policy(
     _range(
         out, f"{p}order_advance_cap_bps", policy.order_advance_cap_bps, 1, BPS_WHOLE, "basis points"
     )
+    _range(out, f"{p}default_after_days", policy.default_after_days, 1, 365, "days")
     return out
 
 

@@ -29,6 +29,11 @@ M1_LAST_DAY = 30
 M2_LAST_DAY = 60
 
 
+def bucket(days_overdue: int) -> int:
+    """0 for M1 (up to 30 days past due), 1 for M2 (31..60), 2 for M3+."""
+    return 0 if days_overdue <= M1_LAST_DAY else 1 if days_overdue <= M2_LAST_DAY else 2
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Vintage:
     month: str  # YYYY-MM of first payout
@@ -102,8 +107,7 @@ def tally(bank_id: str, cases: Iterable[CaseFigures]) -> PortfolioStats:
         overdue += late
         defaulted_outstanding += bad
         if late:
-            days = ledger.days_overdue
-            buckets[0 if days <= M1_LAST_DAY else 1 if days <= M2_LAST_DAY else 2] += late
+            buckets[bucket(ledger.days_overdue)] += late
         if ledger.disbursed_on is not None:
             v = vintages.setdefault(ledger.disbursed_on.strftime("%Y-%m"), dict.fromkeys(_V, 0))
             v["loans"] += 1

@@ -15,6 +15,9 @@
   and the last instalment repays what is left with its interest, absorbing every rounding.
 
 Every figure is an integer number of fen and the principal parts always sum to the principal.
+
+Days past due come from the schedule: what was repaid (principal and interest) covers the
+instalments in order, and the oldest one left uncovered is late from the day after its due date.
 """
 
 from __future__ import annotations
@@ -112,3 +115,16 @@ def repayment_schedule(
         )
         previous = due
     return instalments
+
+
+def days_past_due(instalments: list[Instalment], *, paid_fen: int, today: date) -> int:
+    """Days the oldest instalment not covered by ``paid_fen`` (what was repaid of the scheduled
+    part, principal and interest, applied to the instalments in order) is past its due date on
+    ``today``; 0 when nothing due is unpaid. An instalment due on D is one day late on D+1."""
+    covered = paid_fen
+    for instalment in instalments:
+        if covered >= instalment.total_fen:
+            covered -= instalment.total_fen
+            continue
+        return max(0, (today - instalment.due_date).days)
+    return 0

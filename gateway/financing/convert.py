@@ -30,6 +30,7 @@ from gateway.api.convert import (
     money,
     timestamp,
 )
+from gateway.domain.arrears import case_schedule
 from gateway.domain.decision import CounterOfferAnswer, Decision, DecisionOutcome, LoanTerms
 from gateway.domain.evidence import Statement
 from gateway.domain.financing import FinancingState
@@ -39,7 +40,7 @@ from gateway.domain.referral import (
     CaseEvent,
     FinancingCase,
 )
-from gateway.domain.schedule import Instalment, RepaymentMethod, repayment_schedule
+from gateway.domain.schedule import Instalment, RepaymentMethod
 from gateway.errors import FieldViolation, InvalidArgument
 from gateway.financing.cases import CaseDetail
 from gateway.financing.evidence import SignedStatement
@@ -307,22 +308,7 @@ def financing_case_to_proto(
         ],
         created_at=timestamp(case.created_at),
         updated_at=timestamp(case.updated_at),
-        schedule=[_instalment_to_proto(i) for i in _schedule(case)],
-    )
-
-
-def _schedule(case: FinancingCase) -> list[Instalment]:
-    terms, ledger = case.agreed_terms, case.ledger
-    if terms is None or terms.repayment_method is None or ledger is None:
-        return []
-    if ledger.disbursed_on is None:
-        return []
-    return repayment_schedule(
-        principal_fen=min(ledger.principal_disbursed_fen, terms.fixed_amount_fen),
-        daily_rate_ppm=terms.fixed_daily_rate_ppm,
-        start=ledger.disbursed_on,
-        months=terms.term_months,
-        method=terms.repayment_method,
+        schedule=[_instalment_to_proto(i) for i in case_schedule(case.agreed_terms, case.ledger)],
     )
 
 

@@ -6,8 +6,10 @@ same transaction); the cases each side may read; portfolio figures; the expiry s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session
@@ -22,6 +24,7 @@ from gateway._transactions import (
 )
 from gateway.blacklist.service import CASE_ENDED, BlacklistNetwork
 from gateway.domain import paging
+from gateway.domain.arrears import IN_ARREARS_SCOPE, arrears_events
 from gateway.domain.decision import (
     CounterOfferAnswer,
     Decision,
@@ -355,6 +358,78 @@ class Financing:
         token = paging.encode_token("cases", items[-1].sequence) if len(rows) > size else ""
         return Page(items=items, next_page_token=token)
 
+    def sweep_arrears(self, *, batch: int = 500) -> int:
+        """Put scheduled loans past due into OVERDUE (on entering arrears and each new bucket)
+        and declare DEFAULT at the bank's policy day count, listing the borrower as a bank's
+        report would (``gateway.domain.arrears``). Returns how many cases it moved. Each case
+        is rechecked under its locks, so replicas may sweep at once."""
+        moved = 0
+        after = 0
+        while True:
+            with self._db.reading() as session:
+                cases = repo.open_loans(
+                    session, states=IN_ARREARS_SCOPE, after_seq=after, limit=batch
+                )
+            for case in cases:
+                if case.agreed_terms is None or case.agreed_terms.repayment_method is None:
+                    continue
+                try:
+                    moved += self._tx.retrying(partial(self._arrears, case_id=case.case_id))
+                except FailedPrecondition as refused:  # one case must not hold up the rest
+                    log.warning("arrears sweep: case %s left as it is: %s", case.case_id, refused)
+            if len(cases) < batch:
+                break
+            after = cases[-1].sequence
+        if moved:
+            self._blacklist.log.changed()
+        return moved
+
+    def _arrears(self, session: Session, *, case_id: str) -> int:
+        now = self._clock()
+        found = repo.get_case(session, case_id)
+        assert found is not None
+        # Partner row, then case: the order every dated write of the bank keeps.
+        partner = require_partner(session, found.bank_id, for_update=True)
+        case = load_bank_case(session, case_id, found.bank_id, for_update=True)
+        terms, ledger = case.agreed_terms, case.ledger or Ledger()
+        assert terms is not None
+        events = arrears_events(
+            state=case.state,
+            terms=terms,
+            ledger=ledger,
+            today=business_date(now),
+            default_after_days=partner.policy.default_after_days,
+        )
+        for event in events:
+            target, ledger = apply_event(
+                case_id=case_id, state=case.state, ledger=ledger, terms=terms, event=event
+            )
+            if target is FinancingState.DEFAULTED:
+                assert event.event_date is not None
+                self._blacklist.record_default_in(
+                    session,
+                    case=case,
+                    outstanding_fen=ledger.principal_outstanding_fen,
+                    default_date=event.event_date,
+                )
+            move_case(
+                session,
+                case,
+                to_state=target,
+                now=now,
+                actor="gateway",
+                request_id="",
+                loan_event=event,
+                ledger_json=codec.dump_ledger(ledger),
+                bank_exposure_fen=split_by_bps(
+                    ledger.principal_outstanding_fen, terms.bank_share_bps
+                )[0],
+            )
+            moved = repo.get_case(session, case_id)
+            assert moved is not None
+            case = moved
+        return 1 if events else 0
+
     def expire_due(self, *, batch: int = 500) -> int:
         """Move undecided cases past their validity to EXPIRED; returns how many moved.
 
@@ -383,6 +458,8 @@ class Financing:
             if len(due) < batch:
                 return moved
 
+
+log = logging.getLogger(__name__)
 
 DECISION_STATES = {
     DecisionOutcome.APPROVE: FinancingState.APPROVED,

@@ -66,6 +66,7 @@ def policy_from_proto(
         ordered_delivery=message.ordered_delivery,
         monitoring=monitoring_policy_from_proto(message.monitoring),
         order_advance_cap_bps=message.order_advance_cap_bps or defaults.order_advance_cap_bps,
+        default_after_days=message.default_after_days or defaults.default_after_days,
     )
 
 
@@ -94,6 +95,7 @@ def policy_to_proto(policy: EligibilityPolicy) -> partner_pb2.EligibilityPolicy:
             refund_rate_alert_bps=m.refund_rate_alert_bps,
         ),
         order_advance_cap_bps=policy.order_advance_cap_bps,
+        default_after_days=policy.default_after_days,
     )
 
 

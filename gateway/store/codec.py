@@ -52,6 +52,7 @@ def dump_policy(policy: EligibilityPolicy) -> str:
                 "refund_rate_alert_bps": m.refund_rate_alert_bps,
             },
             "order_advance_cap_bps": policy.order_advance_cap_bps,
+            "default_after_days": policy.default_after_days,
         },
         sort_keys=True,
     )
@@ -77,6 +78,7 @@ def load_policy(text: str) -> EligibilityPolicy:
         # Rows written before monitoring existed take the defaults.
         monitoring=MonitoringPolicy(**d["monitoring"]) if "monitoring" in d else MonitoringPolicy(),
         order_advance_cap_bps=d.get("order_advance_cap_bps", DEFAULT_POLICY.order_advance_cap_bps),
+        default_after_days=d.get("default_after_days", DEFAULT_POLICY.default_after_days),
     )
 
 

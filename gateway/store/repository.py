@@ -396,6 +396,23 @@ def case_figures(session: Session, *, bank_id: str) -> list[CaseFigures]:
     ]
 
 
+def open_loans(
+    session: Session, *, states: frozenset[FinancingState], after_seq: int, limit: int
+) -> list[FinancingCase]:
+    """Cases in ``states`` with agreed terms, by sequence (the arrears sweep pages through)."""
+    query = (
+        select(FinancingCaseRow)
+        .where(
+            col(FinancingCaseRow.state).in_([s.value for s in states]),
+            col(FinancingCaseRow.agreed_terms_json).is_not(None),
+            col(FinancingCaseRow.seq) > after_seq,
+        )
+        .order_by(col(FinancingCaseRow.seq))
+        .limit(limit)
+    )
+    return [case_from_row(r) for r in session.exec(query)]
+
+
 def due_for_expiry(
     session: Session, *, states: frozenset[FinancingState], now: datetime, limit: int
 ) -> list[FinancingCase]:

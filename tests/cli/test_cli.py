@@ -160,7 +160,7 @@ def test_sweep_runs_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     assert out.strip() == (
         "expired 0 case(s); expired or decided 0 blacklist entr(ies); expired 0 order "
-        "batch(es) or made order loans overdue"
+        "batch(es) or made order loans overdue; put 0 scheduled loan(s) into arrears or default"
     )
 
 

@@ -14,6 +14,7 @@ from gateway.domain.decision import LoanTerms, terms_problems
 from gateway.domain.schedule import (
     RepaymentMethod,
     add_months,
+    days_past_due,
     due_dates,
     level_payment_fen,
     repayment_schedule,
@@ -125,3 +126,24 @@ def test_a_fixed_part_may_name_a_method(product: ProductType) -> None:
 def test_a_line_without_a_fixed_part_may_not(product: ProductType) -> None:
     problems = terms_problems(_terms(product, M.EQUAL_PRINCIPAL), prefix="terms")
     assert [p.field for p in problems] == ["terms.repayment_method"]
+
+
+def test_days_past_due_follow_the_oldest_uncovered_instalment() -> None:
+    schedule = repayment_schedule(
+        principal_fen=1_000_000,
+        daily_rate_ppm=500,
+        start=JAN_31_2028,
+        months=3,
+        method=M.EQUAL_PRINCIPAL,
+    )
+    first, second, _ = schedule
+    feb_29, mar_31 = first.due_date, second.due_date
+    assert days_past_due(schedule, paid_fen=0, today=feb_29) == 0  # due today
+    assert days_past_due(schedule, paid_fen=0, today=date(2028, 3, 1)) == 1
+    assert days_past_due(schedule, paid_fen=first.total_fen - 1, today=date(2028, 3, 5)) == 5
+    paid_first = first.total_fen
+    assert days_past_due(schedule, paid_fen=paid_first, today=date(2028, 3, 31)) == 0
+    assert days_past_due(schedule, paid_fen=paid_first, today=date(2028, 4, 2)) == 2
+    everything = sum(i.total_fen for i in schedule)
+    assert days_past_due(schedule, paid_fen=everything, today=date(2029, 1, 1)) == 0
+    assert mar_31 == date(2028, 3, 31)

@@ -99,6 +99,7 @@ class EligibilityPolicy(_message.Message):
     ORDERED_DELIVERY_FIELD_NUMBER: _builtins.int
     MONITORING_FIELD_NUMBER: _builtins.int
     ORDER_ADVANCE_CAP_BPS_FIELD_NUMBER: _builtins.int
+    DEFAULT_AFTER_DAYS_FIELD_NUMBER: _builtins.int
     min_years_registered: _builtins.int
     """Minimum full years since business registration."""
     min_score: _builtins.int
@@ -120,6 +121,10 @@ class EligibilityPolicy(_message.Message):
     order_advance_cap_bps: _builtins.int
     """Largest advance against one order, as basis points of its value, 1..10000 (0 means the
     default, 8000).
+    """
+    default_after_days: _builtins.int
+    """Days past due (from the repayment schedule) at which the gateway declares a scheduled loan
+    defaulted, the same day for both lenders, 1..365 (0 means the default, 90).
     """
     @_builtins.property
     def allowed_region_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -170,10 +175,11 @@ class EligibilityPolicy(_message.Message):
         ordered_delivery: _builtins.bool = ...,
         monitoring: _monitoring_pb2.MonitoringPolicy | None = ...,
         order_advance_cap_bps: _builtins.int = ...,
+        default_after_days: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "monitoring", b"monitoring"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "order_advance_cap_bps", b"order_advance_cap_bps", "ordered_delivery", b"ordered_delivery", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "default_after_days", b"default_after_days", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "order_advance_cap_bps", b"order_advance_cap_bps", "ordered_delivery", b"ordered_delivery", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

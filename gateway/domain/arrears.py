@@ -1,0 +1,70 @@
+"""Arrears of a scheduled loan, from its repayment schedule rather than only from what a bank
+reports: days past due, the OVERDUE events that record them (on entering arrears and on each
+new bucket, M1/M2/M3+), and the DEFAULT the gateway declares at the bank's policy day count
+(90 by default), the same day for both lenders.
+
+What was repaid of the scheduled part is the fixed part's principal repaid plus all interest
+repaid (for a combined line, its revolving interest counts too: the ledger does not split
+interest by part), applied to the instalments in order (``schedule.days_past_due``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from gateway.domain.decision import LoanTerms
+from gateway.domain.financing import FinancingState
+from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
+from gateway.domain.portfolio import bucket
+from gateway.domain.schedule import Instalment, days_past_due, repayment_schedule
+
+S = FinancingState
+# Loans the schedule can put into arrears or default.
+IN_ARREARS_SCOPE = frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE})
+
+
+def case_schedule(terms: LoanTerms | None, ledger: Ledger | None) -> list[Instalment]:
+    """The fixed part's schedule from its disbursement, when the terms name a method."""
+    if terms is None or terms.repayment_method is None:
+        return []
+    if ledger is None or ledger.disbursed_on is None:
+        return []
+    return repayment_schedule(
+        principal_fen=min(ledger.principal_disbursed_fen, terms.fixed_amount_fen),
+        daily_rate_ppm=terms.fixed_daily_rate_ppm,
+        start=ledger.disbursed_on,
+        months=terms.term_months,
+        method=terms.repayment_method,
+    )
+
+
+def scheduled_paid_fen(terms: LoanTerms, ledger: Ledger) -> int:
+    fixed_disbursed = min(ledger.principal_disbursed_fen, terms.fixed_amount_fen)
+    return fixed_disbursed - ledger.fixed_outstanding_fen + ledger.interest_repaid_fen
+
+
+def arrears_events(
+    *,
+    state: FinancingState,
+    terms: LoanTerms,
+    ledger: Ledger,
+    today: date,
+    default_after_days: int,
+) -> list[LoanEvent]:
+    """The events the gateway records for the loan today: none while it is current or its
+    bucket is unchanged; an OVERDUE with the days past due on entering arrears or a new
+    bucket; and a DEFAULT once the days reach ``default_after_days``."""
+    if state not in IN_ARREARS_SCOPE:
+        return []
+    schedule = case_schedule(terms, ledger)
+    days = days_past_due(schedule, paid_fen=scheduled_paid_fen(terms, ledger), today=today)
+    if days == 0:
+        return []
+    # Events are ordered per case: never date one before the case's last.
+    on = max(today, ledger.accrued_through or today)
+    events = []
+    if state is not S.OVERDUE or bucket(days) != bucket(ledger.days_overdue):
+        events.append(LoanEvent(type=LoanEventType.OVERDUE, event_date=on, days_overdue=days))
+    if days >= default_after_days:  # from OVERDUE, which the event above ensures
+        events.append(LoanEvent(type=LoanEventType.DEFAULT, event_date=on))
+    return events
