@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from gateway.domain.merchant import TransactionReputation
 from gateway.domain.money import BPS_WHOLE
@@ -105,17 +105,26 @@ class Alert:
     expires_at: datetime
 
 
+MAX_SNAPSHOT_AGE_DAYS = 366  # a year's trade, at most, reported late
+
+
 def snapshot_problems(
     snapshot: TradeSnapshot, *, today: date, field_prefix: str
 ) -> list[FieldViolation]:
     """Every violation in ``snapshot``: the profile's reputation rules, and an as-of date that
-    is set and not after ``today``."""
+    is set, not after ``today`` and not more than a year before."""
     p = f"{field_prefix}."
     out = merchant_id_problems(f"{p}platform_merchant_id", snapshot.platform_merchant_id)
     if snapshot.as_of is None:
         out.append(FieldViolation(f"{p}as_of", REQUIRED))
-    elif snapshot.as_of > today:
-        out.append(FieldViolation(f"{p}as_of", f"must not be after today ({today.isoformat()})"))
+    elif not today - timedelta(days=MAX_SNAPSHOT_AGE_DAYS) <= snapshot.as_of <= today:
+        out.append(
+            FieldViolation(
+                f"{p}as_of",
+                f"must be within the {MAX_SNAPSHOT_AGE_DAYS} days up to today "
+                f"({today.isoformat()})",
+            )
+        )
     out += reputation_problems(snapshot.reputation, field_prefix=f"{p}reputation")
     return out
 

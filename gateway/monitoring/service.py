@@ -41,8 +41,15 @@ from gateway.domain.monitoring import (
     early_warning_signals,
     snapshot_problems,
 )
+from gateway.domain.partner import PartnerState
 from gateway.domain.referral import NONCE_BYTES, SignedPayload
-from gateway.errors import FailedPrecondition, FieldViolation, NotFound, PreconditionViolation
+from gateway.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    NotFound,
+    PreconditionViolation,
+    Unavailable,
+)
 from gateway.signing.keyring import KeyRing
 from gateway.store import delivery_repository as outbox
 from gateway.store import monitoring_repository as monitoring_repo
@@ -105,7 +112,14 @@ class Monitoring:
             raise_all(shape_problems, problems)
             consent = repo.get_consent(session, consent_id)
             cases = monitoring_repo.lending_cases(session, merchant_id)
-            partners = repo.get_partners(session, sorted({c.bank_id for c in cases}))
+            # A suspended bank gets nothing, as for referrals (its alerts would only be held).
+            partners = {
+                bank_id: partner
+                for bank_id, partner in repo.get_partners(
+                    session, sorted({c.bank_id for c in cases})
+                ).items()
+                if partner.state is PartnerState.ACTIVE
+            }
             latest = monitoring_repo.latest_snapshot_date(session, merchant_id)
             listed = {
                 entry.entry_id: entry
@@ -118,6 +132,7 @@ class Monitoring:
         as_of = snapshot.as_of
 
         bank_ids = tuple(partners)
+        suspended = {c.bank_id for c in cases} - set(partners)
         refusals: list[PreconditionViolation] = []
         if not cases:
             refusals.append(
@@ -215,6 +230,14 @@ class Monitoring:
         )
 
         def act(session: Session, at: datetime) -> tuple[str, SnapshotOutcome]:
+            # One snapshot of a merchant at a time, whatever consent it comes under, so the
+            # order and lending checks below see every other snapshot committed.
+            repo.lock_name(session, f"snapshots/{merchant_id}")
+            lending_now = {c.bank_id for c in monitoring_repo.lending_cases(session, merchant_id)}
+            if lending_now - suspended != set(bank_ids):  # a loan began or ended meanwhile
+                raise Unavailable(
+                    "the merchant's loans changed while the snapshot was checked; retry"
+                )
             # The consent may have been revoked while we signed; the lock holds it until commit.
             current = repo.get_consent(session, consent_id, for_update=True)
             if current is None or current.state(at) is not ConsentState.ACTIVE:
@@ -279,14 +302,15 @@ class Monitoring:
         """The bank's alerts after ``cursor``, oldest first, and the cursor after the page.
 
         Alerts never change once signed, so a pull only reads: the cursor is the bank's own
-        record of what it has seen.
+        record of what it has seen. An alert past its expiry or whose consent ended is left
+        out, as its push is cancelled.
         """
         size = paging.page_size(page_size)
         after = paging.decode_int_token(cursor, "alerts", field="cursor") if cursor else 0
         with self._db.reading() as session:
             require_active_caller(session, bank_id)
             alerts = monitoring_repo.alerts_for_bank(
-                session, bank_id=bank_id, after_seq=after, limit=size
+                session, bank_id=bank_id, after_seq=after, limit=size, now=self._clock()
             )
         return alerts, self.cursor_after(alerts[-1]) if alerts else cursor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
@@ -14,7 +14,7 @@ from gateway.domain.monitoring import Alert, Severity, StoredSnapshot, TradeSnap
 from gateway.domain.referral import FinancingCase, SignedPayload
 from gateway.store import codec
 from gateway.store.repository import case_from_row
-from gateway.store.tables import AlertRow, FinancingCaseRow, TradeSnapshotRow
+from gateway.store.tables import AlertRow, ConsentRow, FinancingCaseRow, TradeSnapshotRow
 
 # Any constant (not the case lock's): orders alert inserts on PostgreSQL, see insert_alerts.
 _ALERT_SEQUENCE_LOCK = 0x616C65727473
@@ -130,11 +130,20 @@ def alerts_for_snapshot(session: Session, snapshot_id: str) -> list[Alert]:
     return [_alert_from_row(r) for r in rows]
 
 
-def alerts_for_bank(session: Session, *, bank_id: str, after_seq: int, limit: int) -> list[Alert]:
+def alerts_for_bank(
+    session: Session, *, bank_id: str, after_seq: int, limit: int, now: datetime
+) -> list[Alert]:
+    """The bank's alerts after ``after_seq`` still in force at ``now``: not expired, and under a
+    consent still ACTIVE (the outbox cancels the push of any other, so pulls skip them too)."""
     rows = session.exec(
         select(AlertRow)
+        .join(TradeSnapshotRow, col(TradeSnapshotRow.snapshot_id) == col(AlertRow.snapshot_id))
+        .join(ConsentRow, col(ConsentRow.consent_id) == col(TradeSnapshotRow.consent_id))
         .where(AlertRow.bank_id == bank_id)
         .where(col(AlertRow.seq) > after_seq)
+        .where(col(AlertRow.expires_at) > now)
+        .where(col(ConsentRow.revoked_at).is_(None))
+        .where(col(ConsentRow.expires_at) > now)
         .order_by(col(AlertRow.seq))
         .limit(limit)
     ).all()

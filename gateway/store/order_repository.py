@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import func, text, update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from gateway.domain.orders import (
@@ -23,6 +22,7 @@ from gateway.domain.orders import (
     TradeData,
 )
 from gateway.store import codec
+from gateway.store.repository import lock_name
 from gateway.store.tables import FinancedOrderRow, OrderBatchRow, TradeSnapshotRow
 
 
@@ -289,10 +289,7 @@ def lock_merchant(session: Session, merchant_id: str) -> None:
     """Serialise batch submissions of one merchant across its cases and replicas until this
     transaction ends: the trade-data check counts the merchant's open orders at every bank.
     (SQLite serialises every writer already.)"""
-    if session.get_bind().dialect.name == "postgresql":
-        digest = hashlib.sha256(f"orders/{merchant_id}".encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    lock_name(session, f"orders/{merchant_id}")
 
 
 def expire_due_batches(session: Session, *, merchant_id: str, now: datetime) -> None:

@@ -3,6 +3,7 @@ the caller decides the transaction."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -571,3 +572,12 @@ def claim_idempotency(
     session.add(row)
     session.flush()
     return row
+
+
+def lock_name(session: Session, name: str) -> None:
+    """Hold a lock named ``name`` across replicas until this transaction ends (PostgreSQL; SQLite
+    serialises every writer already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(name.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

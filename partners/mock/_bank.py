@@ -221,10 +221,12 @@ class MockBank(bank_receiver_service_pb2_grpc.BankReceiverServiceServicer):
         (``EARLY_WARNING``), as a credit officer would until the risk is understood."""
         new: list[VerifiedAlert] = []
         while True:
-            page = client.pull_alerts(cursor=self._alert_cursor)
-            if not page.alerts:
-                break
+            # An alert that fails verification is counted and passed over, never a reason to
+            # stop reviewing (or deciding) for good.
+            page = client.pull_alerts(cursor=self._alert_cursor, on_rejected=self._reject)
             new += page.alerts
+            if page.next_cursor == self._alert_cursor:
+                break
             self._alert_cursor = page.next_cursor
         with self._lock:
             known = {a.alert_id for a in self._alerts}

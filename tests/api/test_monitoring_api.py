@@ -3,6 +3,7 @@ refusals, and the signed alerts the lending banks pull."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date, timedelta
 from typing import Any
 
@@ -382,3 +383,64 @@ def test_an_older_snapshot_that_raced_a_newer_one_is_refused_under_the_lock(
     submit(lending, consent_id, older).expect_precondition("SNAPSHOT_OUT_OF_ORDER")
     assert counts(lending) == before
     assert len(calls) == 2
+
+
+def test_a_snapshot_more_than_a_year_old_is_refused(lending: Net) -> None:
+    consent_id = monitoring_consent(lending)
+    stale = snapshot(lending, as_of=lending.clock.today() - timedelta(days=367))
+    submit(lending, consent_id, stale).expect_invalid("snapshot.as_of")
+    year = snapshot(lending, as_of=lending.clock.today() - timedelta(days=366))
+    submit(lending, consent_id, year).expect_ok()
+
+
+def test_pulls_leave_out_alerts_expired_or_under_an_ended_consent(lending: Net) -> None:
+    consent_id = monitoring_consent(lending)
+    submit(lending, consent_id, snapshot(lending, store_restricted=True)).expect_ok()
+    assert len(pull(lending).expect_ok().response.alerts) == 1
+    # 31 days on, past the alert's validity (the bank's 30-day referral TTL): not served.
+    lending.clock.advance(days=31)
+    assert list(pull(lending).expect_ok().response.alerts) == []
+    lending.clock.advance(days=-31)
+    lending.api.revoke(consent_id)
+    assert list(pull(lending).expect_ok().response.alerts) == []
+
+
+def test_snapshots_under_two_consents_are_stored_in_date_order(lending: Net) -> None:
+    """One snapshot of a merchant at a time, whichever consent: an older one racing a newer one
+    under another consent is refused or lands first, never after it."""
+    first, second = monitoring_consent(lending), monitoring_consent(lending)
+    today = lending.clock.today()
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+
+    def send(consent_id: str, day: date) -> None:
+        barrier.wait()
+        results.append(submit(lending, consent_id, snapshot(lending, as_of=day)))
+
+    threads = [
+        threading.Thread(target=send, args=(first, today)),
+        threading.Thread(target=send, args=(second, today - timedelta(days=1))),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for result in results:
+        if not result.ok:
+            result.expect_precondition("SNAPSHOT_OUT_OF_ORDER")
+    with lending.api.database.reading() as session:
+        stored = session.execute(
+            sqlalchemy.text("SELECT as_of FROM trade_snapshots ORDER BY seq")
+        ).scalars()
+        days = [d if isinstance(d, date) else date.fromisoformat(d) for d in stored]
+    assert days == sorted(days)
+
+
+def test_a_suspended_bank_gets_no_alert(net: Net) -> None:
+    net.case_in("m-1001", "disbursed")
+    consent_id = monitoring_consent(net)
+    net.api.suspend("bank-a")
+    response = submit(net, consent_id, snapshot(net, store_restricted=True))
+    stored = response.expect_ok().response
+    assert list(stored.alerts) == []
+    assert list(stored.bank_ids) == []

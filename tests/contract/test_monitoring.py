@@ -232,3 +232,34 @@ def test_an_alert_push_stops_when_the_monitoring_consent_is_revoked(
         )
         assert "consent is REVOKED" in push().last_error
         assert bank.alerts() == []
+
+
+def test_a_mock_bank_passes_over_an_alert_it_cannot_verify_and_goes_on(
+    data_dir: Path, database_url: str | None
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from colending_core import key_id
+    from partners.mock import MockBank
+    from partners.sdk import BankClient
+
+    with network(data_dir, database_url) as net:
+        case_id, amount = _approved_case(net, "m-4005")
+        _disburse(net, case_id, amount)
+        consent_id = _monitoring_consent(net, "m-4005")
+        net.platform.submit_trade_snapshot(
+            snapshot=_snapshot("m-4005", last_gmv_yuan=0), consent_id=consent_id
+        )
+        # A bank pinned to a key the gateway never used: every alert fails verification.
+        stranger = Ed25519PrivateKey.generate().public_key()
+        wary = BankClient(
+            channel=net.channel_for("partner/bank-a"),
+            bank_id="bank-a",
+            trusted_keys={key_id(stranger): stranger},
+        )
+        bank = MockBank(bank_id="bank-a", verify=wary.verify, verify_alert=wary.verify_alert)
+        assert bank.review_alerts(wary) == []
+        assert bank.stats.rejected == 1
+        assert bank.review_alerts(wary) == []  # passed over, not retried every round
+        assert bank.stats.rejected == 1
+        assert bank.watchlist() == set()
