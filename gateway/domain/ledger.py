@@ -19,6 +19,7 @@ from datetime import date
 from gateway.domain.decision import LoanTerms
 from gateway.domain.financing import FinancingState
 from gateway.domain.money import PPM_WHOLE, format_fen, split_by_bps
+from gateway.domain.policy import CollectionOrder
 from gateway.domain.scoring import ProductType
 from gateway.errors import FailedPrecondition, FieldViolation
 
@@ -38,6 +39,8 @@ class LoanEventType(enum.Enum):
     # Recorded by the gateway from order batches and settlements, never reported by a bank.
     ORDER_ADVANCE = "order_advance"
     SETTLEMENT_SWEEP = "settlement_sweep"
+    # A bank's payment of one amount, apportioned by the gateway (``apportion``).
+    COLLECTION = "collection"
 
 
 GATEWAY_RECORDED = frozenset({LoanEventType.ORDER_ADVANCE, LoanEventType.SETTLEMENT_SWEEP})
@@ -52,6 +55,7 @@ class LoanEvent:
     principal_fen: int = 0
     interest_fen: int = 0
     days_overdue: int = 0
+    amount_fen: int = 0  # COLLECTION: the payment, before apportioning
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +90,7 @@ class Ledger:
 EVENT_TRANSITIONS: dict[LoanEventType, tuple[frozenset[FinancingState], FinancingState]] = {
     LoanEventType.DISBURSED: (frozenset({S.APPROVED, S.ACCEPTED}), S.DISBURSED),
     LoanEventType.REPAYMENT: (frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE}), S.REPAYING),
+    LoanEventType.COLLECTION: (frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE}), S.REPAYING),
     LoanEventType.OVERDUE: (frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE}), S.OVERDUE),
     LoanEventType.DEFAULT: (frozenset({S.OVERDUE}), S.DEFAULTED),
     LoanEventType.RECOVERED: (frozenset({S.DEFAULTED}), S.RECOVERED),
@@ -124,6 +129,7 @@ def event_problems(event: LoanEvent, *, today: date, prefix: str = "event") -> l
             event.interest_fen,
             event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED),
         ),
+        "amount": (event.amount_fen, event.type is LoanEventType.COLLECTION),
     }
     for name, (value, allowed) in amounts.items():
         field = f"{p}{name}.amount_minor"
@@ -148,6 +154,8 @@ def event_problems(event: LoanEvent, *, today: date, prefix: str = "event") -> l
         event.principal_fen or event.interest_fen
     ):
         problems.append(FieldViolation(f"{p}principal", "principal or interest must be positive"))
+    if event.type is LoanEventType.COLLECTION and event.amount_fen <= 0:
+        problems.append(FieldViolation(f"{p}amount.amount_minor", "must be positive"))
     if event.type is LoanEventType.OVERDUE:
         if not 1 <= event.days_overdue <= MAX_DAYS_OVERDUE:
             problems.append(
@@ -260,8 +268,45 @@ def recorded_effect(ledger: Ledger, terms: LoanTerms, event: LoanEvent, *, case_
 
 # Events that pay money back to the lenders.
 COLLECTIONS = frozenset(
-    {LoanEventType.REPAYMENT, LoanEventType.RECOVERED, LoanEventType.SETTLEMENT_SWEEP}
+    {
+        LoanEventType.REPAYMENT,
+        LoanEventType.RECOVERED,
+        LoanEventType.SETTLEMENT_SWEEP,
+        LoanEventType.COLLECTION,
+    }
 )
+
+
+def apportion(
+    event: LoanEvent,
+    *,
+    ledger: Ledger,
+    terms: LoanTerms,
+    order: CollectionOrder,
+    case_id: str,
+) -> LoanEvent:
+    """A COLLECTION with its amount applied in ``order`` to what is owed on its day (interest
+    accrued and unpaid, principal outstanding); the result records the principal and interest
+    it paid, which ``recorded_effect`` then splits by the agreed split, the bank's share
+    rounded down, like any repayment. More than is owed is refused."""
+    assert event.event_date is not None
+    owed = accrue(ledger, terms, event.event_date)
+    interest_owed, principal_owed = owed.interest_outstanding_fen, owed.principal_outstanding_fen
+    if event.amount_fen > interest_owed + principal_owed:
+        raise FailedPrecondition.single(
+            "COLLECTION_ABOVE_OWED",
+            f"financingCases/{case_id}",
+            f"collected {format_fen(event.amount_fen)} is more than the "
+            f"{format_fen(principal_owed)} principal and {format_fen(interest_owed)} interest "
+            "owed",
+        )
+    if order is CollectionOrder.INTEREST_FIRST:
+        interest = min(event.amount_fen, interest_owed)
+        principal = event.amount_fen - interest
+    else:
+        principal = min(event.amount_fen, principal_owed)
+        interest = event.amount_fen - principal
+    return replace(event, principal_fen=principal, interest_fen=interest)
 
 
 def replay(events: Sequence[LoanEvent], terms: LoanTerms, *, case_id: str) -> Ledger:

@@ -53,6 +53,11 @@ class MonitoringPolicy:
     refund_rate_alert_bps: int = 1000
 
 
+class CollectionOrder(enum.Enum):
+    INTEREST_FIRST = "interest_first"  # what is owed for the use of the money, then the money
+    PRINCIPAL_FIRST = "principal_first"
+
+
 class BlacklistAction(enum.Enum):
     REFUSE = "refuse"  # a blacklisted merchant gets no referral to this bank
     FLAG = "flag"  # the referral goes out, marked, and the bank decides
@@ -79,6 +84,7 @@ class EligibilityPolicy:
     monitoring: MonitoringPolicy = MonitoringPolicy()
     order_advance_cap_bps: int = 8000
     default_after_days: int = 90
+    collection_order: CollectionOrder = CollectionOrder.INTEREST_FIRST
 
 
 DEFAULT_POLICY: Final = EligibilityPolicy()

@@ -208,6 +208,7 @@ def loan_event_from_proto(
         principal_fen=amount_or_zero(message.principal, f"{field}.principal", problems),
         interest_fen=amount_or_zero(message.interest, f"{field}.interest", problems),
         days_overdue=message.days_overdue,
+        amount_fen=amount_or_zero(message.amount, f"{field}.amount", problems),
     )
 
 
@@ -221,6 +222,7 @@ def loan_event_to_proto(event: LoanEvent) -> financing_pb2.LoanEvent:
         principal=money(event.principal_fen) if event.principal_fen else None,
         interest=money(event.interest_fen) if event.interest_fen else None,
         days_overdue=event.days_overdue,
+        amount=money(event.amount_fen) if event.amount_fen else None,
     )
 
 

@@ -38,7 +38,14 @@ from gateway.domain.financing import (
     FinancingState,
     transition,
 )
-from gateway.domain.ledger import Ledger, LoanEvent, apply_event, event_problems
+from gateway.domain.ledger import (
+    Ledger,
+    LoanEvent,
+    LoanEventType,
+    apply_event,
+    apportion,
+    event_problems,
+)
 from gateway.domain.money import split_by_bps
 from gateway.domain.paging import Page
 from gateway.domain.partner import (
@@ -242,6 +249,14 @@ class Financing:
                     f"financingCases/{case_id}",
                     f"case is {case.state.name}; loan events follow an approval or an "
                     "accepted counter-offer",
+                )
+            if reported.type is LoanEventType.COLLECTION:  # the gateway apportions it
+                reported = apportion(
+                    reported,
+                    ledger=case.ledger or Ledger(),
+                    terms=case.agreed_terms,
+                    order=partner.policy.collection_order,
+                    case_id=case_id,
                 )
             target, ledger = apply_event(
                 case_id=case_id,

@@ -14,7 +14,12 @@ from gateway.api.convert import (
     timestamp,
 )
 from gateway.domain.partner import Partner, PartnerState
-from gateway.domain.policy import BlacklistAction, EligibilityPolicy, MonitoringPolicy
+from gateway.domain.policy import (
+    BlacklistAction,
+    CollectionOrder,
+    EligibilityPolicy,
+    MonitoringPolicy,
+)
 from gateway.errors import FieldViolation
 
 BLACKLIST_ACTIONS = {
@@ -26,6 +31,11 @@ PARTNER_STATES = {
     partner_pb2.PARTNER_STATE_SUSPENDED: PartnerState.SUSPENDED,
 }
 BLACKLIST_ACTION_NUMBERS = inverse_of(BLACKLIST_ACTIONS)
+COLLECTION_ORDERS = {
+    partner_pb2.COLLECTION_ORDER_INTEREST_FIRST: CollectionOrder.INTEREST_FIRST,
+    partner_pb2.COLLECTION_ORDER_PRINCIPAL_FIRST: CollectionOrder.PRINCIPAL_FIRST,
+}
+COLLECTION_ORDER_NUMBERS = inverse_of(COLLECTION_ORDERS)
 PARTNER_STATE_NUMBERS = inverse_of(PARTNER_STATES)
 
 
@@ -67,6 +77,10 @@ def policy_from_proto(
         monitoring=monitoring_policy_from_proto(message.monitoring),
         order_advance_cap_bps=message.order_advance_cap_bps or defaults.order_advance_cap_bps,
         default_after_days=message.default_after_days or defaults.default_after_days,
+        collection_order=enum_value(
+            message.collection_order, COLLECTION_ORDERS, f"{field}.collection_order", problems
+        )
+        or defaults.collection_order,
     )
 
 
@@ -96,6 +110,7 @@ def policy_to_proto(policy: EligibilityPolicy) -> partner_pb2.EligibilityPolicy:
         ),
         order_advance_cap_bps=policy.order_advance_cap_bps,
         default_after_days=policy.default_after_days,
+        collection_order=COLLECTION_ORDER_NUMBERS[policy.collection_order],
     )
 
 

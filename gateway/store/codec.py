@@ -18,6 +18,7 @@ from gateway.domain.merchant import DataScope, MembershipTier, TransactionReputa
 from gateway.domain.policy import (
     DEFAULT_POLICY,
     BlacklistAction,
+    CollectionOrder,
     EligibilityPolicy,
     MonitoringPolicy,
 )
@@ -53,6 +54,7 @@ def dump_policy(policy: EligibilityPolicy) -> str:
             },
             "order_advance_cap_bps": policy.order_advance_cap_bps,
             "default_after_days": policy.default_after_days,
+            "collection_order": policy.collection_order.value,
         },
         sort_keys=True,
     )
@@ -79,6 +81,9 @@ def load_policy(text: str) -> EligibilityPolicy:
         monitoring=MonitoringPolicy(**d["monitoring"]) if "monitoring" in d else MonitoringPolicy(),
         order_advance_cap_bps=d.get("order_advance_cap_bps", DEFAULT_POLICY.order_advance_cap_bps),
         default_after_days=d.get("default_after_days", DEFAULT_POLICY.default_after_days),
+        collection_order=CollectionOrder(
+            d.get("collection_order", DEFAULT_POLICY.collection_order.value)
+        ),
     )
 
 
@@ -240,6 +245,7 @@ def dump_loan_event(event: LoanEvent) -> str:
             "principal_fen": event.principal_fen,
             "interest_fen": event.interest_fen,
             "days_overdue": event.days_overdue,
+            "amount_fen": event.amount_fen,
         }
     )
 
@@ -254,6 +260,7 @@ def load_loan_event(text: str) -> LoanEvent:
         principal_fen=d["principal_fen"],
         interest_fen=d["interest_fen"],
         days_overdue=d["days_overdue"],
+        amount_fen=d.get("amount_fen", 0),  # absent before COLLECTION existed
     )
 
 

@@ -198,3 +198,35 @@ def test_bad_events_are_invalid_and_change_nothing(
 def test_another_banks_case_is_not_found(approved: tuple[Any, str]) -> None:
     api, case_id = approved
     report(api, case_id, disbursed(), bank_id="bank-b").expect_not_found("financing case", case_id)
+
+
+def test_a_collection_is_apportioned_by_the_gateway(api: Any) -> None:
+    api.register("bank-a")
+    case_id, offered = acknowledged_case(api)
+    amount = min(offered, 300_000)
+    decide(api, case_id, approve(terms(amount, product=common_pb2.PRODUCT_TYPE_REVOLVING_LINE)))
+    report(api, case_id, disbursed(amount)).expect_ok()
+    # 10 days on the whole line at 600 ppm a day, then 1,000 yuan of principal.
+    interest = amount * 100 * 600 * 10 // 1_000_000
+    collected = E.LoanEvent(
+        type=E.LOAN_EVENT_TYPE_COLLECTION, event_date=day(10), amount=fen(interest + 100_000)
+    )
+    case = report(api, case_id, collected).expect_ok().response.financing_case
+    recorded = case.history[-1].loan_event
+    assert recorded.type == E.LOAN_EVENT_TYPE_COLLECTION
+    assert (recorded.interest.amount_minor, recorded.principal.amount_minor) == (interest, 100_000)
+    assert recorded.amount.amount_minor == interest + 100_000
+    assert case.state == FS.FINANCING_STATE_REPAYING
+    assert case.ledger.principal_outstanding.amount_minor == amount * 100 - 100_000
+    # More than is owed: refused, and nothing is written.
+    before = api.row_counts()
+    too_much = E.LoanEvent(
+        type=E.LOAN_EVENT_TYPE_COLLECTION, event_date=day(10), amount=fen(amount * 100)
+    )
+    report(api, case_id, too_much).expect_precondition("COLLECTION_ABOVE_OWED")
+    assert api.row_counts() == before
+    # A collection names its amount only.
+    both = E.LoanEvent(
+        type=E.LOAN_EVENT_TYPE_COLLECTION, event_date=day(10), amount=fen(5), principal=fen(5)
+    )
+    report(api, case_id, both).expect_invalid("event.principal.amount_minor")

@@ -191,6 +191,11 @@ class _LoanEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LoanEve
     """An order's settlement repaid interest and its advance (ORDER_LOAN; recorded by the
     gateway from ReportOrderSettlement, never reported).
     """
+    LOAN_EVENT_TYPE_COLLECTION: _LoanEventType.ValueType  # 10
+    """A payment of amount collected by the bank, apportioned by the gateway in the bank's
+    collection order (interest, then principal, by default) and split by the funding split;
+    the recorded event carries the apportioned principal and interest.
+    """
 
 class LoanEventType(_LoanEventType, metaclass=_LoanEventTypeEnumTypeWrapper):
     """LoanEventType is a fact a bank reports about a disbursed loan."""
@@ -218,6 +223,11 @@ gateway from DecideOrderBatch, never reported).
 LOAN_EVENT_TYPE_SETTLEMENT_SWEEP: LoanEventType.ValueType  # 9
 """An order's settlement repaid interest and its advance (ORDER_LOAN; recorded by the
 gateway from ReportOrderSettlement, never reported).
+"""
+LOAN_EVENT_TYPE_COLLECTION: LoanEventType.ValueType  # 10
+"""A payment of amount collected by the bank, apportioned by the gateway in the bank's
+collection order (interest, then principal, by default) and split by the funding split;
+the recorded event carries the apportioned principal and interest.
 """
 Global___LoanEventType: _TypeAlias = LoanEventType  # noqa: Y015
 
@@ -412,6 +422,7 @@ class LoanEvent(_message.Message):
     PRINCIPAL_FIELD_NUMBER: _builtins.int
     INTEREST_FIELD_NUMBER: _builtins.int
     DAYS_OVERDUE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
     type: Global___LoanEventType.ValueType
     """What happened."""
     bank_loan_reference: _builtins.str
@@ -434,6 +445,10 @@ class LoanEvent(_message.Message):
     def interest(self) -> _common_pb2.Money:
         """Interest repaid (REPAYMENT, RECOVERED, SETTLEMENT_SWEEP)."""
 
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """The payment collected (COLLECTION only; principal and interest are then left empty)."""
+
     def __init__(
         self,
         *,
@@ -444,10 +459,11 @@ class LoanEvent(_message.Message):
         principal: _common_pb2.Money | None = ...,
         interest: _common_pb2.Money | None = ...,
         days_overdue: _builtins.int = ...,
+        amount: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["disbursed_amount", b"disbursed_amount", "event_date", b"event_date", "interest", b"interest", "principal", b"principal"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "disbursed_amount", b"disbursed_amount", "event_date", b"event_date", "interest", b"interest", "principal", b"principal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_loan_reference", b"bank_loan_reference", "days_overdue", b"days_overdue", "disbursed_amount", b"disbursed_amount", "event_date", b"event_date", "interest", b"interest", "principal", b"principal", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bank_loan_reference", b"bank_loan_reference", "days_overdue", b"days_overdue", "disbursed_amount", b"disbursed_amount", "event_date", b"event_date", "interest", b"interest", "principal", b"principal", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -47,6 +47,30 @@ BLACKLIST_ACTION_FLAG: BlacklistAction.ValueType  # 2
 """Send it, flagged."""
 Global___BlacklistAction: _TypeAlias = BlacklistAction  # noqa: Y015
 
+class _CollectionOrder:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CollectionOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CollectionOrder.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COLLECTION_ORDER_UNSPECIFIED: _CollectionOrder.ValueType  # 0
+    """Not set: INTEREST_FIRST."""
+    COLLECTION_ORDER_INTEREST_FIRST: _CollectionOrder.ValueType  # 1
+    """Interest accrued and unpaid, then principal."""
+    COLLECTION_ORDER_PRINCIPAL_FIRST: _CollectionOrder.ValueType  # 2
+    """Principal, then interest."""
+
+class CollectionOrder(_CollectionOrder, metaclass=_CollectionOrderEnumTypeWrapper):
+    """CollectionOrder is the order in which a collected payment pays what is owed."""
+
+COLLECTION_ORDER_UNSPECIFIED: CollectionOrder.ValueType  # 0
+"""Not set: INTEREST_FIRST."""
+COLLECTION_ORDER_INTEREST_FIRST: CollectionOrder.ValueType  # 1
+"""Interest accrued and unpaid, then principal."""
+COLLECTION_ORDER_PRINCIPAL_FIRST: CollectionOrder.ValueType  # 2
+"""Principal, then interest."""
+Global___CollectionOrder: _TypeAlias = CollectionOrder  # noqa: Y015
+
 class _PartnerState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -100,6 +124,7 @@ class EligibilityPolicy(_message.Message):
     MONITORING_FIELD_NUMBER: _builtins.int
     ORDER_ADVANCE_CAP_BPS_FIELD_NUMBER: _builtins.int
     DEFAULT_AFTER_DAYS_FIELD_NUMBER: _builtins.int
+    COLLECTION_ORDER_FIELD_NUMBER: _builtins.int
     min_years_registered: _builtins.int
     """Minimum full years since business registration."""
     min_score: _builtins.int
@@ -126,6 +151,8 @@ class EligibilityPolicy(_message.Message):
     """Days past due (from the repayment schedule) at which the gateway declares a scheduled loan
     defaulted, the same day for both lenders, 1..365 (0 means the default, 90).
     """
+    collection_order: Global___CollectionOrder.ValueType
+    """How a COLLECTION is applied (UNSPECIFIED: interest first)."""
     @_builtins.property
     def allowed_region_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """GB/T 2260 codes accepted; a province code (xx0000) covers the province, a prefecture code
@@ -176,10 +203,11 @@ class EligibilityPolicy(_message.Message):
         monitoring: _monitoring_pb2.MonitoringPolicy | None = ...,
         order_advance_cap_bps: _builtins.int = ...,
         default_after_days: _builtins.int = ...,
+        collection_order: Global___CollectionOrder.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "monitoring", b"monitoring"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "default_after_days", b"default_after_days", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "order_advance_cap_bps", b"order_advance_cap_bps", "ordered_delivery", b"ordered_delivery", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "collection_order", b"collection_order", "default_after_days", b"default_after_days", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "order_advance_cap_bps", b"order_advance_cap_bps", "ordered_delivery", b"ordered_delivery", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
