@@ -50,6 +50,7 @@ def arrears_events(
     ledger: Ledger,
     today: date,
     default_after_days: int,
+    first_open_day: date | None = None,
 ) -> list[LoanEvent]:
     """The events the gateway records for the loan today: none while it is current or its
     bucket is unchanged; an OVERDUE with the days past due on entering arrears or a new
@@ -60,8 +61,9 @@ def arrears_events(
     days = days_past_due(schedule, paid_fen=scheduled_paid_fen(terms, ledger), today=today)
     if days == 0:
         return []
-    # Events are ordered per case: never date one before the case's last.
-    on = max(today, ledger.accrued_through or today)
+    # Events are ordered per case, and closed books take none: never date one before the
+    # case's last event or the bank's first open day.
+    on = max(d for d in (today, ledger.accrued_through, first_open_day) if d is not None)
     events = []
     if state is not S.OVERDUE or bucket(days) != bucket(ledger.days_overdue):
         events.append(LoanEvent(type=LoanEventType.OVERDUE, event_date=on, days_overdue=days))

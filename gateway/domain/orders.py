@@ -328,9 +328,14 @@ def still_overdue(orders: Sequence[FinancedOrder]) -> bool:
 
 
 def past_due(order: FinancedOrder, today: date) -> bool:
-    """A funded order whose expected settlement date has gone by without a settlement."""
+    """A funded order, still owing, whose expected settlement date has gone by."""
     settle = order.order.expected_settlement_date
-    return order.state is OrderState.FUNDED and settle is not None and settle < today
+    return (
+        order.state is OrderState.FUNDED
+        and order.advance_outstanding_fen > 0
+        and settle is not None
+        and settle < today
+    )
 
 
 def days_overdue(orders: Sequence[FinancedOrder], today: date) -> int:

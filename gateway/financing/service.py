@@ -74,6 +74,7 @@ from gateway.partners.service import require_partner
 from gateway.reconciliation.service import refuse_if_books_closed
 from gateway.store import codec
 from gateway.store import order_repository as orders_repo
+from gateway.store import reconciliation_repository as recon_repo
 from gateway.store import repository as repo
 from gateway.store.db import Database
 
@@ -265,11 +266,14 @@ class Financing:
                 terms=case.agreed_terms,
                 event=reported,
             )
-            if case.agreed_terms.product is ProductType.ORDER_LOAN and reported.principal_fen:
-                # Collected directly, it pays the overdue orders first; the case stays overdue
-                # while one of them still owes.
-                owing = orders_repo.apply_direct_repayment(session, case_id, reported.principal_fen)
-                if target is FinancingState.REPAYING and owing:
+            if case.agreed_terms.product is ProductType.ORDER_LOAN:
+                # Principal collected directly pays the overdue orders first; whatever the
+                # event, the case stays overdue while one of them still owes.
+                if reported.principal_fen:
+                    orders_repo.apply_direct_repayment(session, case_id, reported.principal_fen)
+                if target is FinancingState.REPAYING and orders_repo.case_still_overdue(
+                    session, case_id
+                ):
                     target = FinancingState.OVERDUE
             assert reported.event_date is not None
             if target is FinancingState.DEFAULTED and case.state is not FinancingState.DEFAULTED:
@@ -408,12 +412,14 @@ class Financing:
         case = load_bank_case(session, case_id, found.bank_id, for_update=True)
         terms, ledger = case.agreed_terms, case.ledger or Ledger()
         assert terms is not None
+        closed = recon_repo.closed_through(session, case.bank_id)
         events = arrears_events(
             state=case.state,
             terms=terms,
             ledger=ledger,
             today=business_date(now),
             default_after_days=partner.policy.default_after_days,
+            first_open_day=None if closed is None else closed + timedelta(days=1),
         )
         for event in events:
             target, ledger = apply_event(

@@ -227,7 +227,11 @@ class OrderFinancing:
 
         def act(session: Session, now: datetime) -> tuple[str, BatchAndCase]:
             require_active_partner(session, bank_id)
-            case, batch = self._lock_case_and_batch(session, batch_id, bank_id=bank_id)
+            # The partner row first, as every dated write of the bank takes it: a statement
+            # cannot close the day while this approval books its advance.
+            case, batch = self._lock_case_and_batch(
+                session, batch_id, bank_id=bank_id, lock_partner=True
+            )
             if batch.state is not OrderBatchState.PENDING:
                 raise FailedPrecondition.single(
                     "BATCH_DECIDED", f"orderBatches/{batch_id}", f"batch is {batch.state.name}"
@@ -256,7 +260,9 @@ class OrderFinancing:
                     f"case is {case.state.name}; approve a batch on one of "
                     f"{', '.join(sorted(s.name for s in DRAWABLE))}",
                 )
-            on = _booking_date(case, business_date(now))
+            on = _booking_date(
+                case, business_date(now), after=_first_open_day(session, case.bank_id)
+            )
             ledger = advance_orders(
                 case.ledger or Ledger(),
                 terms,
@@ -354,9 +360,8 @@ class OrderFinancing:
             assert terms is not None
             # Reports come late and out of order: one dated before the case's last event or
             # in closed books is booked on the case's next open day (the order keeps its date).
-            closed = recon_repo.closed_through(session, case.bank_id)
             booked = _booking_date(
-                case, settlement_date, after=None if closed is None else closed + timedelta(1)
+                case, settlement_date, after=_first_open_day(session, case.bank_id)
             )
             if outcome is SettlementOutcome.REFUNDED:
                 orders_repo.update_order(
@@ -512,6 +517,9 @@ class OrderFinancing:
     def _overdue_past_date(self, session: Session, *, case_id: str) -> int:
         now = self._clock()
         today = business_date(now)
+        found = repo.get_case(session, case_id)
+        assert found is not None
+        require_partner(session, found.bank_id, for_update=True)  # the books' lock, then the case
         case = repo.get_case(session, case_id, for_update=True)
         assert case is not None
         late = [o for o in orders_repo.case_orders(session, case_id) if past_due(o, today)]
@@ -526,9 +534,8 @@ class OrderFinancing:
                 advance_outstanding_fen=financed.advance_outstanding_fen,
                 overdue_reason=OverdueReason.PAST_SETTLEMENT_DATE,
             )
-        self._mark_overdue(
-            session, case, on=_booking_date(case, today), now=now, request_id="", actor="gateway"
-        )
+        on = _booking_date(case, today, after=_first_open_day(session, case.bank_id))
+        self._mark_overdue(session, case, on=on, now=now, request_id="", actor="gateway")
         return 1
 
     def _mark_overdue(
@@ -588,6 +595,12 @@ class OrderFinancing:
         assert case is not None
         assert batch is not None
         return case, batch
+
+
+def _first_open_day(session: Session, bank_id: str) -> date | None:
+    """The day after the bank's books were last closed by a reconciliation statement."""
+    closed = recon_repo.closed_through(session, bank_id)
+    return None if closed is None else closed + timedelta(days=1)
 
 
 def _booking_date(case: FinancingCase, day: date, *, after: date | None = None) -> date:

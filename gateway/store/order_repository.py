@@ -20,6 +20,7 @@ from gateway.domain.orders import (
     PendingOrder,
     Sweep,
     TradeData,
+    still_overdue,
 )
 from gateway.store import codec
 from gateway.store.repository import lock_name
@@ -203,6 +204,7 @@ def cases_with_orders_past_due(session: Session, *, today: date, limit: int) -> 
     rows = session.exec(
         select(FinancedOrderRow.case_id)
         .where(FinancedOrderRow.state == OrderState.FUNDED.value)
+        .where(col(FinancedOrderRow.advance_outstanding_fen) > 0)
         .where(col(FinancedOrderRow.expected_settlement_date) < today)
         .group_by(col(FinancedOrderRow.case_id))
         .order_by(col(FinancedOrderRow.case_id))
@@ -319,8 +321,8 @@ def expire_due_batches(session: Session, *, merchant_id: str, now: datetime) -> 
 
 def apply_direct_repayment(session: Session, case_id: str, principal_fen: int) -> bool:
     """Principal the bank collected directly pays the case's overdue orders first, oldest
-    first (one fully repaid becomes REPAID), then its funded ones. Returns whether an order
-    is still overdue with something owed."""
+    first, then its funded ones (one fully repaid becomes REPAID). Returns whether an order is
+    still overdue with something owed."""
     orders = session.exec(
         select(FinancedOrderRow)
         .where(FinancedOrderRow.case_id == case_id)
@@ -336,10 +338,13 @@ def apply_direct_repayment(session: Session, case_id: str, principal_fen: int) -
         paid = min(left, row.advance_outstanding_fen)
         left -= paid
         row.advance_outstanding_fen -= paid
-        if row.advance_outstanding_fen == 0 and row.state == OrderState.OVERDUE.value:
+        if row.advance_outstanding_fen == 0:  # repaid before its settlement, or after it fell due
             row.state = OrderState.REPAID.value
         session.add(row)
     session.flush()
-    return any(
-        r.state == OrderState.OVERDUE.value and r.advance_outstanding_fen > 0 for r in orders
-    )
+    return case_still_overdue(session, case_id)
+
+
+def case_still_overdue(session: Session, case_id: str) -> bool:
+    """Whether an order of the case is overdue with some of its advance still owed."""
+    return still_overdue(case_orders(session, case_id))

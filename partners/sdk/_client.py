@@ -487,7 +487,10 @@ class BankClient(_Client):
         statement = self._call(self._stub.GetReconciliationStatement, request).statement
         return self._with_keys(
             lambda keys: verify_reconciliation(
-                statement.envelope, trusted_keys=keys, bank_id=self._bank_id
+                statement.envelope,
+                trusted_keys=keys,
+                bank_id=self._bank_id,
+                business_date=business_date,
             )
         )
 

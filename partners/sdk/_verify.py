@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from colending.v1 import common_pb2, monitoring_pb2, reconciliation_pb2, referral_pb2
@@ -260,6 +260,7 @@ def verify_reconciliation(
     *,
     trusted_keys: Mapping[str, Ed25519PublicKey],
     bank_id: str,
+    business_date: date | None = None,
 ) -> VerifiedStatement:
     """Verify a signed day statement between ``bank_id`` and the platform: a gateway key's
     signature over the exact bytes, payload type ``RECONCILIATION_PAYLOAD_TYPE``, the
@@ -280,12 +281,27 @@ def verify_reconciliation(
         raise MisaddressedReferralError(
             addressed_to=payload.bank_id, expected=bank_id, what="statement"
         )
+    signed_day = payload.business_date
+    if business_date is not None and (signed_day.year, signed_day.month, signed_day.day) != (
+        business_date.year,
+        business_date.month,
+        business_date.day,
+    ):
+        raise MalformedEnvelopeError(
+            f"the statement is for {signed_day.year:04d}-{signed_day.month:02d}-"
+            f"{signed_day.day:02d}, not {business_date.isoformat()}"
+        )
     if root_from_leaves([line_leaf(line) for line in payload.lines]) != payload.lines_root:
         raise MalformedEnvelopeError("the statement's lines do not hash to its lines_root")
     for name in _LINE_AMOUNTS:
         summed = sum(getattr(line, name).amount_minor for line in payload.lines)
         if getattr(payload.totals, name).amount_minor != summed:
             raise MalformedEnvelopeError(f"the statement's total {name} is not its lines' sum")
+    case_ids = [line.case_id for line in payload.lines]
+    if case_ids != sorted(set(case_ids)) or not all(case_ids):
+        raise MalformedEnvelopeError("the statement's lines are not one per case, by case id")
+    for line in payload.lines:
+        _check_line(line)
     owed = (
         payload.totals.platform_owes_bank.amount_minor
         - payload.totals.bank_owes_platform.amount_minor
@@ -300,3 +316,27 @@ def verify_reconciliation(
     if (payload.net_payer, payload.net_amount.amount_minor) != (payer, abs(owed)):
         raise MalformedEnvelopeError("the statement's net does not follow from its totals")
     return VerifiedStatement(payload=payload, keyid=keyid, envelope=envelope)
+
+
+def _check_line(line: reconciliation_pb2.ReconciliationLine) -> None:
+    """A line's own arithmetic: CNY amounts that are never negative and add up."""
+    a = {}
+    for name in _LINE_AMOUNTS:
+        money = getattr(line, name)
+        if money.amount_minor < 0 or money.currency_code not in ("", "CNY"):
+            raise MalformedEnvelopeError(f"line {line.case_id}: {name} is not a CNY amount")
+        a[name] = money.amount_minor
+    collected = a["principal_collected"] + a["interest_collected"]
+    rules = {
+        "bank_funded + platform_funded = drawn": a["bank_funded"] + a["platform_funded"]
+        == a["drawn"],
+        "closing = opening + drawn - principal collected": a["closing_principal"]
+        == a["opening_principal"] + a["drawn"] - a["principal_collected"],
+        "collected by each side = collected": a["collected_by_bank"] + a["collected_by_platform"]
+        == collected,
+        "each lender's share = collected": a["bank_share_collected"] + a["platform_share_collected"]
+        == collected,
+    }
+    for rule, holds in rules.items():
+        if not holds:
+            raise MalformedEnvelopeError(f"line {line.case_id}: {rule} does not hold")

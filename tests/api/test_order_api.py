@@ -668,3 +668,52 @@ def test_two_banks_cannot_together_finance_more_than_the_merchants_month(
     assert sorted(r.ok for r in results) == [False, True]
     [refused] = [r for r in results if not r.ok]
     refused.expect_precondition("ORDERS_ABOVE_TRADE")
+
+
+def test_an_interest_only_repayment_does_not_cure_an_overdue_order(net: Net, loan: Loan) -> None:
+    funded = loan.funded(pending(net, "O-1"))
+    net.clock.advance(days=1)
+    loan.settle(funded.batch.batch_id, "O-1", refunded=True).expect_ok()
+    interest = E.LoanEvent(
+        type=E.LOAN_EVENT_TYPE_REPAYMENT,
+        event_date=pdate(net.clock.today()),
+        interest=cny(1),
+    )
+    case = loan_event(net.api, loan.case_id, interest).expect_ok().response.financing_case
+    assert case.state == E.FINANCING_STATE_OVERDUE
+
+
+def test_an_order_repaid_directly_is_not_made_overdue_later(
+    net: Net, loan: Loan, gateway: Any
+) -> None:
+    funded = loan.funded(pending(net, "O-1"), pending(net, "O-2", days=3))
+    loan.settle(funded.batch.batch_id, "O-1", refunded=True).expect_ok()
+    repaid = E.LoanEvent(
+        type=E.LOAN_EVENT_TYPE_REPAYMENT,
+        event_date=pdate(net.clock.today()),
+        principal=cny(16_000),
+    )
+    case = loan_event(net.api, loan.case_id, repaid).expect_ok().response.financing_case
+    assert case.state == E.FINANCING_STATE_REPAYING
+    net.clock.advance(days=5)
+    assert gateway.orders.sweep() == 0
+    got = net.api.platform("GetOrderBatch", rs.GetOrderBatchRequest(batch_id=funded.batch.batch_id))
+    assert [o.state for o in got.expect_ok().response.batch.orders] == [O.ORDER_STATE_REPAID] * 2
+    loan.batch(pending(net, "O-3", days=9))  # the line takes batches again
+
+
+def test_gateway_bookings_after_a_statement_go_to_the_first_open_day(
+    net: Net, loan: Loan, gateway: Any
+) -> None:
+    funded = loan.funded(pending(net, "O-1", days=2))
+    net.clock.advance(days=3)
+    today = net.clock.today()
+    # The bank closes its books through today - 1 ... and the sweep then books the overdue
+    # order today, never on a closed day.
+    request = pb.GetReconciliationStatementRequest(business_date=pdate(today - timedelta(days=1)))
+    net.api.as_bank("bank-a", "GetReconciliationStatement", request).expect_ok()
+    assert gateway.orders.sweep() == 1
+    case = case_of(net, loan.case_id)
+    assert case.history[-1].loan_event.event_date == pdate(today)
+    late = loan.settle(funded.batch.batch_id, "O-1", 10_000, on=today - timedelta(days=2))
+    assert late.expect_ok().response.case.history[-1].loan_event.event_date == pdate(today)

@@ -210,6 +210,11 @@ def test_the_sdk_refuses_a_changed_statement(net: Net, disbursed_case: str) -> N
         verify_reconciliation(flipped, trusted_keys=keys, bank_id="bank-a")
     with pytest.raises(MisaddressedReferralError, match="statement is addressed to 'bank-a'"):
         verify_reconciliation(good, trusted_keys=keys, bank_id="bank-b")
+    verify_reconciliation(good, trusted_keys=keys, bank_id="bank-a", business_date=D0)
+    with pytest.raises(MalformedEnvelopeError, match="not "):
+        verify_reconciliation(
+            good, trusted_keys=keys, bank_id="bank-a", business_date=D0 + timedelta(days=1)
+        )
 
 
 def test_the_sdk_checks_the_lines_against_the_signed_root_and_totals() -> None:
@@ -217,12 +222,18 @@ def test_the_sdk_checks_the_lines_against_the_signed_root_and_totals() -> None:
     signature: the checks after it do not trust the payload's own summary."""
     key = Ed25519PrivateKey.generate()
     trusted = {key_id(key.public_key()): key.public_key()}
-    line = R.ReconciliationLine(case_id="c", platform_funded=fen(5), platform_owes_bank=fen(5))
+    amounts = {
+        "drawn": fen(5),
+        "closing_principal": fen(5),
+        "platform_funded": fen(5),
+        "platform_owes_bank": fen(5),
+    }
+    line = R.ReconciliationLine(case_id="c", **amounts)
     honest = R.ReconciliationPayload(
         statement_id="recon_x",
         bank_id="bank-a",
         lines=[line],
-        totals=R.ReconciliationLine(platform_funded=fen(5), platform_owes_bank=fen(5)),
+        totals=R.ReconciliationLine(**amounts),
         net_payer=R.NET_PAYER_PLATFORM,
         net_amount=fen(5),
         lines_root=root_from_leaves([line_leaf(line)]),
@@ -236,10 +247,7 @@ def test_the_sdk_checks_the_lines_against_the_signed_root_and_totals() -> None:
     verify_reconciliation(signed(honest), trusted_keys=trusted, bank_id="bank-a")
     for broken, message in (
         ({"lines_root": b"\x00" * 32}, "lines_root"),
-        (
-            {"totals": R.ReconciliationLine(platform_funded=fen(6), platform_owes_bank=fen(5))},
-            "total",
-        ),
+        ({"totals": R.ReconciliationLine(**{**amounts, "drawn": fen(6)})}, "total"),
         ({"net_payer": R.NET_PAYER_BANK}, "net"),
     ):
         lying = R.ReconciliationPayload()

@@ -199,9 +199,10 @@ class PartnerBankServiceServicer:
 
     def GetReconciliationStatement(self, request, context):
         """Returns the signed statement of a closed business date between a bank and the platform,
-        made on the first request and the same bytes after; from then on no event may be dated
-        on or before that day for the bank (BOOKS_CLOSED). A bank reads its own; the platform
-        names the bank.
+        made on the first request and the same bytes after; from then on a loan event the bank
+        dates on or before that day is refused (BOOKS_CLOSED), and what the gateway books itself
+        (advances, settlements, overdue and default) is booked on the first open day. A bank reads
+        its own; the platform names the bank.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -68,9 +68,10 @@ class PartnerBankServiceStub:
     """
     GetReconciliationStatement: _grpc.UnaryUnaryMultiCallable[_partner_bank_service_pb2.GetReconciliationStatementRequest, _partner_bank_service_pb2.GetReconciliationStatementResponse]
     """Returns the signed statement of a closed business date between a bank and the platform,
-    made on the first request and the same bytes after; from then on no event may be dated
-    on or before that day for the bank (BOOKS_CLOSED). A bank reads its own; the platform
-    names the bank.
+    made on the first request and the same bytes after; from then on a loan event the bank
+    dates on or before that day is refused (BOOKS_CLOSED), and what the gateway books itself
+    (advances, settlements, overdue and default) is booked on the first open day. A bank reads
+    its own; the platform names the bank.
     """
 
 @_typing.type_check_only
@@ -113,9 +114,10 @@ class PartnerBankServiceAsyncStub(PartnerBankServiceStub):
     """
     GetReconciliationStatement: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.GetReconciliationStatementRequest, _partner_bank_service_pb2.GetReconciliationStatementResponse]  # type: ignore[assignment]
     """Returns the signed statement of a closed business date between a bank and the platform,
-    made on the first request and the same bytes after; from then on no event may be dated
-    on or before that day for the bank (BOOKS_CLOSED). A bank reads its own; the platform
-    names the bank.
+    made on the first request and the same bytes after; from then on a loan event the bank
+    dates on or before that day is refused (BOOKS_CLOSED), and what the gateway books itself
+    (advances, settlements, overdue and default) is booked on the first open day. A bank reads
+    its own; the platform names the bank.
     """
 
 class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -233,9 +235,10 @@ class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_partner_bank_service_pb2.GetReconciliationStatementResponse, _abc.Awaitable[_partner_bank_service_pb2.GetReconciliationStatementResponse]]:
         """Returns the signed statement of a closed business date between a bank and the platform,
-        made on the first request and the same bytes after; from then on no event may be dated
-        on or before that day for the bank (BOOKS_CLOSED). A bank reads its own; the platform
-        names the bank.
+        made on the first request and the same bytes after; from then on a loan event the bank
+        dates on or before that day is refused (BOOKS_CLOSED), and what the gateway books itself
+        (advances, settlements, overdue and default) is booked on the first open day. A bank reads
+        its own; the platform names the bank.
         """
 
 def add_PartnerBankServiceServicer_to_server(servicer: PartnerBankServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
