@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from datetime import date as date_type
 from pathlib import Path
 from typing import TextIO
 
@@ -32,6 +33,7 @@ from colending.v1 import (
     monitoring_pb2,
     orders_pb2,
     partner_pb2,
+    reconciliation_pb2,
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -412,6 +414,30 @@ def _network(
             consent_id=referred[watched.platform_merchant_id],
         )
 
+    serviced = [
+        c
+        for c in lending["bank-b"]
+        if c.case_id != (defaulter.case_id if defaulter else "")
+        and c.platform_merchant_id != (watched.platform_merchant_id if watched else "")
+    ][:2]
+    report.check("bank-b has two borrowers for the servicing story", len(serviced) == 2)
+    if len(serviced) == 2:
+        _servicing(
+            report,
+            platform,
+            clients["bank-b"],
+            banks["bank-b"],
+            [
+                next(
+                    m
+                    for m in merchants
+                    if m.identity.platform_merchant_id == c.platform_merchant_id
+                )
+                for c in serviced
+            ],
+            consent_ids=referred,
+        )
+
     # The default reaches the other bank's verified copy of the blacklist...
     network_key = bytes.fromhex((data_dir / "network-key" / "network.key").read_text().strip())
     log_keys = {
@@ -488,6 +514,24 @@ def _network(
     report.check("portfolio stats count exactly one default", stats.overall.defaulted_count == 1)
 
 
+def _refer_and_decide(
+    platform: PlatformClient,
+    client: BankClient,
+    bank: MockBank,
+    merchant: merchant_pb2.MerchantProfile,
+    *,
+    consent_id: str,
+    rule: Decision,
+) -> financing_pb2.FinancingCase:
+    """A new referral of ``merchant`` to the bank, decided by ``rule`` once it has arrived."""
+    before = len(bank.received())
+    platform.submit_referral(merchant=merchant, consent_id=consent_id, bank_ids=[bank.bank_id])
+    _wait(lambda: len(bank.received()) > before)
+    bank.script.decision = rule
+    [case] = bank.decide_pending(client)
+    return case
+
+
 def _order_loan(
     report: _Report,
     platform: PlatformClient,
@@ -501,11 +545,9 @@ def _order_loan(
     (up to 80 % of their value, within last month's GMV), and the platform's settlement of one
     repays its advance by sweep before the rest reaches the merchant."""
     merchant_id = merchant.identity.platform_merchant_id
-    before = len(bank.received())
-    platform.submit_referral(merchant=merchant, consent_id=consent_id, bank_ids=["bank-b"])
-    _wait(lambda: len(bank.received()) > before)
-    bank.script.decision = Decision.ORDER_LOAN
-    [line] = bank.decide_pending(client)
+    line = _refer_and_decide(
+        platform, client, bank, merchant, consent_id=consent_id, rule=Decision.ORDER_LOAN
+    )
     report.check(
         f"bank-b approved an ORDER_LOAN line of "
         f"{format_fen(line.agreed_terms.amount.amount_minor)} for {merchant_id}",
@@ -553,6 +595,154 @@ def _order_loan(
         and sweep.bank_share.amount_minor + sweep.platform_share.amount_minor
         == sweep.principal.amount_minor + sweep.interest.amount_minor
         and settled.case.ledger.principal_outstanding.amount_minor == value * 8 // 10,
+    )
+
+
+def _servicing(
+    report: _Report,
+    platform: PlatformClient,
+    client: BankClient,
+    bank: MockBank,
+    merchants: list[merchant_pb2.MerchantProfile],
+    *,
+    consent_ids: dict[str, str],
+) -> None:
+    """bank-b lends a revolving line and an instalment loan, paid out 40 days ago: the line is
+    drawn again and a collection apportioned, the loan's first instalment paid on its due date
+    and then part prepaid (its schedule redone). bank-b then takes a signed statement for each
+    of those 40 days, verifies each, and checks that the days chain and add up to each case."""
+    line, loan = (
+        _refer_and_decide(
+            platform,
+            client,
+            bank,
+            merchant,
+            consent_id=consent_ids[merchant.identity.platform_merchant_id],
+            rule=rule,
+        )
+        for rule, merchant in zip(
+            (Decision.REVOLVING, Decision.INSTALMENTS), merchants, strict=True
+        )
+    )
+    report.check(
+        "bank-b approved a revolving line and an equal-instalment loan",
+        line.state == loan.state == FS.FINANCING_STATE_APPROVED,
+    )
+    if not line.state == loan.state == FS.FINANCING_STATE_APPROVED:
+        return
+    today = business_date(datetime.now(UTC))
+    start = today - timedelta(days=40)
+
+    def on(day: date_type) -> common_pb2.Date:
+        return common_pb2.Date(year=day.year, month=day.month, day=day.day)
+
+    limit = line.agreed_terms.amount.amount_minor
+    for event in (
+        FS.LoanEvent(
+            type=FS.LOAN_EVENT_TYPE_DISBURSED,
+            event_date=on(start),
+            bank_loan_reference=f"BANK-B-RL-{line.case_id[-6:]}",
+            disbursed_amount=_cny(limit // 2),
+        ),
+        FS.LoanEvent(
+            type=FS.LOAN_EVENT_TYPE_DRAWDOWN,
+            event_date=on(start + timedelta(days=10)),
+            disbursed_amount=_cny(limit // 4),
+        ),
+        FS.LoanEvent(
+            type=FS.LOAN_EVENT_TYPE_COLLECTION,
+            event_date=on(start + timedelta(days=20)),
+            amount=_cny(limit // 4),
+        ),
+    ):
+        drawn = client.report_loan_event(line.case_id, event)
+    report.step(
+        f"revolving line {line.case_id}: {format_fen(limit // 2)} paid out, "
+        f"{format_fen(limit // 4)} drawn again 10 days later, {format_fen(limit // 4)} collected "
+        f"(interest first); {format_fen(drawn.ledger.available_limit.amount_minor)} available"
+    )
+    amount = loan.agreed_terms.amount.amount_minor
+    paid_out = client.report_loan_event(
+        loan.case_id,
+        FS.LoanEvent(
+            type=FS.LOAN_EVENT_TYPE_DISBURSED,
+            event_date=on(start),
+            bank_loan_reference=f"BANK-B-IL-{loan.case_id[-6:]}",
+            disbursed_amount=_cny(amount),
+        ),
+    )
+    first = paid_out.schedule[0]
+    client.report_loan_event(
+        loan.case_id,
+        FS.LoanEvent(
+            type=FS.LOAN_EVENT_TYPE_REPAYMENT,
+            event_date=first.due_date,
+            principal=first.principal,
+            interest=first.interest,
+        ),
+    )
+    prepaid = client.report_loan_event(
+        loan.case_id,
+        FS.LoanEvent(
+            type=FS.LOAN_EVENT_TYPE_PREPAYMENT,
+            event_date=on(today - timedelta(days=3)),
+            amount=_cny(amount // 4),
+        ),
+    )
+    report.step(
+        f"instalment loan {loan.case_id}: {format_fen(amount)} over "
+        f"{len(paid_out.schedule)} months at {format_fen(first.total.amount_minor)} a month; "
+        f"the first paid on its due date, then {format_fen(amount // 4)} prepaid: "
+        f"{len(prepaid.schedule)} instalments of about "
+        f"{format_fen(prepaid.schedule[0].total.amount_minor)} left"
+    )
+    report.check(
+        "the prepayment redid the schedule over the due dates left",
+        len(prepaid.schedule) == len(paid_out.schedule) - 1
+        and sum(i.principal.amount_minor for i in prepaid.schedule)
+        == prepaid.ledger.principal_outstanding.amount_minor,
+    )
+
+    # One signed statement a day, verified; per case the days chain and sum to its ledger.
+    days = [start + timedelta(days=n) for n in range(40)]
+    statements = [client.reconciliation_statement(day) for day in days]
+    net = 0
+    chained = True
+    for case in (drawn, prepaid):
+        opening = 0
+        drawn_total = principal = collected = shares = 0
+        for statement in statements:
+            for row in statement.payload.lines:
+                if row.case_id != case.case_id:
+                    continue
+                chained &= row.opening_principal.amount_minor == opening
+                opening = row.closing_principal.amount_minor
+                drawn_total += row.drawn.amount_minor
+                principal += row.principal_collected.amount_minor
+                collected += row.collected_by_bank.amount_minor
+                shares += row.bank_share_collected.amount_minor
+                shares += row.platform_share_collected.amount_minor
+        ledger = case.ledger
+        chained &= opening == ledger.principal_outstanding.amount_minor
+        chained &= drawn_total == ledger.principal_disbursed.amount_minor
+        chained &= principal == ledger.principal_repaid.amount_minor
+        chained &= (
+            collected
+            == shares
+            == (ledger.bank_share_repaid.amount_minor + ledger.platform_share_repaid.amount_minor)
+        )
+    for statement in statements:
+        sign = 1 if statement.payload.net_payer == reconciliation_pb2.NET_PAYER_PLATFORM else -1
+        net += sign * statement.payload.net_amount.amount_minor
+    report.step(
+        f"bank-b verified {len(statements)} signed daily statements; over the period the "
+        f"platform owes bank-b {format_fen(net)} net (its 30 % of the payouts less its share "
+        "of the collections)"
+    )
+    report.check(
+        "both loans reconcile: each day opens where the last closed, and the days add up to "
+        "what was paid out, repaid and split",
+        chained,
     )
 
 

@@ -3,9 +3,8 @@ reports: days past due, the OVERDUE events that record them (on entering arrears
 new bucket, M1/M2/M3+), and the DEFAULT the gateway declares at the bank's policy day count
 (90 by default), the same day for both lenders.
 
-What was repaid of the scheduled part is the fixed part's principal repaid plus all interest
-repaid (for a combined line, its revolving interest counts too: the ledger does not split
-interest by part), applied to the instalments in order (``schedule.days_past_due``).
+What was repaid of the scheduled part (``ledger.scheduled_paid_fen``) covers the instalments in
+order (``schedule.days_past_due``).
 """
 
 from __future__ import annotations
@@ -14,33 +13,12 @@ from datetime import date
 
 from gateway.domain.decision import LoanTerms
 from gateway.domain.financing import FinancingState
-from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
+from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType, days_in_arrears
 from gateway.domain.portfolio import bucket
-from gateway.domain.schedule import Instalment, days_past_due, repayment_schedule
 
 S = FinancingState
 # Loans the schedule can put into arrears or default.
 IN_ARREARS_SCOPE = frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE})
-
-
-def case_schedule(terms: LoanTerms | None, ledger: Ledger | None) -> list[Instalment]:
-    """The fixed part's schedule from its disbursement, when the terms name a method."""
-    if terms is None or terms.repayment_method is None:
-        return []
-    if ledger is None or ledger.disbursed_on is None:
-        return []
-    return repayment_schedule(
-        principal_fen=min(ledger.principal_disbursed_fen, terms.fixed_amount_fen),
-        daily_rate_ppm=terms.fixed_daily_rate_ppm,
-        start=ledger.disbursed_on,
-        months=terms.term_months,
-        method=terms.repayment_method,
-    )
-
-
-def scheduled_paid_fen(terms: LoanTerms, ledger: Ledger) -> int:
-    fixed_disbursed = min(ledger.principal_disbursed_fen, terms.fixed_amount_fen)
-    return fixed_disbursed - ledger.fixed_outstanding_fen + ledger.interest_repaid_fen
 
 
 def arrears_events(
@@ -57,8 +35,7 @@ def arrears_events(
     bucket; and a DEFAULT once the days reach ``default_after_days``."""
     if state not in IN_ARREARS_SCOPE:
         return []
-    schedule = case_schedule(terms, ledger)
-    days = days_past_due(schedule, paid_fen=scheduled_paid_fen(terms, ledger), today=today)
+    days = days_in_arrears(terms, ledger, today)
     if days == 0:
         return []
     # Events are ordered per case, and closed books take none: never date one before the

@@ -4,7 +4,8 @@ Shape rules (INVALID_ARGUMENT, by field): an outcome; terms for APPROVE and COUN
 none for DECLINE; reason codes for DECLINE; a product; a positive amount; a term of 1..36
 months; daily rates of 1..10000 ppm; shares of 0..10000 bps that sum to exactly 10000; and the
 fixed-part rule of the product (FIXED_LOAN: all of it; REVOLVING_LINE: none; COMBINED: at
-least 20 % and at least RMB 50,000, and less than the whole).
+least 20 % and at least RMB 50,000, and less than the whole); a penalty rate of 0..30000 bps of
+the contract rate.
 
 Policy rules (FAILED_PRECONDITION, every one at once): the platform's share within the bank's
 floor and ceiling (default floor 30 %, CBIRC 2021 No. 24); the amount within the bank's credit
@@ -20,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.domain.money import BPS_WHOLE, format_fen, split_by_bps
-from gateway.domain.policy import EligibilityPolicy
+from gateway.domain.policy import MAX_PENALTY_RATE_BPS, EligibilityPolicy
 from gateway.domain.schedule import RepaymentMethod
 from gateway.domain.scoring import (
     FIXED_PART_MIN_BPS,
@@ -59,6 +60,10 @@ class LoanTerms:
     platform_share_bps: int
     # How the fixed part falls due (gateway.domain.schedule); None: repaid at will.
     repayment_method: RepaymentMethod | None = None
+    # Penalty interest on overdue principal, in basis points of the contract rate (15000 =
+    # 1.5x); a decision that leaves it 0 gets the bank's policy rate, stamped when recorded, so
+    # a later policy change never alters a loan already agreed.
+    penalty_rate_bps: int = 0
 
     @property
     def bank_amount_fen(self) -> int:
@@ -160,6 +165,14 @@ def terms_problems(terms: LoanTerms, *, prefix: str) -> list[FieldViolation]:
             )
         )
     problems += _fixed_part_problems(terms, field=f"{p}fixed_amount.amount_minor")
+    if not 0 <= terms.penalty_rate_bps <= MAX_PENALTY_RATE_BPS:
+        problems.append(
+            FieldViolation(
+                f"{p}penalty_rate_bps",
+                f"must be between 0 (the bank's policy rate) and {MAX_PENALTY_RATE_BPS} basis "
+                "points of the contract rate",
+            )
+        )
     if terms.repayment_method is not None and not uses_fixed and terms.product is not None:
         problems.append(
             FieldViolation(

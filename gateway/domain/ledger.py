@@ -7,25 +7,46 @@ in millionths of a fen, rounded to fen only when shown, so no rounding drifts ov
 Principal repayments reduce the revolving bucket first (repay any time) and then the fixed
 one. Every repayment is split between the lenders by the agreed split (the bank's share
 rounded down, the platform taking the remainder), so the two shares always sum to it.
+
+A revolving line is drawn again (DRAWDOWN) any day before it matures, within its revolving
+limit; what is drawn accrues interest from that day.
+
+A scheduled fixed part (``schedule``) also accrues penalty interest: each day, on the principal
+of the instalments due before it that the fixed part's principal repaid does not cover, at the
+contract rate times ``LoanTerms.penalty_rate_bps`` (kept exactly, in 10^-10 fen, and rounded
+half up only when shown). A PREPAYMENT pays the penalty and interest owed and prepays principal
+with the rest; the fixed part's schedule is then re-amortised, by the same method, from that
+day over the due dates still to come (the term is kept, the instalments shrink).
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 
 from gateway.domain.decision import LoanTerms
 from gateway.domain.financing import FinancingState
-from gateway.domain.money import PPM_WHOLE, format_fen, split_by_bps
+from gateway.domain.money import BPS_WHOLE, PPM_WHOLE, format_fen, split_by_bps
 from gateway.domain.policy import CollectionOrder
+from gateway.domain.schedule import (
+    Instalment,
+    add_months,
+    days_past_due,
+    due_dates,
+    overdue_principal_fen,
+    schedule_over,
+)
 from gateway.domain.scoring import ProductType
 from gateway.errors import FailedPrecondition, FieldViolation
 
 S = FinancingState
+ONE_DAY = timedelta(days=1)
 MAX_AMOUNT_FEN = 10**14
 MAX_DAYS_OVERDUE = 10_000
+PENALTY_UNITS_PER_FEN = PPM_WHOLE * BPS_WHOLE  # overdue fen x rate ppm x penalty bps
 
 
 class LoanEventType(enum.Enum):
@@ -41,9 +62,17 @@ class LoanEventType(enum.Enum):
     SETTLEMENT_SWEEP = "settlement_sweep"
     # A bank's payment of one amount, apportioned by the gateway (``apportion``).
     COLLECTION = "collection"
+    # A revolving line drawn again within its limit.
+    DRAWDOWN = "drawdown"
+    # A scheduled loan repaid early, in part or in full (``prepay``); the schedule is redone.
+    PREPAYMENT = "prepayment"
 
 
 GATEWAY_RECORDED = frozenset({LoanEventType.ORDER_ADVANCE, LoanEventType.SETTLEMENT_SWEEP})
+# Reported as one amount, which the gateway applies to what is owed.
+APPORTIONED = frozenset({LoanEventType.COLLECTION, LoanEventType.PREPAYMENT})
+# Reported with the amount paid out.
+DRAWS = frozenset({LoanEventType.DISBURSED, LoanEventType.DRAWDOWN})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +84,8 @@ class LoanEvent:
     principal_fen: int = 0
     interest_fen: int = 0
     days_overdue: int = 0
-    amount_fen: int = 0  # COLLECTION: the payment, before apportioning
+    amount_fen: int = 0  # COLLECTION, PREPAYMENT: the payment, before apportioning
+    penalty_fen: int = 0  # penalty interest repaid
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +102,14 @@ class Ledger:
     bank_loan_reference: str = ""
     disbursed_on: date | None = None  # the day the loan was first paid out (its vintage)
     days_overdue: int = 0  # as of the last OVERDUE event (read while the case is OVERDUE)
+    drawn_again_fen: int = 0  # of principal_disbursed_fen, by DRAWDOWN events
+    penalty_accrued_exact: int = 0  # 10^-10 fen (PENALTY_UNITS_PER_FEN)
+    penalty_repaid_fen: int = 0
+    # The last prepayment: the fixed part's schedule runs from that day on what it left, and
+    # only interest repaid after it pays the new instalments.
+    rescheduled_on: date | None = None
+    rescheduled_principal_fen: int = 0
+    interest_repaid_before_reschedule_fen: int = 0
 
     @property
     def principal_outstanding_fen(self) -> int:
@@ -85,6 +123,14 @@ class Ledger:
     def interest_outstanding_fen(self) -> int:
         return max(0, self.interest_accrued_fen - self.interest_repaid_fen)
 
+    @property
+    def penalty_accrued_fen(self) -> int:
+        return (self.penalty_accrued_exact + PENALTY_UNITS_PER_FEN // 2) // PENALTY_UNITS_PER_FEN
+
+    @property
+    def penalty_outstanding_fen(self) -> int:
+        return max(0, self.penalty_accrued_fen - self.penalty_repaid_fen)
+
 
 # Which event may follow which state, and where it leads.
 EVENT_TRANSITIONS: dict[LoanEventType, tuple[frozenset[FinancingState], FinancingState]] = {
@@ -96,6 +142,10 @@ EVENT_TRANSITIONS: dict[LoanEventType, tuple[frozenset[FinancingState], Financin
     LoanEventType.RECOVERED: (frozenset({S.DEFAULTED}), S.RECOVERED),
     LoanEventType.WRITTEN_OFF: (frozenset({S.DEFAULTED}), S.WRITTEN_OFF),
     LoanEventType.SETTLED: (frozenset({S.DISBURSED, S.REPAYING, S.OVERDUE}), S.SETTLED),
+    # A line in arrears is not drawn again, and a loan in arrears is not prepaid: the overdue
+    # instalments are paid first.
+    LoanEventType.DRAWDOWN: (frozenset({S.DISBURSED, S.REPAYING}), S.REPAYING),
+    LoanEventType.PREPAYMENT: (frozenset({S.DISBURSED, S.REPAYING}), S.REPAYING),
 }
 
 
@@ -119,17 +169,13 @@ def event_problems(event: LoanEvent, *, today: date, prefix: str = "event") -> l
         problems.append(
             FieldViolation(f"{p}event_date", f"must not be after today ({today.isoformat()})")
         )
+    repaid = event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED)
     amounts = {
-        "disbursed_amount": (event.disbursed_fen, event.type is LoanEventType.DISBURSED),
-        "principal": (
-            event.principal_fen,
-            event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED),
-        ),
-        "interest": (
-            event.interest_fen,
-            event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED),
-        ),
-        "amount": (event.amount_fen, event.type is LoanEventType.COLLECTION),
+        "disbursed_amount": (event.disbursed_fen, event.type in DRAWS),
+        "principal": (event.principal_fen, repaid),
+        "interest": (event.interest_fen, repaid),
+        "penalty": (event.penalty_fen, repaid),
+        "amount": (event.amount_fen, event.type in APPORTIONED),
     }
     for name, (value, allowed) in amounts.items():
         field = f"{p}{name}.amount_minor"
@@ -137,9 +183,9 @@ def event_problems(event: LoanEvent, *, today: date, prefix: str = "event") -> l
             problems.append(FieldViolation(field, f"must be empty for a {_name(event)} event"))
         elif not 0 <= value <= MAX_AMOUNT_FEN:
             problems.append(FieldViolation(field, "must be between 0 and 10^14 fen"))
+    if event.type in DRAWS and event.disbursed_fen <= 0:
+        problems.append(FieldViolation(f"{p}disbursed_amount.amount_minor", "must be positive"))
     if event.type is LoanEventType.DISBURSED:
-        if event.disbursed_fen <= 0:
-            problems.append(FieldViolation(f"{p}disbursed_amount.amount_minor", "must be positive"))
         if not event.bank_loan_reference.strip():
             problems.append(FieldViolation(f"{p}bank_loan_reference", "required to disburse"))
         elif len(event.bank_loan_reference) > 128:
@@ -150,11 +196,11 @@ def event_problems(event: LoanEvent, *, today: date, prefix: str = "event") -> l
         problems.append(
             FieldViolation(f"{p}bank_loan_reference", "only a disbursement carries one")
         )
-    if event.type in (LoanEventType.REPAYMENT, LoanEventType.RECOVERED) and not (
-        event.principal_fen or event.interest_fen
-    ):
-        problems.append(FieldViolation(f"{p}principal", "principal or interest must be positive"))
-    if event.type is LoanEventType.COLLECTION and event.amount_fen <= 0:
+    if repaid and not (event.principal_fen or event.interest_fen or event.penalty_fen):
+        problems.append(
+            FieldViolation(f"{p}principal", "principal, interest or penalty must be positive")
+        )
+    if event.type in APPORTIONED and event.amount_fen <= 0:
         problems.append(FieldViolation(f"{p}amount.amount_minor", "must be positive"))
     if event.type is LoanEventType.OVERDUE:
         if not 1 <= event.days_overdue <= MAX_DAYS_OVERDUE:
@@ -171,7 +217,8 @@ def _name(event: LoanEvent) -> str:
 
 
 def accrue(ledger: Ledger, terms: LoanTerms, through: date) -> Ledger:
-    """Interest for each day from ``accrued_through`` up to (not including) ``through``."""
+    """Interest and penalty interest for each day from ``accrued_through`` up to (not
+    including) ``through``."""
     if ledger.accrued_through is None or through <= ledger.accrued_through:
         return ledger
     days = (through - ledger.accrued_through).days
@@ -182,8 +229,97 @@ def accrue(ledger: Ledger, terms: LoanTerms, through: date) -> Ledger:
     return replace(
         ledger,
         interest_accrued_micro=ledger.interest_accrued_micro + daily_micro * days,
+        penalty_accrued_exact=ledger.penalty_accrued_exact
+        + _penalty_exact(ledger, terms, ledger.accrued_through, through),
         accrued_through=through,
     )
+
+
+def _penalty_exact(ledger: Ledger, terms: LoanTerms, start: date, end: date) -> int:
+    """Penalty interest for the days ``start`` .. ``end`` (excluded), in 10^-10 fen. What is
+    overdue only grows the day after a due date, so the period is cut there."""
+    if not terms.penalty_rate_bps:
+        return 0
+    schedule = case_schedule(terms, ledger)
+    if not schedule:
+        return 0
+    repaid = scheduled_principal_repaid_fen(terms, ledger)
+    rate = terms.fixed_daily_rate_ppm * terms.penalty_rate_bps
+    cuts = sorted({i.due_date + ONE_DAY for i in schedule} | {start, end})
+    edges = [d for d in cuts if start <= d <= end]
+    total = 0
+    for first, after in itertools.pairwise(edges):
+        overdue = overdue_principal_fen(schedule, principal_repaid_fen=repaid, on=first)
+        total += overdue * rate * (after - first).days
+    return total
+
+
+def case_schedule(terms: LoanTerms | None, ledger: Ledger | None) -> tuple[Instalment, ...]:
+    """The fixed part's schedule, when the terms name a method: from its disbursement, or
+    after a prepayment what it left re-amortised over the due dates after it."""
+    if terms is None or terms.repayment_method is None:
+        return ()
+    if ledger is None or ledger.disbursed_on is None:
+        return ()
+    dates = tuple(due_dates(ledger.disbursed_on, terms.term_months))
+    start, principal = ledger.disbursed_on, _fixed_disbursed_fen(terms, ledger)
+    if ledger.rescheduled_on is not None:
+        start, principal = ledger.rescheduled_on, ledger.rescheduled_principal_fen
+        dates = tuple(d for d in dates if d > start)
+    return schedule_over(
+        principal_fen=principal,
+        daily_rate_ppm=terms.fixed_daily_rate_ppm,
+        start=start,
+        dates=dates,
+        method=terms.repayment_method,
+    )
+
+
+def _fixed_disbursed_fen(terms: LoanTerms, ledger: Ledger) -> int:
+    return min(ledger.principal_disbursed_fen - ledger.drawn_again_fen, terms.fixed_amount_fen)
+
+
+def scheduled_principal_repaid_fen(terms: LoanTerms, ledger: Ledger) -> int:
+    """The fixed part's principal repaid since its schedule began (or was last redone)."""
+    basis = (
+        _fixed_disbursed_fen(terms, ledger)
+        if ledger.rescheduled_on is None
+        else ledger.rescheduled_principal_fen
+    )
+    return basis - ledger.fixed_outstanding_fen
+
+
+def scheduled_paid_fen(terms: LoanTerms, ledger: Ledger) -> int:
+    """What pays the schedule's instalments, in order: the fixed part's principal repaid plus
+    the interest repaid since the schedule began (for a combined line, its revolving interest
+    counts too: the ledger does not split interest by part). Penalty interest does not."""
+    return (
+        scheduled_principal_repaid_fen(terms, ledger)
+        + ledger.interest_repaid_fen
+        - ledger.interest_repaid_before_reschedule_fen
+    )
+
+
+def days_in_arrears(terms: LoanTerms, ledger: Ledger, today: date) -> int:
+    """Days past due on ``today`` of the oldest instalment what was repaid does not cover."""
+    return days_past_due(
+        case_schedule(terms, ledger), paid_fen=scheduled_paid_fen(terms, ledger), today=today
+    )
+
+
+def maturity_date(terms: LoanTerms, ledger: Ledger) -> date | None:
+    """The day the loan's term ends (its last due date), once it is paid out."""
+    if ledger.disbursed_on is None:
+        return None
+    return add_months(ledger.disbursed_on, terms.term_months)
+
+
+def available_limit_fen(terms: LoanTerms, ledger: Ledger) -> int:
+    """What the line can still be drawn: the revolving limit (the whole line for an order
+    loan) less what is drawn on it."""
+    if terms.product is ProductType.ORDER_LOAN:
+        return max(0, terms.amount_fen - ledger.principal_outstanding_fen)
+    return max(0, terms.amount_fen - terms.fixed_amount_fen - ledger.revolving_outstanding_fen)
 
 
 def apply_event(
@@ -198,21 +334,14 @@ def apply_event(
     assert event.type is not None
     assert event.event_date is not None
     subject = f"financingCases/{case_id}"
-    if event.type is LoanEventType.DISBURSED and terms.product is ProductType.ORDER_LOAN:
+    if event.type in DRAWS and terms.product is ProductType.ORDER_LOAN:
         raise FailedPrecondition.single(
             "ORDER_LOAN_PAID_PER_BATCH",
             subject,
             "an ORDER_LOAN is paid out one approved order batch at a time (DecideOrderBatch), "
-            "not by a DISBURSED event",
+            f"not by a {event.type.name} event",
         )
-    allowed, target = EVENT_TRANSITIONS[event.type]
-    if state not in allowed:
-        raise FailedPrecondition.single(
-            "ILLEGAL_TRANSITION",
-            subject,
-            f"case is {state.name}; a {event.type.name} event needs one of "
-            f"{', '.join(sorted(s.name for s in allowed))}",
-        )
+    target = event_target(case_id, state, event.type)
     _refuse_out_of_order(ledger, event.event_date, subject)
     if event.type is LoanEventType.DISBURSED and event.disbursed_fen > terms.amount_fen:
         raise FailedPrecondition.single(
@@ -220,17 +349,60 @@ def apply_event(
             subject,
             f"disbursed {event.disbursed_fen} fen, the agreed amount is {terms.amount_fen}",
         )
+    if event.type is LoanEventType.DRAWDOWN:
+        _refuse_drawdown(ledger, terms, event, subject)
     ledger = recorded_effect(ledger, terms, event, case_id=case_id)
     if event.type is LoanEventType.SETTLED and (
-        ledger.principal_outstanding_fen or ledger.interest_outstanding_fen
+        ledger.principal_outstanding_fen
+        or ledger.interest_outstanding_fen
+        or ledger.penalty_outstanding_fen
     ):
         raise FailedPrecondition.single(
             "NOT_REPAID",
             subject,
-            f"cannot settle: {ledger.principal_outstanding_fen} fen principal and "
-            f"{ledger.interest_outstanding_fen} fen interest are still outstanding",
+            f"cannot settle: {ledger.principal_outstanding_fen} fen principal, "
+            f"{ledger.interest_outstanding_fen} fen interest and "
+            f"{ledger.penalty_outstanding_fen} fen penalty interest are still outstanding",
         )
     return target, ledger
+
+
+def event_target(case_id: str, state: FinancingState, kind: LoanEventType) -> FinancingState:
+    """Where an event of ``kind`` takes a case in ``state``; ILLEGAL_TRANSITION if nowhere."""
+    allowed, target = EVENT_TRANSITIONS[kind]
+    if state not in allowed:
+        raise FailedPrecondition.single(
+            "ILLEGAL_TRANSITION",
+            f"financingCases/{case_id}",
+            f"case is {state.name}; a {kind.name} event needs one of "
+            f"{', '.join(sorted(s.name for s in allowed))}",
+        )
+    return target
+
+
+def _refuse_drawdown(ledger: Ledger, terms: LoanTerms, event: LoanEvent, subject: str) -> None:
+    assert event.event_date is not None
+    if terms.amount_fen == terms.fixed_amount_fen:
+        raise FailedPrecondition.single(
+            "NO_REVOLVING_LIMIT",
+            subject,
+            f"a {terms.product.name if terms.product else 'loan'} has no revolving part to draw",
+        )
+    matures = maturity_date(terms, ledger)
+    if matures is not None and event.event_date >= matures:
+        raise FailedPrecondition.single(
+            "DRAWDOWN_AFTER_MATURITY",
+            subject,
+            f"the line matured on {matures.isoformat()}; it is no longer drawn",
+        )
+    available = available_limit_fen(terms, ledger)
+    if event.disbursed_fen > available:
+        raise FailedPrecondition.single(
+            "DRAWDOWN_ABOVE_LIMIT",
+            subject,
+            f"drawing {format_fen(event.disbursed_fen)} is more than the "
+            f"{format_fen(available)} available on the revolving limit",
+        )
 
 
 def recorded_effect(ledger: Ledger, terms: LoanTerms, event: LoanEvent, *, case_id: str) -> Ledger:
@@ -259,10 +431,24 @@ def recorded_effect(ledger: Ledger, terms: LoanTerms, event: LoanEvent, *, case_
             accrued_through=ledger.accrued_through or on,
             disbursed_on=ledger.disbursed_on or on,
         )
+    if event.type is LoanEventType.DRAWDOWN:
+        return replace(
+            ledger,
+            principal_disbursed_fen=ledger.principal_disbursed_fen + event.disbursed_fen,
+            revolving_outstanding_fen=ledger.revolving_outstanding_fen + event.disbursed_fen,
+            drawn_again_fen=ledger.drawn_again_fen + event.disbursed_fen,
+        )
     if event.type is LoanEventType.OVERDUE:
         return replace(ledger, days_overdue=event.days_overdue)
     if event.type in COLLECTIONS:
-        return _repay(ledger, terms, event, f"financingCases/{case_id}")
+        ledger = _repay(ledger, terms, event, f"financingCases/{case_id}")
+    if event.type is LoanEventType.PREPAYMENT:
+        return replace(
+            ledger,
+            rescheduled_on=on,
+            rescheduled_principal_fen=ledger.fixed_outstanding_fen,
+            interest_repaid_before_reschedule_fen=ledger.interest_repaid_fen,
+        )
     return ledger
 
 
@@ -273,6 +459,7 @@ COLLECTIONS = frozenset(
         LoanEventType.RECOVERED,
         LoanEventType.SETTLEMENT_SWEEP,
         LoanEventType.COLLECTION,
+        LoanEventType.PREPAYMENT,
     }
 )
 
@@ -285,28 +472,90 @@ def apportion(
     order: CollectionOrder,
     case_id: str,
 ) -> LoanEvent:
-    """A COLLECTION with its amount applied in ``order`` to what is owed on its day (interest
-    accrued and unpaid, principal outstanding); the result records the principal and interest
-    it paid, which ``recorded_effect`` then splits by the agreed split, the bank's share
-    rounded down, like any repayment. More than is owed is refused."""
+    """A COLLECTION with its amount applied in ``order`` to what is owed on its day (penalty
+    interest and interest accrued and unpaid, principal outstanding); the result records the
+    principal, interest and penalty it paid, which ``recorded_effect`` then splits by the
+    agreed split, the bank's share rounded down, like any repayment. More than is owed is
+    refused."""
     assert event.event_date is not None
     owed = accrue(ledger, terms, event.event_date)
+    penalty_owed = owed.penalty_outstanding_fen
     interest_owed, principal_owed = owed.interest_outstanding_fen, owed.principal_outstanding_fen
-    if event.amount_fen > interest_owed + principal_owed:
+    if event.amount_fen > penalty_owed + interest_owed + principal_owed:
         raise FailedPrecondition.single(
             "COLLECTION_ABOVE_OWED",
             f"financingCases/{case_id}",
             f"collected {format_fen(event.amount_fen)} is more than the "
-            f"{format_fen(principal_owed)} principal and {format_fen(interest_owed)} interest "
-            "owed",
+            f"{format_fen(principal_owed)} principal, {format_fen(interest_owed)} interest and "
+            f"{format_fen(penalty_owed)} penalty interest owed",
         )
-    if order is CollectionOrder.INTEREST_FIRST:
-        interest = min(event.amount_fen, interest_owed)
-        principal = event.amount_fen - interest
-    else:
-        principal = min(event.amount_fen, principal_owed)
-        interest = event.amount_fen - principal
-    return replace(event, principal_fen=principal, interest_fen=interest)
+    parts = {"penalty": penalty_owed, "interest": interest_owed, "principal": principal_owed}
+    names = ("penalty", "interest", "principal")
+    if order is CollectionOrder.PRINCIPAL_FIRST:
+        names = names[::-1]
+    left, paid = event.amount_fen, {}
+    for name in names:
+        paid[name] = min(left, parts[name])
+        left -= paid[name]
+    return replace(
+        event,
+        principal_fen=paid["principal"],
+        interest_fen=paid["interest"],
+        penalty_fen=paid["penalty"],
+    )
+
+
+def prepay(event: LoanEvent, *, ledger: Ledger, terms: LoanTerms, case_id: str) -> LoanEvent:
+    """A PREPAYMENT of a scheduled loan: its amount pays the penalty interest and interest owed
+    on its day and prepays the rest of the fixed part's principal (the revolving part of a
+    combined line is repaid at will, by REPAYMENT). The result records what it paid."""
+    assert event.event_date is not None
+    subject = f"financingCases/{case_id}"
+    if terms.repayment_method is None:
+        raise FailedPrecondition.single(
+            "NOT_SCHEDULED",
+            subject,
+            "the loan has no repayment schedule to prepay; repay it at will with REPAYMENT",
+        )
+    owed = accrue(ledger, terms, event.event_date)
+    schedule = case_schedule(terms, owed)
+    if not schedule or event.event_date >= schedule[-1].due_date:
+        raise FailedPrecondition.single(
+            "NOTHING_TO_PREPAY",
+            subject,
+            "the schedule has no instalment left to fall due; repay with REPAYMENT",
+        )
+    late = days_in_arrears(terms, owed, event.event_date)
+    if late:
+        raise FailedPrecondition.single(
+            "PREPAYMENT_IN_ARREARS",
+            subject,
+            f"an instalment is {late} days past due; pay the arrears (REPAYMENT or "
+            "COLLECTION) before prepaying",
+        )
+    charges = owed.penalty_outstanding_fen + owed.interest_outstanding_fen
+    principal = event.amount_fen - charges
+    if principal <= 0:
+        raise FailedPrecondition.single(
+            "PREPAYMENT_BELOW_DUE",
+            subject,
+            f"prepaid {format_fen(event.amount_fen)} does not go beyond the "
+            f"{format_fen(charges)} interest and penalty interest owed; a prepayment pays "
+            "those and then principal",
+        )
+    if principal > owed.fixed_outstanding_fen:
+        raise FailedPrecondition.single(
+            "PREPAYMENT_ABOVE_OUTSTANDING",
+            subject,
+            f"prepaid principal {format_fen(principal)} is more than the fixed part's "
+            f"{format_fen(owed.fixed_outstanding_fen)} outstanding",
+        )
+    return replace(
+        event,
+        principal_fen=principal,
+        interest_fen=owed.interest_outstanding_fen,
+        penalty_fen=owed.penalty_outstanding_fen,
+    )
 
 
 def replay(events: Sequence[LoanEvent], terms: LoanTerms, *, case_id: str) -> Ledger:
@@ -332,11 +581,24 @@ def _repay(ledger: Ledger, terms: LoanTerms, event: LoanEvent, subject: str) -> 
             f"interest {event.interest_fen} fen is more than the "
             f"{ledger.interest_outstanding_fen} fen accrued and unpaid",
         )
-    from_revolving = min(event.principal_fen, ledger.revolving_outstanding_fen)
-    total = event.principal_fen + event.interest_fen
+    if event.penalty_fen > ledger.penalty_outstanding_fen:
+        raise FailedPrecondition.single(
+            "REPAYMENT_ABOVE_OUTSTANDING",
+            subject,
+            f"penalty {event.penalty_fen} fen is more than the "
+            f"{ledger.penalty_outstanding_fen} fen penalty interest accrued and unpaid",
+        )
+    # A prepayment prepays the scheduled fixed part; any other repayment the revolving first.
+    from_revolving = (
+        0
+        if event.type is LoanEventType.PREPAYMENT
+        else min(event.principal_fen, ledger.revolving_outstanding_fen)
+    )
+    total = event.principal_fen + event.interest_fen + event.penalty_fen
     bank_share, platform_share = split_by_bps(total, terms.bank_share_bps)
     return replace(
         ledger,
+        penalty_repaid_fen=ledger.penalty_repaid_fen + event.penalty_fen,
         revolving_outstanding_fen=ledger.revolving_outstanding_fen - from_revolving,
         fixed_outstanding_fen=ledger.fixed_outstanding_fen - (event.principal_fen - from_revolving),
         principal_repaid_fen=ledger.principal_repaid_fen + event.principal_fen,

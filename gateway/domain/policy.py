@@ -19,6 +19,9 @@ Defaults (sources in ``/work/shared/reference/domain-notes.md``):
 * A scheduled loan defaults 90 days past due (``default_after_days``): the common NPL line
   (loans 90 days past due are non-performing), declared by the gateway the same day for both
   lenders (RBI 2025: a default classified the same day at both).
+* Penalty interest on overdue principal at 1.5x the contract rate (``penalty_rate_bps``
+  15000): the market's common 罚息 rate (the contract rate plus 50 %), the issue's default; a
+  bank may set 0 (none) up to 3x.
 * An order loan advances at most 80 % of an order's value (``order_advance_cap_bps``): the
   gateway's default margin for refunds and fees between the advance and the settlement.
 
@@ -54,7 +57,10 @@ class MonitoringPolicy:
 
 
 class CollectionOrder(enum.Enum):
-    INTEREST_FIRST = "interest_first"  # what is owed for the use of the money, then the money
+    # Penalty interest, then interest, then principal: what is owed for the use of the money
+    # (and for its lateness), then the money.
+    INTEREST_FIRST = "interest_first"
+    # Principal, then interest, then penalty interest: the borrower's debt shrinks fastest.
     PRINCIPAL_FIRST = "principal_first"
 
 
@@ -85,9 +91,11 @@ class EligibilityPolicy:
     order_advance_cap_bps: int = 8000
     default_after_days: int = 90
     collection_order: CollectionOrder = CollectionOrder.INTEREST_FIRST
+    penalty_rate_bps: int = 15_000  # of the contract rate, stamped on the terms when decided
 
 
 DEFAULT_POLICY: Final = EligibilityPolicy()
+MAX_PENALTY_RATE_BPS: Final = 30_000  # 3x the contract rate
 
 
 def _range(
@@ -183,6 +191,14 @@ def validate_policy(
         out, f"{p}order_advance_cap_bps", policy.order_advance_cap_bps, 1, BPS_WHOLE, "basis points"
     )
     _range(out, f"{p}default_after_days", policy.default_after_days, 1, 365, "days")
+    _range(
+        out,
+        f"{p}penalty_rate_bps",
+        policy.penalty_rate_bps,
+        0,
+        MAX_PENALTY_RATE_BPS,
+        "basis points",
+    )
     return out
 
 

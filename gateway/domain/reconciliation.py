@@ -7,8 +7,8 @@ statement is the ledger's own arithmetic, day by day:
 
 * opening: the events dated before the day, interest accrued up to the day's start;
   closing: plus the day's events, interest accrued through the day's end;
-* interest accrued for the day: the growth of the rounded running total (so the days of a case
-  add up to its total, and no rounding drifts);
+* interest and penalty interest accrued for the day: the growth of the rounded running total
+  (so the days of a case add up to its total, and no rounding drifts);
 * shares: each payout and each collection split by the case's funding split, the bank's share
   rounded down (``money.split_by_bps``), exactly as the ledger splits it;
 * who owes whom: the bank pays every loan out and collects repayments and recoveries; the
@@ -35,7 +35,7 @@ from gateway.domain.ledger import (
 )
 from gateway.domain.money import split_by_bps
 
-DRAWINGS = frozenset({LoanEventType.DISBURSED, LoanEventType.ORDER_ADVANCE})
+DRAWINGS = frozenset({LoanEventType.DISBURSED, LoanEventType.DRAWDOWN, LoanEventType.ORDER_ADVANCE})
 
 
 class NetPayer(enum.Enum):
@@ -62,6 +62,8 @@ class StatementLine:
     platform_funded_fen: int = 0
     platform_owes_bank_fen: int = 0
     bank_owes_platform_fen: int = 0
+    penalty_accrued_fen: int = 0
+    penalty_collected_fen: int = 0
 
 
 AMOUNT_FIELDS = tuple(f.name for f in fields(StatementLine) if f.name.endswith("_fen"))
@@ -85,7 +87,7 @@ def day_line(record: CaseRecord, day: date) -> StatementLine | None:
     opening = accrue(replay(before, terms, case_id=record.case_id), terms, day)
     closing = opening
     drawn = bank_funded = 0
-    principal = interest = by_bank = by_platform = 0
+    principal = interest = penalty = by_bank = by_platform = 0
     bank_share = platform_share = 0
     bank_share_of_platform_collected = platform_share_of_bank_collected = 0
     for event in during:
@@ -94,10 +96,11 @@ def day_line(record: CaseRecord, day: date) -> StatementLine | None:
             drawn += event.disbursed_fen
             bank_funded += split_by_bps(event.disbursed_fen, terms.bank_share_bps)[0]
         elif event.type in COLLECTIONS:
-            total = event.principal_fen + event.interest_fen
+            total = event.principal_fen + event.interest_fen + event.penalty_fen
             bank, platform = split_by_bps(total, terms.bank_share_bps)
             principal += event.principal_fen
             interest += event.interest_fen
+            penalty += event.penalty_fen
             bank_share += bank
             platform_share += platform
             if event.type is LoanEventType.SETTLEMENT_SWEEP:
@@ -108,8 +111,13 @@ def day_line(record: CaseRecord, day: date) -> StatementLine | None:
                 platform_share_of_bank_collected += platform
     closing = accrue(closing, terms, day + timedelta(days=1))
     accrued = closing.interest_accrued_fen - opening.interest_accrued_fen
+    penalty_accrued = closing.penalty_accrued_fen - opening.penalty_accrued_fen
     if not (
-        during or accrued or opening.principal_outstanding_fen or closing.principal_outstanding_fen
+        during
+        or accrued
+        or penalty_accrued
+        or opening.principal_outstanding_fen
+        or closing.principal_outstanding_fen
     ):
         return None
     platform_funded = drawn - bank_funded
@@ -131,6 +139,8 @@ def day_line(record: CaseRecord, day: date) -> StatementLine | None:
         # Each side keeps its own share of what it collected; only the other's crosses.
         platform_owes_bank_fen=platform_funded + bank_share_of_platform_collected,
         bank_owes_platform_fen=platform_share_of_bank_collected,
+        penalty_accrued_fen=penalty_accrued,
+        penalty_collected_fen=penalty,
     )
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import calendar
 import enum
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -81,9 +83,31 @@ def repayment_schedule(
     method: RepaymentMethod,
 ) -> list[Instalment]:
     """The instalments of ``principal_fen`` paid out on ``start`` over ``months`` months."""
-    if principal_fen <= 0 or months <= 0:
-        return []
-    dates = due_dates(start, months)
+    return list(
+        schedule_over(
+            principal_fen=principal_fen,
+            daily_rate_ppm=daily_rate_ppm,
+            start=start,
+            dates=tuple(due_dates(start, months)),
+            method=method,
+        )
+    )
+
+
+@functools.lru_cache(maxsize=4096)  # a case's ledger replays ask for the same one per event
+def schedule_over(
+    *,
+    principal_fen: int,
+    daily_rate_ppm: int,
+    start: date,
+    dates: tuple[date, ...],
+    method: RepaymentMethod,
+) -> tuple[Instalment, ...]:
+    """The instalments of ``principal_fen``, outstanding from ``start``, due on ``dates``: a
+    new loan's, or what is left after a prepayment re-amortised over the due dates after it."""
+    months = len(dates)
+    if principal_fen <= 0 or months == 0:
+        return ()
     level = (
         level_payment_fen(principal_fen, daily_rate_ppm, months)
         if method is RepaymentMethod.EQUAL_INSTALMENT
@@ -114,10 +138,10 @@ def repayment_schedule(
             )
         )
         previous = due
-    return instalments
+    return tuple(instalments)
 
 
-def days_past_due(instalments: list[Instalment], *, paid_fen: int, today: date) -> int:
+def days_past_due(instalments: Sequence[Instalment], *, paid_fen: int, today: date) -> int:
     """Days the oldest instalment not covered by ``paid_fen`` (what was repaid of the scheduled
     part, principal and interest, applied to the instalments in order) is past its due date on
     ``today``; 0 when nothing due is unpaid. An instalment due on D is one day late on D+1."""
@@ -128,3 +152,12 @@ def days_past_due(instalments: list[Instalment], *, paid_fen: int, today: date) 
             continue
         return max(0, (today - instalment.due_date).days)
     return 0
+
+
+def overdue_principal_fen(
+    instalments: Sequence[Instalment], *, principal_repaid_fen: int, on: date
+) -> int:
+    """Principal of the instalments due before ``on`` that ``principal_repaid_fen`` (the
+    scheduled part's principal repaid) does not cover: what penalty interest accrues on."""
+    due = sum(i.principal_fen for i in instalments if i.due_date < on)
+    return max(0, due - principal_repaid_fen)

@@ -30,11 +30,17 @@ from gateway.api.convert import (
     money,
     timestamp,
 )
-from gateway.domain.arrears import case_schedule
 from gateway.domain.decision import CounterOfferAnswer, Decision, DecisionOutcome, LoanTerms
 from gateway.domain.evidence import Statement
 from gateway.domain.financing import FinancingState
-from gateway.domain.ledger import Ledger, LoanEvent, LoanEventType
+from gateway.domain.ledger import (
+    Ledger,
+    LoanEvent,
+    LoanEventType,
+    available_limit_fen,
+    case_schedule,
+    maturity_date,
+)
 from gateway.domain.portfolio import PortfolioStats
 from gateway.domain.referral import (
     CaseEvent,
@@ -152,6 +158,7 @@ def terms_from_proto(
         repayment_method=enum_value(
             message.repayment_method, REPAYMENT_METHODS, f"{field}.repayment_method", problems
         ),
+        penalty_rate_bps=message.penalty_rate_bps,
     )
 
 
@@ -169,6 +176,7 @@ def terms_to_proto(terms: LoanTerms) -> financing_pb2.LoanTerms:
         repayment_method=REPAYMENT_METHOD_NUMBERS[terms.repayment_method]
         if terms.repayment_method
         else cast("Any", 0),
+        penalty_rate_bps=terms.penalty_rate_bps,
     )
 
 
@@ -209,6 +217,7 @@ def loan_event_from_proto(
         interest_fen=amount_or_zero(message.interest, f"{field}.interest", problems),
         days_overdue=message.days_overdue,
         amount_fen=amount_or_zero(message.amount, f"{field}.amount", problems),
+        penalty_fen=amount_or_zero(message.penalty, f"{field}.penalty", problems),
     )
 
 
@@ -223,11 +232,17 @@ def loan_event_to_proto(event: LoanEvent) -> financing_pb2.LoanEvent:
         interest=money(event.interest_fen) if event.interest_fen else None,
         days_overdue=event.days_overdue,
         amount=money(event.amount_fen) if event.amount_fen else None,
+        penalty=money(event.penalty_fen) if event.penalty_fen else None,
     )
 
 
-def ledger_to_proto(ledger: Ledger) -> financing_pb2.Ledger:
+def ledger_to_proto(ledger: Ledger, terms: LoanTerms | None) -> financing_pb2.Ledger:
+    matures = maturity_date(terms, ledger) if terms else None
     return financing_pb2.Ledger(
+        penalty_accrued=money(ledger.penalty_accrued_fen),
+        penalty_repaid=money(ledger.penalty_repaid_fen),
+        available_limit=money(available_limit_fen(terms, ledger) if terms else 0),
+        maturity_date=date_to_proto(matures) if matures else None,
         principal_disbursed=money(ledger.principal_disbursed_fen),
         principal_outstanding=money(ledger.principal_outstanding_fen),
         interest_accrued=money(ledger.interest_accrued_fen),
@@ -278,7 +293,7 @@ def financing_case_to_proto(
     return financing_pb2.FinancingCase(
         decision=decision_to_proto(case.decision) if case.decision else None,
         agreed_terms=terms_to_proto(case.agreed_terms) if case.agreed_terms else None,
-        ledger=ledger_to_proto(case.ledger) if case.ledger else None,
+        ledger=ledger_to_proto(case.ledger, case.agreed_terms) if case.ledger else None,
         case_id=case.case_id,
         referral_id=case.referral_id,
         bank_id=case.bank_id,

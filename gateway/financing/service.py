@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -45,6 +46,8 @@ from gateway.domain.ledger import (
     apply_event,
     apportion,
     event_problems,
+    event_target,
+    prepay,
 )
 from gateway.domain.money import split_by_bps
 from gateway.domain.paging import Page
@@ -127,6 +130,11 @@ class Financing:
             )
             if signed is not None:
                 raise_all((), decision_problems(decided, prefix="signed_decision.payload.decision"))
+            if decided.terms is not None and not decided.terms.penalty_rate_bps:
+                decided = replace(
+                    decided,
+                    terms=replace(decided.terms, penalty_rate_bps=partner.policy.penalty_rate_bps),
+                )
             assert decided.outcome is not None
             target = DECISION_STATES[decided.outcome]
             case = load_bank_case(session, case_id, bank_id, for_update=True)
@@ -251,12 +259,21 @@ class Financing:
                     f"case is {case.state.name}; loan events follow an approval or an "
                     "accepted counter-offer",
                 )
+            assert reported.type is not None
+            event_target(case_id, case.state, reported.type)  # before apportioning it
             if reported.type is LoanEventType.COLLECTION:  # the gateway apportions it
                 reported = apportion(
                     reported,
                     ledger=case.ledger or Ledger(),
                     terms=case.agreed_terms,
                     order=partner.policy.collection_order,
+                    case_id=case_id,
+                )
+            elif reported.type is LoanEventType.PREPAYMENT:
+                reported = prepay(
+                    reported,
+                    ledger=case.ledger or Ledger(),
+                    terms=case.agreed_terms,
                     case_id=case_id,
                 )
             target, ledger = apply_event(

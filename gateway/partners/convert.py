@@ -81,6 +81,9 @@ def policy_from_proto(
             message.collection_order, COLLECTION_ORDERS, f"{field}.collection_order", problems
         )
         or defaults.collection_order,
+        penalty_rate_bps=message.penalty_rate_bps
+        if message.HasField("penalty_rate_bps")
+        else defaults.penalty_rate_bps,
     )
 
 
@@ -111,6 +114,7 @@ def policy_to_proto(policy: EligibilityPolicy) -> partner_pb2.EligibilityPolicy:
         order_advance_cap_bps=policy.order_advance_cap_bps,
         default_after_days=policy.default_after_days,
         collection_order=COLLECTION_ORDER_NUMBERS[policy.collection_order],
+        penalty_rate_bps=policy.penalty_rate_bps,
     )
 
 

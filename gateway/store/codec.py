@@ -55,6 +55,7 @@ def dump_policy(policy: EligibilityPolicy) -> str:
             "order_advance_cap_bps": policy.order_advance_cap_bps,
             "default_after_days": policy.default_after_days,
             "collection_order": policy.collection_order.value,
+            "penalty_rate_bps": policy.penalty_rate_bps,
         },
         sort_keys=True,
     )
@@ -81,6 +82,7 @@ def load_policy(text: str) -> EligibilityPolicy:
         monitoring=MonitoringPolicy(**d["monitoring"]) if "monitoring" in d else MonitoringPolicy(),
         order_advance_cap_bps=d.get("order_advance_cap_bps", DEFAULT_POLICY.order_advance_cap_bps),
         default_after_days=d.get("default_after_days", DEFAULT_POLICY.default_after_days),
+        penalty_rate_bps=d.get("penalty_rate_bps", DEFAULT_POLICY.penalty_rate_bps),
         collection_order=CollectionOrder(
             d.get("collection_order", DEFAULT_POLICY.collection_order.value)
         ),
@@ -151,6 +153,7 @@ def _terms_dict(terms: LoanTerms) -> dict[str, Any]:
         "bank_share_bps": terms.bank_share_bps,
         "platform_share_bps": terms.platform_share_bps,
         "repayment_method": terms.repayment_method.value if terms.repayment_method else None,
+        "penalty_rate_bps": terms.penalty_rate_bps,
     }
 
 
@@ -168,6 +171,8 @@ def _terms_from(d: dict[str, Any]) -> LoanTerms:
         repayment_method=RepaymentMethod(d["repayment_method"])
         if d.get("repayment_method")
         else None,
+        # Terms agreed before penalty interest existed carry none.
+        penalty_rate_bps=d.get("penalty_rate_bps", 0),
     )
 
 
@@ -218,6 +223,12 @@ def dump_ledger(ledger: Ledger) -> str:
             "bank_loan_reference": ledger.bank_loan_reference,
             "disbursed_on": ledger.disbursed_on.isoformat() if ledger.disbursed_on else None,
             "days_overdue": ledger.days_overdue,
+            "drawn_again_fen": ledger.drawn_again_fen,
+            "penalty_accrued_exact": ledger.penalty_accrued_exact,
+            "penalty_repaid_fen": ledger.penalty_repaid_fen,
+            "rescheduled_on": ledger.rescheduled_on.isoformat() if ledger.rescheduled_on else None,
+            "rescheduled_principal_fen": ledger.rescheduled_principal_fen,
+            "interest_repaid_before_reschedule_fen": ledger.interest_repaid_before_reschedule_fen,
         }
     )
 
@@ -226,9 +237,11 @@ def load_ledger(text: str) -> Ledger:
     d: dict[str, Any] = json.loads(text)
     through = d.pop("accrued_through")
     disbursed = d.pop("disbursed_on", None)  # absent in ledgers stored before schedules
+    rescheduled = d.pop("rescheduled_on", None)  # and before prepayments
     return Ledger(
         accrued_through=date.fromisoformat(through) if through else None,
         disbursed_on=date.fromisoformat(disbursed) if disbursed else None,
+        rescheduled_on=date.fromisoformat(rescheduled) if rescheduled else None,
         **d,
     )
 
@@ -246,6 +259,7 @@ def dump_loan_event(event: LoanEvent) -> str:
             "interest_fen": event.interest_fen,
             "days_overdue": event.days_overdue,
             "amount_fen": event.amount_fen,
+            "penalty_fen": event.penalty_fen,
         }
     )
 
@@ -261,6 +275,7 @@ def load_loan_event(text: str) -> LoanEvent:
         interest_fen=d["interest_fen"],
         days_overdue=d["days_overdue"],
         amount_fen=d.get("amount_fen", 0),  # absent before COLLECTION existed
+        penalty_fen=d.get("penalty_fen", 0),  # and before penalty interest
     )
 
 

@@ -56,6 +56,8 @@ class Decision(enum.Enum):
     COUNTER = "counter"  # counter with half the offered amount
     BY_SCORE = "by-score"  # approve grades A-B, counter C, decline D-E
     ORDER_LOAN = "order-loan"  # approve the offered amount as an order-financing line
+    REVOLVING = "revolving"  # approve the offered amount as a revolving line
+    INSTALMENTS = "instalments"  # approve it as a fixed loan repaid in equal instalments
 
 
 @dataclass(kw_only=True)
@@ -366,8 +368,15 @@ def decision_for(referral: VerifiedReferral, rule: Decision) -> financing_pb2.De
     product = offer.product
     amount = offer.total_limit.amount_minor
     fixed = offer.fixed_amount.amount_minor
+    fixed_rate = offer.fixed_daily_rate_ppm or offer.revolving_daily_rate_ppm
+    method = financing_pb2.REPAYMENT_METHOD_UNSPECIFIED
     if rule is Decision.ORDER_LOAN:  # a line drawn by order batches: no fixed part
         product, fixed = common_pb2.PRODUCT_TYPE_ORDER_LOAN, 0
+    elif rule is Decision.REVOLVING:
+        product, fixed = common_pb2.PRODUCT_TYPE_REVOLVING_LINE, 0
+    elif rule is Decision.INSTALMENTS:
+        product, fixed = common_pb2.PRODUCT_TYPE_FIXED_LOAN, amount
+        method = financing_pb2.REPAYMENT_METHOD_EQUAL_INSTALMENT
     if rule is Decision.COUNTER:
         # Three quarters of the offer in whole yuan, never below the smallest line.
         amount = max(amount * 3 // 4 // 100 * 100, MIN_LINE_FEN)
@@ -384,11 +393,14 @@ def decision_for(referral: VerifiedReferral, rule: Decision) -> financing_pb2.De
         amount=common_pb2.Money(currency_code="CNY", amount_minor=amount),
         fixed_amount=common_pb2.Money(currency_code="CNY", amount_minor=fixed) if fixed else None,
         term_months=offer.term_months,
-        revolving_daily_rate_ppm=offer.revolving_daily_rate_ppm,
-        fixed_daily_rate_ppm=offer.fixed_daily_rate_ppm if fixed else 0,
+        revolving_daily_rate_ppm=0
+        if product == common_pb2.PRODUCT_TYPE_FIXED_LOAN
+        else offer.revolving_daily_rate_ppm or offer.fixed_daily_rate_ppm,
+        fixed_daily_rate_ppm=fixed_rate if fixed else 0,
         split=financing_pb2.FundingSplit(
             bank_share_bps=10_000 - PLATFORM_SHARE_BPS, platform_share_bps=PLATFORM_SHARE_BPS
         ),
+        repayment_method=method,
     )
     outcome = (
         financing_pb2.DECISION_OUTCOME_COUNTER_OFFER

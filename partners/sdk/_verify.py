@@ -326,7 +326,7 @@ def _check_line(line: reconciliation_pb2.ReconciliationLine) -> None:
         if money.amount_minor < 0 or money.currency_code not in ("", "CNY"):
             raise MalformedEnvelopeError(f"line {line.case_id}: {name} is not a CNY amount")
         a[name] = money.amount_minor
-    collected = a["principal_collected"] + a["interest_collected"]
+    collected = a["principal_collected"] + a["interest_collected"] + a["penalty_collected"]
     rules = {
         "bank_funded + platform_funded = drawn": a["bank_funded"] + a["platform_funded"]
         == a["drawn"],

@@ -87,6 +87,7 @@ def test_approve_records_terms_split_and_history(bank_a: Any) -> None:
     loan = terms(min(offered, 300_000), platform_bps=3000)
     case = decide(bank_a, case_id, approve(loan)).expect_ok().response.financing_case
     assert case.state == FS.FINANCING_STATE_APPROVED
+    loan.penalty_rate_bps = 15_000  # left 0: the bank's policy rate, stamped on the terms
     assert case.agreed_terms == loan
     assert case.decision.outcome == financing_pb2.DECISION_OUTCOME_APPROVE
     assert case.history[-1].from_state == FS.FINANCING_STATE_ACKNOWLEDGED
@@ -271,6 +272,7 @@ def test_counter_offer_accepted_becomes_the_agreed_terms(bank_a: Any) -> None:
     assert not case.HasField("agreed_terms")
     case = respond(bank_a, case_id, rs.COUNTER_OFFER_ANSWER_ACCEPT).expect_ok().response
     assert case.financing_case.state == FS.FINANCING_STATE_ACCEPTED
+    offer.penalty_rate_bps = 15_000  # stamped when the counter-offer was recorded
     assert case.financing_case.agreed_terms == offer
     assert case.financing_case.history[-1].actor == "platform"
 

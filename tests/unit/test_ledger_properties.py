@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from gateway.domain.decision import LoanTerms, terms_problems
 from gateway.domain.financing import TRANSITIONS, FinancingState, transition
 from gateway.domain.ledger import (
+    APPORTIONED,
     EVENT_TRANSITIONS,
     GATEWAY_RECORDED,
     Ledger,
@@ -26,6 +27,7 @@ from gateway.domain.ledger import (
     replay,
 )
 from gateway.domain.money import BPS_WHOLE, PPM_WHOLE, simple_interest_fen, yuan
+from gateway.domain.schedule import add_months
 from gateway.domain.scoring import FIXED_PART_MIN_BPS, FIXED_PART_MIN_FEN, ProductType
 from gateway.errors import FailedPrecondition
 
@@ -43,10 +45,9 @@ FAST = settings(
 
 
 # What a bank reports; the gateway records the others from order batches and settlements. A
-# COLLECTION reaches apply_event apportioned into a repayment (tests/unit/test_collections.py).
-REPORTED_TYPES = [
-    t for t in LoanEventType if t not in GATEWAY_RECORDED and t is not LoanEventType.COLLECTION
-]
+# COLLECTION or PREPAYMENT reaches apply_event apportioned into a repayment
+# (tests/unit/test_collections.py, tests/unit/test_servicing.py).
+REPORTED_TYPES = [t for t in LoanEventType if t not in GATEWAY_RECORDED and t not in APPORTIONED]
 
 # --- generators ---------------------------------------------------------------------------------
 
@@ -109,6 +110,8 @@ class Model:
     interest_repaid: int = 0
     bank_share: int = 0
     last: date | None = None
+    disbursed_on: date | None = None
+    drawn_again: int = 0
 
     def daily_micro(self) -> int:
         t = self.terms
@@ -123,6 +126,9 @@ class Model:
                 total += self.daily_micro()
                 d += timedelta(days=1)
         return total
+
+    def revolving_available(self) -> int:
+        return self.terms.amount_fen - self.terms.fixed_amount_fen - self.revolving
 
     def interest_outstanding_at(self, day: date) -> int:
         accrued_fen = (self.micro_through(day) + PPM_WHOLE // 2) // PPM_WHOLE
@@ -139,6 +145,14 @@ class Model:
             return "EVENT_OUT_OF_ORDER"
         if event.type is E.DISBURSED and event.disbursed_fen > self.terms.amount_fen:
             return "DISBURSEMENT_ABOVE_TERMS"
+        if event.type is E.DRAWDOWN:
+            if self.terms.fixed_amount_fen == self.terms.amount_fen:
+                return "NO_REVOLVING_LIMIT"
+            assert self.disbursed_on is not None
+            if event.event_date >= add_months(self.disbursed_on, self.terms.term_months):
+                return "DRAWDOWN_AFTER_MATURITY"
+            if event.disbursed_fen > self.revolving_available():
+                return "DRAWDOWN_ABOVE_LIMIT"
         if event.type in (E.REPAYMENT, E.RECOVERED) and (
             event.principal_fen > self.fixed + self.revolving
             or event.interest_fen > self.interest_outstanding_at(event.event_date)
@@ -159,6 +173,11 @@ class Model:
             self.disbursed = event.disbursed_fen
             self.fixed = min(event.disbursed_fen, self.terms.fixed_amount_fen)
             self.revolving = event.disbursed_fen - self.fixed
+            self.disbursed_on = event.event_date
+        elif event.type is E.DRAWDOWN:
+            self.disbursed += event.disbursed_fen
+            self.drawn_again += event.disbursed_fen
+            self.revolving += event.disbursed_fen
         elif event.type in (E.REPAYMENT, E.RECOVERED):
             p = event.principal_fen
             from_revolving = min(p, self.revolving)
@@ -189,6 +208,12 @@ def _draw_event(data: st.DataObject, model: Model, day: date) -> LoanEvent:
             bank_loan_reference=data.draw(st.sampled_from(["BL-1", "  BL-2  "])),
             disbursed_fen=_amount(data, model.terms.amount_fen, zero_ok=False),
         )
+    if etype is E.DRAWDOWN:
+        return LoanEvent(
+            type=etype,
+            event_date=day,
+            disbursed_fen=_amount(data, model.revolving_available(), zero_ok=False),
+        )
     if etype in (E.REPAYMENT, E.RECOVERED):
         principal = _amount(data, model.fixed + model.revolving, zero_ok=True)
         interest = _amount(data, model.interest_outstanding_at(day), zero_ok=True)
@@ -212,7 +237,7 @@ def _check_ledger(ledger: Ledger, terms: LoanTerms, state: FinancingState) -> No
     assert ledger.principal_outstanding_fen == (
         ledger.principal_disbursed_fen - ledger.principal_repaid_fen
     )
-    assert ledger.principal_disbursed_fen <= terms.amount_fen
+    assert ledger.principal_disbursed_fen - ledger.drawn_again_fen <= terms.amount_fen
     assert ledger.fixed_outstanding_fen <= terms.fixed_amount_fen
     assert ledger.revolving_outstanding_fen <= terms.amount_fen - terms.fixed_amount_fen
     assert ledger.interest_repaid_fen <= ledger.interest_accrued_fen
@@ -226,6 +251,7 @@ def _check_ledger(ledger: Ledger, terms: LoanTerms, state: FinancingState) -> No
 
 def _check_matches_model(ledger: Ledger, model: Model) -> None:
     assert ledger.principal_disbursed_fen == model.disbursed
+    assert ledger.drawn_again_fen == model.drawn_again
     assert ledger.fixed_outstanding_fen == model.fixed
     assert ledger.revolving_outstanding_fen == model.revolving
     assert ledger.interest_accrued_micro == model.micro
@@ -442,6 +468,8 @@ def _plain_event(etype: LoanEventType, day: date) -> LoanEvent:
         return LoanEvent(type=etype, event_date=day, principal_fen=1)
     if etype is E.OVERDUE:
         return LoanEvent(type=etype, event_date=day, days_overdue=5)
+    if etype is E.DRAWDOWN:
+        return LoanEvent(type=etype, event_date=day, disbursed_fen=1)
     return LoanEvent(type=etype, event_date=day)
 
 

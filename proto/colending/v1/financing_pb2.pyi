@@ -194,7 +194,17 @@ class _LoanEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LoanEve
     LOAN_EVENT_TYPE_COLLECTION: _LoanEventType.ValueType  # 10
     """A payment of amount collected by the bank, apportioned by the gateway in the bank's
     collection order (interest, then principal, by default) and split by the funding split;
-    the recorded event carries the apportioned principal and interest.
+    the recorded event carries the apportioned principal, interest and penalty interest.
+    """
+    LOAN_EVENT_TYPE_DRAWDOWN: _LoanEventType.ValueType  # 11
+    """The revolving line drawn again by disbursed_amount, within what is available of its
+    revolving limit and before it matures; not while it is OVERDUE. The case is REPAYING.
+    """
+    LOAN_EVENT_TYPE_PREPAYMENT: _LoanEventType.ValueType  # 12
+    """A scheduled loan repaid early by amount, in part or in full: it pays the penalty interest
+    and interest owed, the rest prepays the fixed part's principal, and the schedule is
+    re-amortised from that day over the due dates still to come (same method, same term). Not
+    while an instalment is past due; the recorded event carries what it paid.
     """
 
 class LoanEventType(_LoanEventType, metaclass=_LoanEventTypeEnumTypeWrapper):
@@ -227,7 +237,17 @@ gateway from ReportOrderSettlement, never reported).
 LOAN_EVENT_TYPE_COLLECTION: LoanEventType.ValueType  # 10
 """A payment of amount collected by the bank, apportioned by the gateway in the bank's
 collection order (interest, then principal, by default) and split by the funding split;
-the recorded event carries the apportioned principal and interest.
+the recorded event carries the apportioned principal, interest and penalty interest.
+"""
+LOAN_EVENT_TYPE_DRAWDOWN: LoanEventType.ValueType  # 11
+"""The revolving line drawn again by disbursed_amount, within what is available of its
+revolving limit and before it matures; not while it is OVERDUE. The case is REPAYING.
+"""
+LOAN_EVENT_TYPE_PREPAYMENT: LoanEventType.ValueType  # 12
+"""A scheduled loan repaid early by amount, in part or in full: it pays the penalty interest
+and interest owed, the rest prepays the fixed part's principal, and the schedule is
+re-amortised from that day over the due dates still to come (same method, same term). Not
+while an instalment is past due; the recorded event carries what it paid.
 """
 Global___LoanEventType: _TypeAlias = LoanEventType  # noqa: Y015
 
@@ -271,6 +291,7 @@ class LoanTerms(_message.Message):
     FIXED_DAILY_RATE_PPM_FIELD_NUMBER: _builtins.int
     SPLIT_FIELD_NUMBER: _builtins.int
     REPAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    PENALTY_RATE_BPS_FIELD_NUMBER: _builtins.int
     product: _common_pb2.ProductType.ValueType
     """Shape of the facility."""
     term_months: _builtins.int
@@ -282,6 +303,11 @@ class LoanTerms(_message.Message):
     repayment_method: Global___RepaymentMethod.ValueType
     """How the fixed part is repaid (FIXED_LOAN and COMBINED only); UNSPECIFIED: at will, with no
     schedule.
+    """
+    penalty_rate_bps: _builtins.int
+    """Penalty interest on overdue principal of a scheduled fixed part, basis points of the
+    contract rate (15000 = 1.5x), 0..30000; 0 in a decision: the bank's policy rate, stamped
+    on the terms when the decision is recorded.
     """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
@@ -308,10 +334,11 @@ class LoanTerms(_message.Message):
         fixed_daily_rate_ppm: _builtins.int = ...,
         split: Global___FundingSplit | None = ...,
         repayment_method: Global___RepaymentMethod.ValueType = ...,
+        penalty_rate_bps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fixed_amount", b"fixed_amount", "split", b"split"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fixed_amount", b"fixed_amount", "fixed_daily_rate_ppm", b"fixed_daily_rate_ppm", "product", b"product", "repayment_method", b"repayment_method", "revolving_daily_rate_ppm", b"revolving_daily_rate_ppm", "split", b"split", "term_months", b"term_months"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fixed_amount", b"fixed_amount", "fixed_daily_rate_ppm", b"fixed_daily_rate_ppm", "penalty_rate_bps", b"penalty_rate_bps", "product", b"product", "repayment_method", b"repayment_method", "revolving_daily_rate_ppm", b"revolving_daily_rate_ppm", "split", b"split", "term_months", b"term_months"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -423,6 +450,7 @@ class LoanEvent(_message.Message):
     INTEREST_FIELD_NUMBER: _builtins.int
     DAYS_OVERDUE_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
+    PENALTY_FIELD_NUMBER: _builtins.int
     type: Global___LoanEventType.ValueType
     """What happened."""
     bank_loan_reference: _builtins.str
@@ -435,19 +463,27 @@ class LoanEvent(_message.Message):
 
     @_builtins.property
     def disbursed_amount(self) -> _common_pb2.Money:
-        """Amount paid out (DISBURSED, ORDER_ADVANCE)."""
+        """Amount paid out (DISBURSED, DRAWDOWN, ORDER_ADVANCE)."""
 
     @_builtins.property
     def principal(self) -> _common_pb2.Money:
-        """Principal repaid (REPAYMENT, RECOVERED, SETTLEMENT_SWEEP)."""
+        """Principal repaid (REPAYMENT, RECOVERED; recorded on SETTLEMENT_SWEEP, COLLECTION,
+        PREPAYMENT).
+        """
 
     @_builtins.property
     def interest(self) -> _common_pb2.Money:
-        """Interest repaid (REPAYMENT, RECOVERED, SETTLEMENT_SWEEP)."""
+        """Interest repaid (as principal)."""
 
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
-        """The payment collected (COLLECTION only; principal and interest are then left empty)."""
+        """The payment collected (COLLECTION, PREPAYMENT; principal, interest and penalty are then
+        left empty).
+        """
+
+    @_builtins.property
+    def penalty(self) -> _common_pb2.Money:
+        """Penalty interest repaid (REPAYMENT, RECOVERED; recorded on COLLECTION, PREPAYMENT)."""
 
     def __init__(
         self,
@@ -460,10 +496,11 @@ class LoanEvent(_message.Message):
         interest: _common_pb2.Money | None = ...,
         days_overdue: _builtins.int = ...,
         amount: _common_pb2.Money | None = ...,
+        penalty: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "disbursed_amount", b"disbursed_amount", "event_date", b"event_date", "interest", b"interest", "principal", b"principal"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "disbursed_amount", b"disbursed_amount", "event_date", b"event_date", "interest", b"interest", "penalty", b"penalty", "principal", b"principal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bank_loan_reference", b"bank_loan_reference", "days_overdue", b"days_overdue", "disbursed_amount", b"disbursed_amount", "event_date", b"event_date", "interest", b"interest", "principal", b"principal", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "bank_loan_reference", b"bank_loan_reference", "days_overdue", b"days_overdue", "disbursed_amount", b"disbursed_amount", "event_date", b"event_date", "interest", b"interest", "penalty", b"penalty", "principal", b"principal", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -482,6 +519,10 @@ class Ledger(_message.Message):
     INTEREST_REPAID_FIELD_NUMBER: _builtins.int
     BANK_SHARE_REPAID_FIELD_NUMBER: _builtins.int
     PLATFORM_SHARE_REPAID_FIELD_NUMBER: _builtins.int
+    PENALTY_ACCRUED_FIELD_NUMBER: _builtins.int
+    PENALTY_REPAID_FIELD_NUMBER: _builtins.int
+    AVAILABLE_LIMIT_FIELD_NUMBER: _builtins.int
+    MATURITY_DATE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def principal_disbursed(self) -> _common_pb2.Money:
         """Principal paid out."""
@@ -510,6 +551,22 @@ class Ledger(_message.Message):
     def platform_share_repaid(self) -> _common_pb2.Money:
         """The platform's share of all repayments, by the split."""
 
+    @_builtins.property
+    def penalty_accrued(self) -> _common_pb2.Money:
+        """Penalty interest accrued on overdue principal of the schedule."""
+
+    @_builtins.property
+    def penalty_repaid(self) -> _common_pb2.Money:
+        """Penalty interest repaid so far."""
+
+    @_builtins.property
+    def available_limit(self) -> _common_pb2.Money:
+        """What the revolving limit (an order loan's whole line) can still be drawn."""
+
+    @_builtins.property
+    def maturity_date(self) -> _common_pb2.Date:
+        """The day the term ends (unset before the loan is paid out)."""
+
     def __init__(
         self,
         *,
@@ -520,10 +577,14 @@ class Ledger(_message.Message):
         interest_repaid: _common_pb2.Money | None = ...,
         bank_share_repaid: _common_pb2.Money | None = ...,
         platform_share_repaid: _common_pb2.Money | None = ...,
+        penalty_accrued: _common_pb2.Money | None = ...,
+        penalty_repaid: _common_pb2.Money | None = ...,
+        available_limit: _common_pb2.Money | None = ...,
+        maturity_date: _common_pb2.Date | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["bank_share_repaid", b"bank_share_repaid", "interest_accrued", b"interest_accrued", "interest_repaid", b"interest_repaid", "platform_share_repaid", b"platform_share_repaid", "principal_disbursed", b"principal_disbursed", "principal_outstanding", b"principal_outstanding", "principal_repaid", b"principal_repaid"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["available_limit", b"available_limit", "bank_share_repaid", b"bank_share_repaid", "interest_accrued", b"interest_accrued", "interest_repaid", b"interest_repaid", "maturity_date", b"maturity_date", "penalty_accrued", b"penalty_accrued", "penalty_repaid", b"penalty_repaid", "platform_share_repaid", b"platform_share_repaid", "principal_disbursed", b"principal_disbursed", "principal_outstanding", b"principal_outstanding", "principal_repaid", b"principal_repaid"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_share_repaid", b"bank_share_repaid", "interest_accrued", b"interest_accrued", "interest_repaid", b"interest_repaid", "platform_share_repaid", b"platform_share_repaid", "principal_disbursed", b"principal_disbursed", "principal_outstanding", b"principal_outstanding", "principal_repaid", b"principal_repaid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_limit", b"available_limit", "bank_share_repaid", b"bank_share_repaid", "interest_accrued", b"interest_accrued", "interest_repaid", b"interest_repaid", "maturity_date", b"maturity_date", "penalty_accrued", b"penalty_accrued", "penalty_repaid", b"penalty_repaid", "platform_share_repaid", b"platform_share_repaid", "principal_disbursed", b"principal_disbursed", "principal_outstanding", b"principal_outstanding", "principal_repaid", b"principal_repaid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -56,9 +56,9 @@ class _CollectionOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Colle
     COLLECTION_ORDER_UNSPECIFIED: _CollectionOrder.ValueType  # 0
     """Not set: INTEREST_FIRST."""
     COLLECTION_ORDER_INTEREST_FIRST: _CollectionOrder.ValueType  # 1
-    """Interest accrued and unpaid, then principal."""
+    """Penalty interest, then interest accrued and unpaid, then principal."""
     COLLECTION_ORDER_PRINCIPAL_FIRST: _CollectionOrder.ValueType  # 2
-    """Principal, then interest."""
+    """Principal, then interest, then penalty interest."""
 
 class CollectionOrder(_CollectionOrder, metaclass=_CollectionOrderEnumTypeWrapper):
     """CollectionOrder is the order in which a collected payment pays what is owed."""
@@ -66,9 +66,9 @@ class CollectionOrder(_CollectionOrder, metaclass=_CollectionOrderEnumTypeWrappe
 COLLECTION_ORDER_UNSPECIFIED: CollectionOrder.ValueType  # 0
 """Not set: INTEREST_FIRST."""
 COLLECTION_ORDER_INTEREST_FIRST: CollectionOrder.ValueType  # 1
-"""Interest accrued and unpaid, then principal."""
+"""Penalty interest, then interest accrued and unpaid, then principal."""
 COLLECTION_ORDER_PRINCIPAL_FIRST: CollectionOrder.ValueType  # 2
-"""Principal, then interest."""
+"""Principal, then interest, then penalty interest."""
 Global___CollectionOrder: _TypeAlias = CollectionOrder  # noqa: Y015
 
 class _PartnerState:
@@ -125,6 +125,7 @@ class EligibilityPolicy(_message.Message):
     ORDER_ADVANCE_CAP_BPS_FIELD_NUMBER: _builtins.int
     DEFAULT_AFTER_DAYS_FIELD_NUMBER: _builtins.int
     COLLECTION_ORDER_FIELD_NUMBER: _builtins.int
+    PENALTY_RATE_BPS_FIELD_NUMBER: _builtins.int
     min_years_registered: _builtins.int
     """Minimum full years since business registration."""
     min_score: _builtins.int
@@ -153,6 +154,11 @@ class EligibilityPolicy(_message.Message):
     """
     collection_order: Global___CollectionOrder.ValueType
     """How a COLLECTION is applied (UNSPECIFIED: interest first)."""
+    penalty_rate_bps: _builtins.int
+    """Penalty interest on a scheduled loan's overdue principal, basis points of the contract
+    rate, 0..30000 (0: none); unset means the default, 15000 (1.5x). Stamped on a loan's terms
+    when it is decided.
+    """
     @_builtins.property
     def allowed_region_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """GB/T 2260 codes accepted; a province code (xx0000) covers the province, a prefecture code
@@ -204,12 +210,15 @@ class EligibilityPolicy(_message.Message):
         order_advance_cap_bps: _builtins.int = ...,
         default_after_days: _builtins.int = ...,
         collection_order: Global___CollectionOrder.ValueType = ...,
+        penalty_rate_bps: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "monitoring", b"monitoring"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_penalty_rate_bps", b"_penalty_rate_bps", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "monitoring", b"monitoring", "penalty_rate_bps", b"penalty_rate_bps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "collection_order", b"collection_order", "default_after_days", b"default_after_days", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "order_advance_cap_bps", b"order_advance_cap_bps", "ordered_delivery", b"ordered_delivery", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_penalty_rate_bps", b"_penalty_rate_bps", "allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "collection_order", b"collection_order", "default_after_days", b"default_after_days", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "order_advance_cap_bps", b"order_advance_cap_bps", "ordered_delivery", b"ordered_delivery", "penalty_rate_bps", b"penalty_rate_bps", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__penalty_rate_bps: _TypeAlias = _typing.Literal["penalty_rate_bps"]  # noqa: Y015
+    _WhichOneofArgType__penalty_rate_bps: _TypeAlias = _typing.Literal["_penalty_rate_bps", b"_penalty_rate_bps"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__penalty_rate_bps) -> _WhichOneofReturnType__penalty_rate_bps | None: ...
 
 Global___EligibilityPolicy: _TypeAlias = EligibilityPolicy  # noqa: Y015
 

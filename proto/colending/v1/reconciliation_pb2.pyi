@@ -74,6 +74,8 @@ class ReconciliationLine(_message.Message):
     PLATFORM_FUNDED_FIELD_NUMBER: _builtins.int
     PLATFORM_OWES_BANK_FIELD_NUMBER: _builtins.int
     BANK_OWES_PLATFORM_FIELD_NUMBER: _builtins.int
+    PENALTY_ACCRUED_FIELD_NUMBER: _builtins.int
+    PENALTY_COLLECTED_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     """The financing case."""
     platform_merchant_id: _builtins.str
@@ -84,7 +86,7 @@ class ReconciliationLine(_message.Message):
 
     @_builtins.property
     def drawn(self) -> _common_pb2.Money:
-        """Paid out during the day (DISBURSED, ORDER_ADVANCE)."""
+        """Paid out during the day (DISBURSED, DRAWDOWN, ORDER_ADVANCE)."""
 
     @_builtins.property
     def interest_accrued(self) -> _common_pb2.Money:
@@ -102,7 +104,9 @@ class ReconciliationLine(_message.Message):
 
     @_builtins.property
     def collected_by_bank(self) -> _common_pb2.Money:
-        """Of the collections, what the bank collected (REPAYMENT, RECOVERED)."""
+        """Of the collections (principal, interest and penalty interest), what the bank collected
+        (REPAYMENT, COLLECTION, PREPAYMENT, RECOVERED).
+        """
 
     @_builtins.property
     def collected_by_platform(self) -> _common_pb2.Money:
@@ -136,6 +140,16 @@ class ReconciliationLine(_message.Message):
     def bank_owes_platform(self) -> _common_pb2.Money:
         """The platform's share of what the bank collected."""
 
+    @_builtins.property
+    def penalty_accrued(self) -> _common_pb2.Money:
+        """Penalty interest accrued for the day on overdue principal (the same running-total rule as
+        interest_accrued).
+        """
+
+    @_builtins.property
+    def penalty_collected(self) -> _common_pb2.Money:
+        """Penalty interest collected during the day."""
+
     def __init__(
         self,
         *,
@@ -155,10 +169,12 @@ class ReconciliationLine(_message.Message):
         platform_funded: _common_pb2.Money | None = ...,
         platform_owes_bank: _common_pb2.Money | None = ...,
         bank_owes_platform: _common_pb2.Money | None = ...,
+        penalty_accrued: _common_pb2.Money | None = ...,
+        penalty_collected: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["bank_funded", b"bank_funded", "bank_owes_platform", b"bank_owes_platform", "bank_share_collected", b"bank_share_collected", "closing_principal", b"closing_principal", "collected_by_bank", b"collected_by_bank", "collected_by_platform", b"collected_by_platform", "drawn", b"drawn", "interest_accrued", b"interest_accrued", "interest_collected", b"interest_collected", "opening_principal", b"opening_principal", "platform_funded", b"platform_funded", "platform_owes_bank", b"platform_owes_bank", "platform_share_collected", b"platform_share_collected", "principal_collected", b"principal_collected"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bank_funded", b"bank_funded", "bank_owes_platform", b"bank_owes_platform", "bank_share_collected", b"bank_share_collected", "closing_principal", b"closing_principal", "collected_by_bank", b"collected_by_bank", "collected_by_platform", b"collected_by_platform", "drawn", b"drawn", "interest_accrued", b"interest_accrued", "interest_collected", b"interest_collected", "opening_principal", b"opening_principal", "penalty_accrued", b"penalty_accrued", "penalty_collected", b"penalty_collected", "platform_funded", b"platform_funded", "platform_owes_bank", b"platform_owes_bank", "platform_share_collected", b"platform_share_collected", "principal_collected", b"principal_collected"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_funded", b"bank_funded", "bank_owes_platform", b"bank_owes_platform", "bank_share_collected", b"bank_share_collected", "case_id", b"case_id", "closing_principal", b"closing_principal", "collected_by_bank", b"collected_by_bank", "collected_by_platform", b"collected_by_platform", "drawn", b"drawn", "interest_accrued", b"interest_accrued", "interest_collected", b"interest_collected", "opening_principal", b"opening_principal", "platform_funded", b"platform_funded", "platform_merchant_id", b"platform_merchant_id", "platform_owes_bank", b"platform_owes_bank", "platform_share_collected", b"platform_share_collected", "principal_collected", b"principal_collected"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_funded", b"bank_funded", "bank_owes_platform", b"bank_owes_platform", "bank_share_collected", b"bank_share_collected", "case_id", b"case_id", "closing_principal", b"closing_principal", "collected_by_bank", b"collected_by_bank", "collected_by_platform", b"collected_by_platform", "drawn", b"drawn", "interest_accrued", b"interest_accrued", "interest_collected", b"interest_collected", "opening_principal", b"opening_principal", "penalty_accrued", b"penalty_accrued", "penalty_collected", b"penalty_collected", "platform_funded", b"platform_funded", "platform_merchant_id", b"platform_merchant_id", "platform_owes_bank", b"platform_owes_bank", "platform_share_collected", b"platform_share_collected", "principal_collected", b"principal_collected"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
