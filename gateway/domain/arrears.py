@@ -3,8 +3,8 @@ reports: days past due, the OVERDUE events that record them (on entering arrears
 new bucket, M1/M2/M3+), and the DEFAULT the gateway declares at the bank's policy day count
 (90 by default), the same day for both lenders.
 
-What was repaid of the scheduled part (``ledger.scheduled_paid_fen``) covers the instalments in
-order (``schedule.days_past_due``).
+The principal and interest repaid of the scheduled part cover the instalments in order
+(``ledger.days_in_arrears``, ``schedule.days_past_due``).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Shape rules (INVALID_ARGUMENT, by field): an outcome; terms for APPROVE and COUN
 none for DECLINE; reason codes for DECLINE; a product; a positive amount; a term of 1..36
 months; daily rates of 1..10000 ppm; shares of 0..10000 bps that sum to exactly 10000; and the
 fixed-part rule of the product (FIXED_LOAN: all of it; REVOLVING_LINE: none; COMBINED: at
-least 20 % and at least RMB 50,000, and less than the whole); a penalty rate of 0..30000 bps of
-the contract rate.
+least 20 % and at least RMB 50,000, and less than the whole); a penalty rate of 10000..30000 bps of
+the contract rate (0: the bank's policy rate).
 
 Policy rules (FAILED_PRECONDITION, every one at once): the platform's share within the bank's
 floor and ceiling (default floor 30 %, CBIRC 2021 No. 24); the amount within the bank's credit
@@ -60,9 +60,10 @@ class LoanTerms:
     platform_share_bps: int
     # How the fixed part falls due (gateway.domain.schedule); None: repaid at will.
     repayment_method: RepaymentMethod | None = None
-    # Penalty interest on overdue principal, in basis points of the contract rate (15000 =
-    # 1.5x); a decision that leaves it 0 gets the bank's policy rate, stamped when recorded, so
-    # a later policy change never alters a loan already agreed.
+    # What overdue principal bears in all, in basis points of the contract rate (15000 = 1.5x:
+    # the penalty interest is the 0.5x above the contract interest it keeps accruing); a
+    # decision that leaves it 0 gets the bank's policy rate, stamped when recorded, so a later
+    # policy change never alters a loan already agreed.
     penalty_rate_bps: int = 0
 
     @property
@@ -165,12 +166,12 @@ def terms_problems(terms: LoanTerms, *, prefix: str) -> list[FieldViolation]:
             )
         )
     problems += _fixed_part_problems(terms, field=f"{p}fixed_amount.amount_minor")
-    if not 0 <= terms.penalty_rate_bps <= MAX_PENALTY_RATE_BPS:
+    if terms.penalty_rate_bps and not BPS_WHOLE <= terms.penalty_rate_bps <= MAX_PENALTY_RATE_BPS:
         problems.append(
             FieldViolation(
                 f"{p}penalty_rate_bps",
-                f"must be between 0 (the bank's policy rate) and {MAX_PENALTY_RATE_BPS} basis "
-                "points of the contract rate",
+                f"must be between {BPS_WHOLE} (no surcharge) and {MAX_PENALTY_RATE_BPS} basis "
+                "points of the contract rate, or 0 for the bank's policy rate",
             )
         )
     if terms.repayment_method is not None and not uses_fixed and terms.product is not None:

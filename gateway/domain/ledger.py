@@ -11,12 +11,16 @@ rounded down, the platform taking the remainder), so the two shares always sum t
 A revolving line is drawn again (DRAWDOWN) any day before it matures, within its revolving
 limit; what is drawn accrues interest from that day.
 
-A scheduled fixed part (``schedule``) also accrues penalty interest: each day, on the principal
-of the instalments due before it that the fixed part's principal repaid does not cover, at the
-contract rate times ``LoanTerms.penalty_rate_bps`` (kept exactly, in 10^-10 fen, and rounded
-half up only when shown). A PREPAYMENT pays the penalty and interest owed and prepays principal
-with the rest; the fixed part's schedule is then re-amortised, by the same method, from that
-day over the due dates still to come (the term is kept, the instalments shrink).
+A scheduled fixed part (``schedule``) also accrues penalty interest (罚息): overdue principal,
+that of the instalments due before the day that the fixed part's principal repaid does not
+cover, bears ``LoanTerms.penalty_rate_bps`` of the contract rate in all (15000: 1.5x, the rate
+plus 50 %); it keeps accruing contract interest like all principal, and the penalty is the
+surcharge above it, kept exactly (10^-10 fen) and rounded half up only when shown.
+
+A PREPAYMENT, once every instalment due up to its day is paid, pays the penalty and interest
+owed and prepays principal with the rest; the fixed part's schedule is then re-amortised, by
+the same method, from that day over the due dates after it (the term is kept, the instalments
+shrink).
 """
 
 from __future__ import annotations
@@ -238,13 +242,14 @@ def accrue(ledger: Ledger, terms: LoanTerms, through: date) -> Ledger:
 def _penalty_exact(ledger: Ledger, terms: LoanTerms, start: date, end: date) -> int:
     """Penalty interest for the days ``start`` .. ``end`` (excluded), in 10^-10 fen. What is
     overdue only grows the day after a due date, so the period is cut there."""
-    if not terms.penalty_rate_bps:
+    if terms.penalty_rate_bps <= BPS_WHOLE:
         return 0
     schedule = case_schedule(terms, ledger)
     if not schedule:
         return 0
     repaid = scheduled_principal_repaid_fen(terms, ledger)
-    rate = terms.fixed_daily_rate_ppm * terms.penalty_rate_bps
+    # The overdue principal keeps accruing contract interest; the penalty is the surcharge.
+    rate = terms.fixed_daily_rate_ppm * (terms.penalty_rate_bps - BPS_WHOLE)
     cuts = sorted({i.due_date + ONE_DAY for i in schedule} | {start, end})
     edges = [d for d in cuts if start <= d <= end]
     total = 0
@@ -289,21 +294,19 @@ def scheduled_principal_repaid_fen(terms: LoanTerms, ledger: Ledger) -> int:
     return basis - ledger.fixed_outstanding_fen
 
 
-def scheduled_paid_fen(terms: LoanTerms, ledger: Ledger) -> int:
-    """What pays the schedule's instalments, in order: the fixed part's principal repaid plus
-    the interest repaid since the schedule began (for a combined line, its revolving interest
-    counts too: the ledger does not split interest by part). Penalty interest does not."""
-    return (
-        scheduled_principal_repaid_fen(terms, ledger)
-        + ledger.interest_repaid_fen
-        - ledger.interest_repaid_before_reschedule_fen
-    )
+def scheduled_interest_repaid_fen(ledger: Ledger) -> int:
+    """Interest repaid since the schedule began (or was last redone); for a combined line its
+    revolving interest counts too, as the ledger does not split interest by part."""
+    return ledger.interest_repaid_fen - ledger.interest_repaid_before_reschedule_fen
 
 
 def days_in_arrears(terms: LoanTerms, ledger: Ledger, today: date) -> int:
     """Days past due on ``today`` of the oldest instalment what was repaid does not cover."""
     return days_past_due(
-        case_schedule(terms, ledger), paid_fen=scheduled_paid_fen(terms, ledger), today=today
+        case_schedule(terms, ledger),
+        principal_paid_fen=scheduled_principal_repaid_fen(terms, ledger),
+        interest_paid_fen=scheduled_interest_repaid_fen(ledger),
+        today=today,
     )
 
 
@@ -341,8 +344,7 @@ def apply_event(
             "an ORDER_LOAN is paid out one approved order batch at a time (DecideOrderBatch), "
             f"not by a {event.type.name} event",
         )
-    target = event_target(case_id, state, event.type)
-    _refuse_out_of_order(ledger, event.event_date, subject)
+    target = admissible(case_id=case_id, state=state, ledger=ledger, event=event)
     if event.type is LoanEventType.DISBURSED and event.disbursed_fen > terms.amount_fen:
         raise FailedPrecondition.single(
             "DISBURSEMENT_ABOVE_TERMS",
@@ -367,16 +369,22 @@ def apply_event(
     return target, ledger
 
 
-def event_target(case_id: str, state: FinancingState, kind: LoanEventType) -> FinancingState:
-    """Where an event of ``kind`` takes a case in ``state``; ILLEGAL_TRANSITION if nowhere."""
-    allowed, target = EVENT_TRANSITIONS[kind]
+def admissible(
+    *, case_id: str, state: FinancingState, ledger: Ledger, event: LoanEvent
+) -> FinancingState:
+    """Where the event takes the case: ILLEGAL_TRANSITION if its state takes no such event,
+    EVENT_OUT_OF_ORDER if dated before the case's last one. Checked before apportioning."""
+    assert event.type is not None
+    assert event.event_date is not None
+    allowed, target = EVENT_TRANSITIONS[event.type]
     if state not in allowed:
         raise FailedPrecondition.single(
             "ILLEGAL_TRANSITION",
             f"financingCases/{case_id}",
-            f"case is {state.name}; a {kind.name} event needs one of "
+            f"case is {state.name}; a {event.type.name} event needs one of "
             f"{', '.join(sorted(s.name for s in allowed))}",
         )
+    _refuse_out_of_order(ledger, event.event_date, f"financingCases/{case_id}")
     return target
 
 
@@ -388,8 +396,18 @@ def _refuse_drawdown(ledger: Ledger, terms: LoanTerms, event: LoanEvent, subject
             subject,
             f"a {terms.product.name if terms.product else 'loan'} has no revolving part to draw",
         )
+    if days_in_arrears(terms, ledger, event.event_date):
+        raise FailedPrecondition.single(
+            "DRAWDOWN_IN_ARREARS",
+            subject,
+            "an instalment of the fixed part is past due; the line is drawn again once it is paid",
+        )
     matures = maturity_date(terms, ledger)
-    if matures is not None and event.event_date >= matures:
+    if matures is None:  # a ledger kept before payout dates were (a loan of before drawdowns)
+        raise FailedPrecondition.single(
+            "MATURITY_UNKNOWN", subject, "the loan's payout date is not on record; no drawdown"
+        )
+    if event.event_date >= matures:
         raise FailedPrecondition.single(
             "DRAWDOWN_AFTER_MATURITY",
             subject,
@@ -525,13 +543,14 @@ def prepay(event: LoanEvent, *, ledger: Ledger, terms: LoanTerms, case_id: str) 
             subject,
             "the schedule has no instalment left to fall due; repay with REPAYMENT",
         )
-    late = days_in_arrears(terms, owed, event.event_date)
-    if late:
+    # As of the day after: an instalment due that day is paid before the prepayment, else the
+    # re-amortisation (over the due dates after it) would spread it over the later ones.
+    if days_in_arrears(terms, owed, event.event_date + ONE_DAY):
         raise FailedPrecondition.single(
             "PREPAYMENT_IN_ARREARS",
             subject,
-            f"an instalment is {late} days past due; pay the arrears (REPAYMENT or "
-            "COLLECTION) before prepaying",
+            "an instalment due on or before the prepayment's day is unpaid; pay it "
+            "(REPAYMENT or COLLECTION) before prepaying",
         )
     charges = owed.penalty_outstanding_fen + owed.interest_outstanding_fen
     principal = event.amount_fen - charges

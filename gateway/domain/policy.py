@@ -19,9 +19,9 @@ Defaults (sources in ``/work/shared/reference/domain-notes.md``):
 * A scheduled loan defaults 90 days past due (``default_after_days``): the common NPL line
   (loans 90 days past due are non-performing), declared by the gateway the same day for both
   lenders (RBI 2025: a default classified the same day at both).
-* Penalty interest on overdue principal at 1.5x the contract rate (``penalty_rate_bps``
-  15000): the market's common 罚息 rate (the contract rate plus 50 %), the issue's default; a
-  bank may set 0 (none) up to 3x.
+* Overdue principal bears 1.5x the contract rate (``penalty_rate_bps`` 15000): the contract
+  rate plus 50 %, the top of the PBOC's 30-50 % surcharge on overdue loans (罚息, PBOC 2003
+  No. 251, the common market practice); a bank may set 10000 (no surcharge) up to 3x.
 * An order loan advances at most 80 % of an order's value (``order_advance_cap_bps``): the
   gateway's default margin for refunds and fees between the advance and the settlement.
 
@@ -195,9 +195,9 @@ def validate_policy(
         out,
         f"{p}penalty_rate_bps",
         policy.penalty_rate_bps,
-        0,
+        BPS_WHOLE,
         MAX_PENALTY_RATE_BPS,
-        "basis points",
+        "basis points of the contract rate",
     )
     return out
 

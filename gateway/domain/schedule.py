@@ -16,8 +16,10 @@
 
 Every figure is an integer number of fen and the principal parts always sum to the principal.
 
-Days past due come from the schedule: what was repaid (principal and interest) covers the
-instalments in order, and the oldest one left uncovered is late from the day after its due date.
+Days past due come from the schedule: the principal and the interest repaid cover the
+instalments in order, each on its own, and the oldest one left uncovered is late from the day
+after its due date. After a prepayment the ledger re-amortises what is left over the due dates
+to come (``schedule_over``), numbered again from 1.
 """
 
 from __future__ import annotations
@@ -141,14 +143,22 @@ def schedule_over(
     return tuple(instalments)
 
 
-def days_past_due(instalments: Sequence[Instalment], *, paid_fen: int, today: date) -> int:
-    """Days the oldest instalment not covered by ``paid_fen`` (what was repaid of the scheduled
-    part, principal and interest, applied to the instalments in order) is past its due date on
-    ``today``; 0 when nothing due is unpaid. An instalment due on D is one day late on D+1."""
-    covered = paid_fen
+def days_past_due(
+    instalments: Sequence[Instalment],
+    *,
+    principal_paid_fen: int,
+    interest_paid_fen: int,
+    today: date,
+) -> int:
+    """Days the oldest instalment not covered is past its due date on ``today``; 0 when nothing
+    due is unpaid. An instalment is covered once the principal and the interest repaid of the
+    scheduled part each reach what the instalments up to it ask (so interest paid beyond the
+    schedule never stands in for principal). One due on D is one day late on D+1."""
+    principal_due = interest_due = 0
     for instalment in instalments:
-        if covered >= instalment.total_fen:
-            covered -= instalment.total_fen
+        principal_due += instalment.principal_fen
+        interest_due += instalment.interest_fen
+        if principal_paid_fen >= principal_due and interest_paid_fen >= interest_due:
             continue
         return max(0, (today - instalment.due_date).days)
     return 0

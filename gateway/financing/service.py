@@ -43,10 +43,10 @@ from gateway.domain.ledger import (
     Ledger,
     LoanEvent,
     LoanEventType,
+    admissible,
     apply_event,
     apportion,
     event_problems,
-    event_target,
     prepay,
 )
 from gateway.domain.money import split_by_bps
@@ -259,8 +259,9 @@ class Financing:
                     f"case is {case.state.name}; loan events follow an approval or an "
                     "accepted counter-offer",
                 )
-            assert reported.type is not None
-            event_target(case_id, case.state, reported.type)  # before apportioning it
+            admissible(  # before apportioning it
+                case_id=case_id, state=case.state, ledger=case.ledger or Ledger(), event=reported
+            )
             if reported.type is LoanEventType.COLLECTION:  # the gateway apportions it
                 reported = apportion(
                     reported,

@@ -81,9 +81,7 @@ def policy_from_proto(
             message.collection_order, COLLECTION_ORDERS, f"{field}.collection_order", problems
         )
         or defaults.collection_order,
-        penalty_rate_bps=message.penalty_rate_bps
-        if message.HasField("penalty_rate_bps")
-        else defaults.penalty_rate_bps,
+        penalty_rate_bps=message.penalty_rate_bps or defaults.penalty_rate_bps,
     )
 
 

@@ -42,10 +42,10 @@ def test_overdue_penalty_first_then_prepaid_in_part_and_in_full(net: Net, gatewa
     assert gateway.financing.sweep_arrears() == 1
     case = case_of(net, case_id)
     assert case.state == E.FINANCING_STATE_OVERDUE
-    # Days 1..4 after the due date (the sweep's event closes the ledger on day 5), at 1.5x.
+    # Days 1..4 after the due date (the sweep's event closes the ledger on day 5).
     late_principal = schedule[0].principal.amount_minor
     rate = case.agreed_terms.fixed_daily_rate_ppm
-    exact = late_principal * rate * 15_000 * 4
+    exact = late_principal * rate * 5_000 * 4  # the 0.5x above the contract rate
     assert case.ledger.penalty_accrued.amount_minor == (2 * exact + 10**10) // (2 * 10**10)
 
     # No prepayment while in arrears.
@@ -120,22 +120,25 @@ def test_a_revolving_line_is_drawn_again_within_what_is_available(net: Net) -> N
 
 
 def test_a_policy_without_penalty_and_a_fixed_loan_without_a_line(net: Net) -> None:
-    policy = policy_to_proto(EligibilityPolicy(penalty_rate_bps=0))
+    policy = policy_to_proto(EligibilityPolicy(penalty_rate_bps=10_000))  # no surcharge
     registered = net.api.register("bank-c", policy=policy)
-    assert registered.policy.HasField("penalty_rate_bps")
-    assert registered.policy.penalty_rate_bps == 0
+    assert registered.policy.penalty_rate_bps == 10_000
     case_id, offered = acknowledged_case(net.api, "m-3003", "bank-c")
     loan = terms(min(offered, 120_000), product=common_pb2.PRODUCT_TYPE_FIXED_LOAN, term_months=3)
     loan.repayment_method = E.REPAYMENT_METHOD_EQUAL_INSTALMENT
     case = decide(net.api, case_id, approve(loan), "bank-c").expect_ok().response.financing_case
-    assert case.agreed_terms.penalty_rate_bps == 0
+    assert case.agreed_terms.penalty_rate_bps == 10_000
     amount = loan.amount.amount_minor // 100
     loan_event(net.api, case_id, disbursed(amount), "bank-c").expect_ok()
     draw = on(net, E.LOAN_EVENT_TYPE_DRAWDOWN, disbursed_amount=100)
     loan_event(net.api, case_id, draw, "bank-c").expect_precondition("NO_REVOLVING_LIMIT")
-    # A bank's own rate in its decision is kept; above 3x is refused by field.
+    # A bank's own rate in its decision is kept; above 3x or below 1x is refused by field.
     case_id, offered = acknowledged_case(net.api, "m-3004", "bank-c")
     loan.penalty_rate_bps = 30_001
+    decide(net.api, case_id, approve(loan), "bank-c").expect_invalid(
+        "decision.terms.penalty_rate_bps"
+    )
+    loan.penalty_rate_bps = 9_999
     decide(net.api, case_id, approve(loan), "bank-c").expect_invalid(
         "decision.terms.penalty_rate_bps"
     )

@@ -138,12 +138,21 @@ def test_days_past_due_follow_the_oldest_uncovered_instalment() -> None:
     )
     first, second, _ = schedule
     feb_29, mar_31 = first.due_date, second.due_date
-    assert days_past_due(schedule, paid_fen=0, today=feb_29) == 0  # due today
-    assert days_past_due(schedule, paid_fen=0, today=date(2028, 3, 1)) == 1
-    assert days_past_due(schedule, paid_fen=first.total_fen - 1, today=date(2028, 3, 5)) == 5
-    paid_first = first.total_fen
-    assert days_past_due(schedule, paid_fen=paid_first, today=date(2028, 3, 31)) == 0
-    assert days_past_due(schedule, paid_fen=paid_first, today=date(2028, 4, 2)) == 2
-    everything = sum(i.total_fen for i in schedule)
-    assert days_past_due(schedule, paid_fen=everything, today=date(2029, 1, 1)) == 0
+
+    def late(principal: int, interest: int, today: date) -> int:
+        return days_past_due(
+            schedule, principal_paid_fen=principal, interest_paid_fen=interest, today=today
+        )
+
+    assert late(0, 0, feb_29) == 0  # due today
+    assert late(0, 0, date(2028, 3, 1)) == 1
+    assert late(first.principal_fen - 1, first.interest_fen, date(2028, 3, 5)) == 5
+    assert late(first.principal_fen, first.interest_fen - 1, date(2028, 3, 5)) == 5
+    # Interest beyond the schedule does not stand in for principal.
+    assert late(first.principal_fen - 1, first.total_fen, date(2028, 3, 5)) == 5
+    assert late(first.principal_fen, first.interest_fen, date(2028, 3, 31)) == 0
+    assert late(first.principal_fen, first.interest_fen, date(2028, 4, 2)) == 2
+    principal = sum(i.principal_fen for i in schedule)
+    interest = sum(i.interest_fen for i in schedule)
+    assert late(principal, interest, date(2029, 1, 1)) == 0
     assert mar_31 == date(2028, 3, 31)

@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.domain.decision import LoanTerms
 from gateway.domain.financing import FinancingState
@@ -24,7 +26,7 @@ from gateway.domain.ledger import (
     prepay,
     recorded_effect,
 )
-from gateway.domain.policy import CollectionOrder
+from gateway.domain.policy import CollectionOrder, EligibilityPolicy, validate_policy
 from gateway.domain.schedule import RepaymentMethod
 from gateway.domain.scoring import ProductType
 from gateway.errors import FailedPrecondition
@@ -34,7 +36,8 @@ S = FinancingState
 CASE = "c"
 
 # RMB 12,000 over three months, equal principal, 500 ppm a day, paid out on 31 January of a
-# leap year: due 29 February, 31 March, 30 April; penalty 1.5x, so 750 ppm a day when late.
+# leap year: due 29 February, 31 March, 30 April; late principal bears 1.5x in all, so 250 ppm a
+# day of penalty interest above the 500 of contract interest.
 PAID_OUT = date(2028, 1, 31)
 FIXED = LoanTerms(
     product=ProductType.FIXED_LOAN,
@@ -140,13 +143,13 @@ def test_penalty_accrues_on_overdue_principal_from_the_day_after_its_due_date() 
     ledger = paid_out(FIXED, 1_200_000)
     # The first 400,000 fen fall due on 29 February; 29 February itself is not late.
     assert accrue(ledger, FIXED, date(2028, 3, 1)).penalty_accrued_exact == 0
-    # 1..4 March: 400,000 x 750 ppm x 4 days = 1,200 fen.
+    # 1..4 March: 400,000 x 250 ppm x 4 days = 400 fen.
     on_5_march = accrue(ledger, FIXED, date(2028, 3, 5))
-    assert on_5_march.penalty_accrued_fen == 1_200
+    assert on_5_march.penalty_accrued_fen == 400
     # 34 days of contract interest on 1,200,000 at 500 ppm, unchanged by the penalty.
     assert on_5_march.interest_accrued_fen == 20_400
-    # From 1 April, 800,000 are late: 31 days x 400,000 + 10 days x 800,000, at 750 ppm.
-    assert accrue(ledger, FIXED, date(2028, 4, 11)).penalty_accrued_fen == 9_300 + 6_000
+    # From 1 April, 800,000 are late: 31 days x 400,000 + 10 days x 800,000, at 250 ppm.
+    assert accrue(ledger, FIXED, date(2028, 4, 11)).penalty_accrued_fen == 3_100 + 2_000
     # Accrued one day at a time or all at once, the same.
     stepwise = ledger
     for day in range(1, 72):
@@ -168,19 +171,19 @@ def test_a_collection_pays_penalty_first_or_last_by_the_banks_order() -> None:
     first = apportion(
         payment, ledger=ledger, terms=FIXED, order=CollectionOrder.INTEREST_FIRST, case_id=CASE
     )
-    assert (first.penalty_fen, first.interest_fen, first.principal_fen) == (1_200, 20_400, 8_400)
-    whole = replace(payment, amount_fen=1_200_000 + 20_400 + 1_000)
+    assert (first.penalty_fen, first.interest_fen, first.principal_fen) == (400, 20_400, 9_200)
+    whole = replace(payment, amount_fen=1_200_000 + 20_400 + 400)
     last = apportion(
         whole, ledger=ledger, terms=FIXED, order=CollectionOrder.PRINCIPAL_FIRST, case_id=CASE
     )
-    assert (last.principal_fen, last.interest_fen, last.penalty_fen) == (1_200_000, 20_400, 1_000)
+    assert (last.principal_fen, last.interest_fen, last.penalty_fen) == (1_200_000, 20_400, 400)
     _, after = run(FIXED, ledger, first)
-    assert (after.penalty_repaid_fen, after.penalty_outstanding_fen) == (1_200, 0)
+    assert (after.penalty_repaid_fen, after.penalty_outstanding_fen) == (400, 0)
     # The shares of a payment with penalty sum to it.
     assert after.bank_share_repaid_fen + after.platform_share_repaid_fen == 30_000
     with pytest.raises(FailedPrecondition) as above:
         apportion(
-            replace(payment, amount_fen=1_200_000 + 20_400 + 1_201),
+            replace(payment, amount_fen=1_200_000 + 20_400 + 401),
             ledger=ledger,
             terms=FIXED,
             order=CollectionOrder.INTEREST_FIRST,
@@ -191,7 +194,7 @@ def test_a_collection_pays_penalty_first_or_last_by_the_banks_order() -> None:
 
 def test_penalty_repaid_above_what_accrued_is_refused_and_settling_needs_it_paid() -> None:
     ledger = paid_out(FIXED, 1_200_000)
-    too_much = LoanEvent(type=E.REPAYMENT, event_date=date(2028, 3, 5), penalty_fen=1_201)
+    too_much = LoanEvent(type=E.REPAYMENT, event_date=date(2028, 3, 5), penalty_fen=401)
     with pytest.raises(FailedPrecondition) as above:
         run(FIXED, ledger, too_much)
     assert refusal(above) == "REPAYMENT_ABOVE_OUTSTANDING"
@@ -203,8 +206,8 @@ def test_penalty_repaid_above_what_accrued_is_refused_and_settling_needs_it_paid
     with pytest.raises(FailedPrecondition) as unpaid:
         run(FIXED, ledger, settle)
     assert refusal(unpaid) == "NOT_REPAID"
-    assert "1200 fen penalty interest" in unpaid.value.violations[0].description
-    _, ledger = run(FIXED, ledger, replace(too_much, penalty_fen=1_200))
+    assert "400 fen penalty interest" in unpaid.value.violations[0].description
+    _, ledger = run(FIXED, ledger, replace(too_much, penalty_fen=400))
     state, _ = run(FIXED, ledger, settle)
     assert state is S.SETTLED
 
@@ -265,6 +268,8 @@ def test_a_full_prepayment_ends_the_schedule_and_the_loan_settles() -> None:
         (FIXED, date(2028, 3, 10), 4_000, "PREPAYMENT_BELOW_DUE"),
         (FIXED, date(2028, 3, 10), 804_001, "PREPAYMENT_ABOVE_OUTSTANDING"),
         (FIXED, date(2028, 4, 1), 500_000, "PREPAYMENT_IN_ARREARS"),
+        # Due that day and unpaid: paid first, or the redone schedule would spread it.
+        (FIXED, date(2028, 3, 31), 500_000, "PREPAYMENT_IN_ARREARS"),
         (FIXED, date(2028, 4, 30), 900_000, "NOTHING_TO_PREPAY"),
     ],
 )
@@ -286,3 +291,77 @@ def test_a_prepayment_of_a_combined_line_prepays_the_fixed_part_only() -> None:
     _, after = run(combined, ledger, recorded)
     assert after.revolving_outstanding_fen == 800_000
     assert after.fixed_outstanding_fen == 1_200_000 - recorded.principal_fen
+
+
+def test_a_combined_line_in_arrears_on_its_fixed_part_is_not_drawn_again() -> None:
+    combined = replace(
+        FIXED, product=ProductType.COMBINED, amount_fen=2_000_000, revolving_daily_rate_ppm=600
+    )
+    ledger = paid_out(combined, 1_500_000)  # 300,000 of the revolving 800,000 left to draw
+    draw = LoanEvent(type=E.DRAWDOWN, event_date=date(2028, 2, 29), disbursed_fen=100_000)
+    _, drawn = run(combined, ledger, draw, S.DISBURSED)
+    assert drawn.revolving_outstanding_fen == 400_000
+    # 15 days after the first instalment fell due unpaid, before any sweep marked it OVERDUE.
+    late = replace(draw, event_date=date(2028, 3, 15))
+    with pytest.raises(FailedPrecondition) as arrears:
+        run(combined, drawn, late)
+    assert refusal(arrears) == "DRAWDOWN_IN_ARREARS"
+
+
+def test_policy_penalty_rate_bounds() -> None:
+    assert validate_policy(EligibilityPolicy(penalty_rate_bps=10_000)) == []
+    assert validate_policy(EligibilityPolicy(penalty_rate_bps=30_000)) == []
+    for rate in (0, 9_999, 30_001):
+        [problem] = validate_policy(EligibilityPolicy(penalty_rate_bps=rate))
+        assert problem.field == "policy.penalty_rate_bps"
+
+
+@given(
+    late_days=st.integers(0, 200),
+    amount=st.integers(1, 1_400_000),
+    order=st.sampled_from(CollectionOrder),
+    bank_bps=st.integers(0, 10_000),
+    method=st.sampled_from(RepaymentMethod),
+    penalty_bps=st.integers(10_000, 30_000),
+)
+def test_any_collection_on_a_late_schedule_adds_up(
+    late_days: int,
+    amount: int,
+    order: CollectionOrder,
+    bank_bps: int,
+    method: RepaymentMethod,
+    penalty_bps: int,
+) -> None:
+    terms = replace(
+        FIXED,
+        bank_share_bps=bank_bps,
+        platform_share_bps=10_000 - bank_bps,
+        repayment_method=method,
+        penalty_rate_bps=penalty_bps,
+    )
+    ledger = paid_out(terms, 1_200_000)
+    event = LoanEvent(
+        type=E.COLLECTION,
+        event_date=date(2028, 2, 29) + timedelta(days=late_days),
+        amount_fen=amount,
+    )
+    try:
+        paid = apportion(event, ledger=ledger, terms=terms, order=order, case_id=CASE)
+    except FailedPrecondition as refused:
+        [violation] = refused.violations
+        assert violation.type == "COLLECTION_ABOVE_OWED"
+        return
+    assert paid.principal_fen + paid.interest_fen + paid.penalty_fen == amount
+    _, after = run(terms, ledger, paid, S.DISBURSED)
+    assert after.bank_share_repaid_fen + after.platform_share_repaid_fen == amount
+    assert after.bank_share_repaid_fen == amount * bank_bps // 10_000
+    for name in (
+        "penalty_outstanding_fen",
+        "interest_outstanding_fen",
+        "principal_outstanding_fen",
+    ):
+        assert getattr(after, name) >= 0
+    if order is CollectionOrder.INTEREST_FIRST:  # penalty first, then interest
+        assert paid.penalty_fen == min(
+            amount, accrue(ledger, terms, event.event_date).penalty_outstanding_fen
+        )

@@ -53,8 +53,9 @@ def rounded(exact: int, per_fen: int) -> int:
 
 @dataclass
 class Model:
-    """The loan by the rules in words: interest on the principal each day at 500 ppm; penalty
-    each day at 1.5x that on the principal of instalments due before the day and not repaid;
+    """The loan by the rules in words: interest on the principal each day at 500 ppm; late
+    principal (of instalments due before the day, not repaid) bears 1.5x that in all, the 0.5x
+    above the interest as penalty;
     equal principal instalments, the last taking the remainder, redone over the due dates left
     after a prepayment; payments applied penalty, interest, principal."""
 
@@ -83,7 +84,7 @@ class Model:
 
     def close_day(self, day: date) -> None:
         self.interest_micro += self.principal * RATE_PPM
-        self.penalty_units += self.overdue_on(day) * RATE_PPM * PENALTY_BPS
+        self.penalty_units += self.overdue_on(day) * RATE_PPM * (PENALTY_BPS - 10_000)
 
     def owed(self) -> tuple[int, int, int]:
         penalty = rounded(self.penalty_units, 10**10) - self.penalty_paid
@@ -152,7 +153,7 @@ def test_overdue_penalty_prepayment_and_settlement_reconcile_every_day() -> None
         payment: tuple[LoanEventType, int] | None = None
         if day == date(2028, 3, 12):  # the arrears, with their penalty and interest
             penalty, interest, _ = model.owed()
-            assert (penalty, interest) == (3_300, 24_600)  # 11 late days; 41 days of interest
+            assert (penalty, interest) == (1_100, 24_600)  # 11 late days; 41 days of interest
             payment = (E.COLLECTION, penalty + interest + 400_000)
         elif day == date(2028, 3, 20):  # a part prepayment: the interest and 300,000 more
             payment = (E.PREPAYMENT, model.owed()[1] + 300_000)
@@ -217,8 +218,8 @@ def test_overdue_penalty_prepayment_and_settlement_reconcile_every_day() -> None
     assert day_line(case, settled_on + ONE_DAY) is None  # settled: nothing more to report
     # Over the loan's life: the penalty was paid in full, and the shares sum to the payments.
     lines = list(expected.values())
-    assert sum(line.penalty_accrued_fen for line in lines) == 3_300
-    assert sum(line.penalty_collected_fen for line in lines) == 3_300
+    assert sum(line.penalty_accrued_fen for line in lines) == 1_100
+    assert sum(line.penalty_collected_fen for line in lines) == 1_100
     assert ledger.bank_share_repaid_fen + ledger.platform_share_repaid_fen == sum(
         line.collected_by_bank_fen for line in lines
     )

@@ -193,18 +193,20 @@ class _LoanEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LoanEve
     """
     LOAN_EVENT_TYPE_COLLECTION: _LoanEventType.ValueType  # 10
     """A payment of amount collected by the bank, apportioned by the gateway in the bank's
-    collection order (interest, then principal, by default) and split by the funding split;
+    collection order (penalty interest, interest, then principal, by default) and split by the
+    funding split;
     the recorded event carries the apportioned principal, interest and penalty interest.
     """
     LOAN_EVENT_TYPE_DRAWDOWN: _LoanEventType.ValueType  # 11
     """The revolving line drawn again by disbursed_amount, within what is available of its
-    revolving limit and before it matures; not while it is OVERDUE. The case is REPAYING.
+    revolving limit and before it matures; not while it is OVERDUE or a fixed part's
+    instalment is past due. The case is REPAYING.
     """
     LOAN_EVENT_TYPE_PREPAYMENT: _LoanEventType.ValueType  # 12
     """A scheduled loan repaid early by amount, in part or in full: it pays the penalty interest
     and interest owed, the rest prepays the fixed part's principal, and the schedule is
-    re-amortised from that day over the due dates still to come (same method, same term). Not
-    while an instalment is past due; the recorded event carries what it paid.
+    re-amortised from that day over the due dates after it (same method, same term). Not while
+    an instalment due on or before its day is unpaid; the recorded event carries what it paid.
     """
 
 class LoanEventType(_LoanEventType, metaclass=_LoanEventTypeEnumTypeWrapper):
@@ -236,18 +238,20 @@ gateway from ReportOrderSettlement, never reported).
 """
 LOAN_EVENT_TYPE_COLLECTION: LoanEventType.ValueType  # 10
 """A payment of amount collected by the bank, apportioned by the gateway in the bank's
-collection order (interest, then principal, by default) and split by the funding split;
+collection order (penalty interest, interest, then principal, by default) and split by the
+funding split;
 the recorded event carries the apportioned principal, interest and penalty interest.
 """
 LOAN_EVENT_TYPE_DRAWDOWN: LoanEventType.ValueType  # 11
 """The revolving line drawn again by disbursed_amount, within what is available of its
-revolving limit and before it matures; not while it is OVERDUE. The case is REPAYING.
+revolving limit and before it matures; not while it is OVERDUE or a fixed part's
+instalment is past due. The case is REPAYING.
 """
 LOAN_EVENT_TYPE_PREPAYMENT: LoanEventType.ValueType  # 12
 """A scheduled loan repaid early by amount, in part or in full: it pays the penalty interest
 and interest owed, the rest prepays the fixed part's principal, and the schedule is
-re-amortised from that day over the due dates still to come (same method, same term). Not
-while an instalment is past due; the recorded event carries what it paid.
+re-amortised from that day over the due dates after it (same method, same term). Not while
+an instalment due on or before its day is unpaid; the recorded event carries what it paid.
 """
 Global___LoanEventType: _TypeAlias = LoanEventType  # noqa: Y015
 
@@ -305,9 +309,11 @@ class LoanTerms(_message.Message):
     schedule.
     """
     penalty_rate_bps: _builtins.int
-    """Penalty interest on overdue principal of a scheduled fixed part, basis points of the
-    contract rate (15000 = 1.5x), 0..30000; 0 in a decision: the bank's policy rate, stamped
-    on the terms when the decision is recorded.
+    """What overdue principal of a scheduled fixed part bears in all, basis points of the
+    contract rate, 10000..30000 (15000 = 1.5x: it keeps accruing contract interest, and the
+    0.5x above it accrues as penalty interest; 10000: none). 0 in a decision: the bank's
+    policy rate, stamped on the agreed terms when the decision is recorded (the bank's signed
+    evidence keeps what it sent).
     """
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
@@ -561,7 +567,9 @@ class Ledger(_message.Message):
 
     @_builtins.property
     def available_limit(self) -> _common_pb2.Money:
-        """What the revolving limit (an order loan's whole line) can still be drawn."""
+        """What the revolving limit (an order loan's whole line) leaves undrawn; a DRAWDOWN also
+        needs the case current and a day before maturity_date.
+        """
 
     @_builtins.property
     def maturity_date(self) -> _common_pb2.Date:
@@ -798,7 +806,8 @@ class FinancingCase(_message.Message):
     @_builtins.property
     def schedule(self) -> _containers.RepeatedCompositeFieldContainer[Global___Instalment]:
         """The fixed part's repayment schedule, from its disbursement, when the terms name a
-        repayment method.
+        repayment method; after a PREPAYMENT, what is left re-amortised over the due dates after
+        it, numbered again from 1 (the history keeps each prepayment).
         """
 
     def __init__(

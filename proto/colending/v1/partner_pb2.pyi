@@ -155,9 +155,9 @@ class EligibilityPolicy(_message.Message):
     collection_order: Global___CollectionOrder.ValueType
     """How a COLLECTION is applied (UNSPECIFIED: interest first)."""
     penalty_rate_bps: _builtins.int
-    """Penalty interest on a scheduled loan's overdue principal, basis points of the contract
-    rate, 0..30000 (0: none); unset means the default, 15000 (1.5x). Stamped on a loan's terms
-    when it is decided.
+    """What a scheduled loan's overdue principal bears, basis points of the contract rate,
+    10000..30000 (10000: no penalty interest; 0 means the default, 15000: the rate plus 50 %,
+    of which the 50 % is penalty interest). Stamped on a loan's terms when it is decided.
     """
     @_builtins.property
     def allowed_region_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -210,15 +210,13 @@ class EligibilityPolicy(_message.Message):
         order_advance_cap_bps: _builtins.int = ...,
         default_after_days: _builtins.int = ...,
         collection_order: Global___CollectionOrder.ValueType = ...,
-        penalty_rate_bps: _builtins.int | None = ...,
+        penalty_rate_bps: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_penalty_rate_bps", b"_penalty_rate_bps", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "monitoring", b"monitoring", "penalty_rate_bps", b"penalty_rate_bps"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "monitoring", b"monitoring"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_penalty_rate_bps", b"_penalty_rate_bps", "allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "collection_order", b"collection_order", "default_after_days", b"default_after_days", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "order_advance_cap_bps", b"order_advance_cap_bps", "ordered_delivery", b"ordered_delivery", "penalty_rate_bps", b"penalty_rate_bps", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_amount_above_offer", b"allow_amount_above_offer", "allowed_region_codes", b"allowed_region_codes", "allowed_tiers", b"allowed_tiers", "blacklist_action", b"blacklist_action", "collection_order", b"collection_order", "default_after_days", b"default_after_days", "excluded_region_codes", b"excluded_region_codes", "exposure_cap", b"exposure_cap", "max_credit_line", b"max_credit_line", "min_credit_line", b"min_credit_line", "min_score", b"min_score", "min_years_registered", b"min_years_registered", "monitoring", b"monitoring", "order_advance_cap_bps", b"order_advance_cap_bps", "ordered_delivery", b"ordered_delivery", "penalty_rate_bps", b"penalty_rate_bps", "platform_share_ceiling_bps", b"platform_share_ceiling_bps", "platform_share_floor_bps", b"platform_share_floor_bps", "referral_ttl_days", b"referral_ttl_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__penalty_rate_bps: _TypeAlias = _typing.Literal["penalty_rate_bps"]  # noqa: Y015
-    _WhichOneofArgType__penalty_rate_bps: _TypeAlias = _typing.Literal["_penalty_rate_bps", b"_penalty_rate_bps"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__penalty_rate_bps) -> _WhichOneofReturnType__penalty_rate_bps | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EligibilityPolicy: _TypeAlias = EligibilityPolicy  # noqa: Y015
 
