@@ -21,7 +21,7 @@ from gateway.financing import Financing
 from gateway.monitoring import AlertEncoder, Monitoring
 from gateway.orders import OrderFinancing
 from gateway.partners import PartnerRegistry
-from gateway.reconciliation import Reconciliation, StatementEncoder
+from gateway.reconciliation import Reconciliation, StatementCaseIds, StatementEncoder
 from gateway.referrals import Consents, ReferralEncoder, Referrals
 from gateway.signing.keyring import KeyRing
 from gateway.store.db import Database
@@ -36,6 +36,7 @@ class Gateway:
         encode_referral: ReferralEncoder,
         encode_alert: AlertEncoder,
         encode_statement: StatementEncoder,
+        statement_case_ids: StatementCaseIds,
         blacklist: BlacklistNetwork,
         clock: Callable[[], datetime] = utc_now,
         dispatcher: Dispatcher | None = None,
@@ -65,7 +66,11 @@ class Gateway:
         )
         self.orders = OrderFinancing(database=database, clock=clock)
         self.reconciliation = Reconciliation(
-            database=database, keyring=keyring, encode_statement=encode_statement, clock=clock
+            database=database,
+            keyring=keyring,
+            encode_statement=encode_statement,
+            statement_case_ids=statement_case_ids,
+            clock=clock,
         )
         self.deliveries = DeliveryTasks(database=database, clock=clock, dispatcher=dispatcher)
 

@@ -744,6 +744,23 @@ def _servicing(
         "what was paid out, repaid and split",
         chained,
     )
+    # A line bank-b contests: its own books accrued the first day's interest differently.
+    disputed = client.file_dispute(
+        start,
+        case_id=line.case_id,
+        disputed_fields=["interest_accrued"],
+        reason="our core banking system accrues from the day after payout",
+    )
+    answered = platform.resolve_dispute(
+        disputed.dispute_id,
+        upheld=False,
+        note="the agreed terms accrue from the day of payout (the day counts)",
+    )
+    report.check(
+        f"bank-b disputed a line of {start.isoformat()} and the platform rejected it with a note",
+        answered.state == reconciliation_pb2.DISPUTE_STATE_REJECTED
+        and [d.dispute_id for d in client.disputes()] == [disputed.dispute_id],
+    )
 
 
 def _percent(bps: int) -> str:

@@ -37,7 +37,7 @@ from gateway.delivery.transport import GrpcBankTransport
 from gateway.domain.blacklist import BlacklistRules
 from gateway.domain.delivery import DeliveryPolicy
 from gateway.monitoring.convert import encode_alert_payload
-from gateway.reconciliation.convert import encode_statement_payload
+from gateway.reconciliation.convert import encode_statement_payload, statement_case_ids
 from gateway.referrals.convert import encode_referral_payload
 from gateway.signing.keyring import KeyRing
 from gateway.signing.network_key import open_network_key
@@ -113,6 +113,7 @@ def open_gateway(config: ServerConfig, *, transport: BankTransport | None = None
         encode_referral=encode_referral_payload,
         encode_alert=encode_alert_payload,
         encode_statement=encode_statement_payload,
+        statement_case_ids=statement_case_ids,
         blacklist=blacklist,
         dispatcher=dispatcher,
     )

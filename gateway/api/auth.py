@@ -99,6 +99,13 @@ METHOD_ALLOWED: dict[str, frozenset[Role]] = {
     "colending.v1.PartnerBankService/GetReconciliationStatement": frozenset(
         {Role.PARTNER, Role.PLATFORM, Role.ADMIN}
     ),
+    "colending.v1.PartnerBankService/ListReconciliationDisputes": frozenset(
+        {Role.PARTNER, Role.PLATFORM, Role.ADMIN}
+    ),
+    # A bank disputes a line of its statement; the other lender or the operator resolves it.
+    "colending.v1.PartnerBankService/ResolveReconciliationDispute": frozenset(
+        {Role.PLATFORM, Role.ADMIN}
+    ),
 }
 
 

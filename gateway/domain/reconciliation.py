@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from gateway.domain.decision import LoanTerms
 from gateway.domain.ledger import (
@@ -34,6 +34,7 @@ from gateway.domain.ledger import (
     replay,
 )
 from gateway.domain.money import split_by_bps
+from gateway.errors import FieldViolation
 
 DRAWINGS = frozenset({LoanEventType.DISBURSED, LoanEventType.DRAWDOWN, LoanEventType.ORDER_ADVANCE})
 
@@ -166,3 +167,75 @@ def statement_lines(records: Sequence[CaseRecord], day: date) -> list[StatementL
     """Every case's line for ``day``, by case id."""
     lines = (day_line(r, day) for r in sorted(records, key=lambda r: r.case_id))
     return [line for line in lines if line is not None]
+
+
+# --- disputes -----------------------------------------------------------------------------
+# A bank disputes one line of a statement it received; the platform or the operator resolves
+# it. The signed statement never changes: an upheld dispute is corrected by the events booked
+# on the next open day, and the dispute is the record of why.
+
+DISPUTABLE_FIELDS = tuple(name.removesuffix("_fen") for name in AMOUNT_FIELDS)
+MAX_DISPUTE_TEXT = 1000
+
+
+class DisputeState(enum.Enum):
+    OPEN = "open"
+    UPHELD = "upheld"  # the line was wrong
+    REJECTED = "rejected"  # the line stands
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dispute:
+    dispute_id: str
+    statement_id: str
+    bank_id: str
+    business_date: date
+    case_id: str
+    disputed_fields: tuple[str, ...]
+    reason: str
+    state: DisputeState
+    filed_by: str
+    filed_at: datetime
+    resolution_note: str = ""
+    resolved_by: str = ""
+    resolved_at: datetime | None = None
+
+
+def dispute_problems(
+    *, case_id: str, disputed_fields: Sequence[str], reason: str
+) -> list[FieldViolation]:
+    """Shape rules of a filed dispute, by request field."""
+    problems = []
+    if not case_id:
+        problems.append(FieldViolation("case_id", "required: the statement line disputed"))
+    if not disputed_fields:
+        problems.append(
+            FieldViolation("disputed_fields", "required: at least one amount of the line")
+        )
+    for i, name in enumerate(disputed_fields):
+        if name not in DISPUTABLE_FIELDS:
+            problems.append(
+                FieldViolation(
+                    f"disputed_fields[{i}]",
+                    f"{name!r} is not an amount of a line; one of {', '.join(DISPUTABLE_FIELDS)}",
+                )
+            )
+    if len(set(disputed_fields)) != len(disputed_fields):
+        problems.append(FieldViolation("disputed_fields", "must not repeat a field"))
+    problems += _text_problems(reason, "reason")
+    return problems
+
+
+def resolution_problems(outcome: DisputeState | None, note: str) -> list[FieldViolation]:
+    problems = []
+    if outcome is None or outcome is DisputeState.OPEN:
+        problems.append(FieldViolation("outcome", "required: UPHELD or REJECTED"))
+    return problems + _text_problems(note, "note")
+
+
+def _text_problems(text: str, field: str) -> list[FieldViolation]:
+    if not text.strip():
+        return [FieldViolation(field, "required")]
+    if len(text) > MAX_DISPUTE_TEXT:
+        return [FieldViolation(field, f"must be at most {MAX_DISPUTE_TEXT} characters")]
+    return []

@@ -1,6 +1,11 @@
 """Daily reconciliation between each bank and the platform: signed day statements whose lines
-are committed in a Merkle root, and the closing of the books they imply."""
+are committed in a Merkle root, the closing of the books they imply, and disputes of lines."""
 
-from gateway.reconciliation.service import Reconciliation, StatementEncoder, StatementPayload
+from gateway.reconciliation.service import (
+    Reconciliation,
+    StatementCaseIds,
+    StatementEncoder,
+    StatementPayload,
+)
 
-__all__ = ["Reconciliation", "StatementEncoder", "StatementPayload"]
+__all__ = ["Reconciliation", "StatementCaseIds", "StatementEncoder", "StatementPayload"]

@@ -1,18 +1,24 @@
 """Rows and queries of daily reconciliation: the cases' recorded loan events and the signed
-statements."""
+statements, and disputes of their lines."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gateway.domain.reconciliation import CaseRecord
+from gateway.domain.reconciliation import CaseRecord, Dispute, DisputeState
 from gateway.domain.referral import SignedPayload
 from gateway.store import codec
-from gateway.store.tables import CaseEventRow, FinancingCaseRow, ReconciliationStatementRow
+from gateway.store.tables import (
+    CaseEventRow,
+    FinancingCaseRow,
+    ReconciliationDisputeRow,
+    ReconciliationStatementRow,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,3 +111,89 @@ def insert_statement(session: Session, statement: StoredStatement) -> None:
             created_at=statement.created_at,
         )
     )
+
+
+def _dispute(row: ReconciliationDisputeRow) -> Dispute:
+    return Dispute(
+        dispute_id=row.dispute_id,
+        statement_id=row.statement_id,
+        bank_id=row.bank_id,
+        business_date=row.business_date,
+        case_id=row.case_id,
+        disputed_fields=tuple(json.loads(row.disputed_fields_json)),
+        reason=row.reason,
+        state=DisputeState(row.state),
+        filed_by=row.filed_by,
+        filed_at=row.filed_at,
+        resolution_note=row.resolution_note,
+        resolved_by=row.resolved_by,
+        resolved_at=row.resolved_at,
+    )
+
+
+def open_key(statement_id: str, case_id: str) -> str:
+    return f"{statement_id}/{case_id}"
+
+
+def open_dispute_of(session: Session, statement_id: str, case_id: str) -> Dispute | None:
+    row = session.exec(
+        select(ReconciliationDisputeRow).where(
+            ReconciliationDisputeRow.open_key == open_key(statement_id, case_id)
+        )
+    ).first()
+    return None if row is None else _dispute(row)
+
+
+def insert_dispute(session: Session, dispute: Dispute) -> None:
+    session.add(
+        ReconciliationDisputeRow(
+            dispute_id=dispute.dispute_id,
+            statement_id=dispute.statement_id,
+            bank_id=dispute.bank_id,
+            business_date=dispute.business_date,
+            case_id=dispute.case_id,
+            disputed_fields_json=json.dumps(list(dispute.disputed_fields)),
+            reason=dispute.reason,
+            state=dispute.state.value,
+            open_key=open_key(dispute.statement_id, dispute.case_id),
+            filed_by=dispute.filed_by,
+            filed_at=dispute.filed_at,
+        )
+    )
+
+
+def get_dispute(session: Session, dispute_id: str, *, for_update: bool = False) -> Dispute | None:
+    query = select(ReconciliationDisputeRow).where(
+        ReconciliationDisputeRow.dispute_id == dispute_id
+    )
+    row = session.exec(query.with_for_update() if for_update else query).first()
+    return None if row is None else _dispute(row)
+
+
+def resolve_dispute(
+    session: Session, dispute_id: str, *, outcome: DisputeState, note: str, by: str, at: datetime
+) -> None:
+    row = session.exec(
+        select(ReconciliationDisputeRow).where(ReconciliationDisputeRow.dispute_id == dispute_id)
+    ).one()
+    row.state, row.open_key = outcome.value, None
+    row.resolution_note, row.resolved_by, row.resolved_at = note, by, at
+    session.add(row)
+
+
+def list_disputes(
+    session: Session,
+    *,
+    bank_id: str | None,
+    state: DisputeState | None,
+    after_seq: int,
+    limit: int,
+) -> list[tuple[int, Dispute]]:
+    """Disputes in the order filed, after ``after_seq``: (position, dispute)."""
+    query = select(ReconciliationDisputeRow).where(col(ReconciliationDisputeRow.seq) > after_seq)
+    if bank_id is not None:
+        query = query.where(ReconciliationDisputeRow.bank_id == bank_id)
+    if state is not None:
+        query = query.where(ReconciliationDisputeRow.state == state.value)
+    rows = session.exec(query.order_by(col(ReconciliationDisputeRow.seq)).limit(limit)).all()
+    return [(row.seq or 0, _dispute(row)) for row in rows]

@@ -357,3 +357,30 @@ class ReconciliationStatementRow(SQLModel, table=True):
     envelope_signatures_json: str = Field(sa_column=Column(Text, nullable=False))
     line_count: int
     created_at: datetime = _time()
+
+
+class ReconciliationDisputeRow(SQLModel, table=True):
+    """A bank's dispute of one line of a statement, and how the platform or operator resolved
+    it. At most one open dispute per statement line (``open_key`` is set only while open)."""
+
+    __tablename__ = "reconciliation_disputes"
+    __table_args__ = (
+        Index("ix_reconciliation_disputes_bank", "bank_id", "seq"),
+        Index("ux_reconciliation_disputes_open", "open_key", unique=True),
+    )
+
+    seq: int | None = Field(default=None, sa_column=Column(SEQ, primary_key=True))
+    dispute_id: str = Field(max_length=40, unique=True)
+    statement_id: str = Field(max_length=40)
+    bank_id: str = Field(max_length=40)
+    business_date: date = Field(sa_column=Column(Date, nullable=False))
+    case_id: str = Field(max_length=40)
+    disputed_fields_json: str = Field(sa_column=Column(Text, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=16)
+    open_key: str | None = Field(default=None, max_length=100)
+    filed_by: str = Field(max_length=60)
+    filed_at: datetime = _time()
+    resolution_note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    resolved_by: str = Field(default="", max_length=60)
+    resolved_at: datetime | None = _time(nullable=True)

@@ -67,6 +67,9 @@ _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
 
 
+ANY_DISPUTE_STATE = reconciliation_pb2.DISPUTE_STATE_UNSPECIFIED
+
+
 def _new_request_id() -> str:
     return str(uuid.uuid4())
 
@@ -494,6 +497,43 @@ class BankClient(_Client):
             )
         )
 
+    def file_dispute(
+        self,
+        business_date: date,
+        *,
+        case_id: str,
+        disputed_fields: Sequence[str],
+        reason: str,
+        request_id: str | None = None,
+    ) -> reconciliation_pb2.ReconciliationDispute:
+        """Dispute this bank's line for ``case_id`` on the statement of ``business_date``:
+        the amounts contested (ReconciliationLine field names) and why."""
+        request = partner_bank_service_pb2.FileReconciliationDisputeRequest(
+            request_id=request_id or _new_request_id(),
+            business_date=_date(business_date),
+            case_id=case_id,
+            disputed_fields=list(disputed_fields),
+            reason=reason,
+        )
+        return self._call(self._stub.FileReconciliationDispute, request).dispute
+
+    def disputes(
+        self,
+        *,
+        state: reconciliation_pb2.DisputeState.ValueType = ANY_DISPUTE_STATE,
+        page_size: int = 50,
+    ) -> Iterator[reconciliation_pb2.ReconciliationDispute]:
+        """This bank's disputes, oldest first, in ``state`` (UNSPECIFIED: any)."""
+        token = ""
+        while True:
+            request = partner_bank_service_pb2.ListReconciliationDisputesRequest(
+                state=state, page_size=page_size, page_token=token
+            )
+            page = self._call(self._stub.ListReconciliationDisputes, request)
+            yield from page.disputes
+            if not (token := page.next_page_token):
+                return
+
     # --- order loans --------------------------------------------------------------------
 
     def list_order_batches(
@@ -720,6 +760,21 @@ class PlatformClient(_Client):
             bank_id=bank_id, business_date=_date(business_date)
         )
         return self._call(self._cases.GetReconciliationStatement, request).statement
+
+    def resolve_dispute(
+        self, dispute_id: str, *, upheld: bool, note: str, request_id: str | None = None
+    ) -> reconciliation_pb2.ReconciliationDispute:
+        """Resolve a bank's open dispute of a statement line: upheld (the line was wrong) or
+        rejected (it stands), with a note."""
+        request = partner_bank_service_pb2.ResolveReconciliationDisputeRequest(
+            request_id=request_id or _new_request_id(),
+            dispute_id=dispute_id,
+            outcome=reconciliation_pb2.DISPUTE_STATE_UPHELD
+            if upheld
+            else reconciliation_pb2.DISPUTE_STATE_REJECTED,
+            note=note,
+        )
+        return self._call(self._cases.ResolveReconciliationDispute, request).dispute
 
     def get_referral(self, referral_id: str) -> referral_pb2.Referral:
         """One referral with its per-bank deliveries."""

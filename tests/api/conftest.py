@@ -61,6 +61,12 @@ STORED_TABLES = (
     "financing_cases",
     "case_events",
     "idempotency_keys",
+    "order_batches",
+    "financed_orders",
+    "trade_snapshots",
+    "alerts",
+    "reconciliation_statements",
+    "reconciliation_disputes",
 )
 
 # Codes a caller's mistake must never produce.

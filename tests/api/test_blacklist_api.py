@@ -64,7 +64,7 @@ from gateway.domain.blacklist import AppealOutcome, EntryStatus
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.monitoring.convert import encode_alert_payload
 from gateway.partners.convert import policy_to_proto
-from gateway.reconciliation.convert import encode_statement_payload
+from gateway.reconciliation.convert import encode_statement_payload, statement_case_ids
 from gateway.referrals.convert import encode_referral_payload
 from gateway.signing.keyring import KeyRing
 from gateway.store import blacklist_repository
@@ -405,6 +405,7 @@ def gateway(data_dir: Path, database_url: str | None, clock: Clock) -> Iterator[
         encode_referral=encode_referral_payload,
         encode_alert=encode_alert_payload,
         encode_statement=encode_statement_payload,
+        statement_case_ids=statement_case_ids,
         blacklist=blacklist_network(data_dir, database, clock),
         clock=clock,
     )

@@ -24,7 +24,7 @@ from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.referral import ReferralPayload
 from gateway.errors import AlreadyExists, FailedPrecondition
 from gateway.monitoring.convert import encode_alert_payload
-from gateway.reconciliation.convert import encode_statement_payload
+from gateway.reconciliation.convert import encode_statement_payload, statement_case_ids
 from gateway.referrals.convert import encode_referral_payload, merchant_from_proto
 from gateway.server import ServerConfig, open_gateway
 from gateway.signing.keyring import KeyRing
@@ -161,6 +161,7 @@ def test_consent_revoked_while_signing_writes_nothing(
         encode_referral=revoking_encoder,
         encode_alert=encode_alert_payload,
         encode_statement=encode_statement_payload,
+        statement_case_ids=statement_case_ids,
         blacklist=blacklist_network(data_dir, database),
     )
     holder["gw"] = gateway
@@ -276,6 +277,7 @@ def test_expiry_sweep_moves_undecided_cases_once(data_dir: Path, database_url: s
         encode_referral=encode_referral_payload,
         encode_alert=encode_alert_payload,
         encode_statement=encode_statement_payload,
+        statement_case_ids=statement_case_ids,
         blacklist=blacklist_network(data_dir, database, clock),
         clock=clock,
     )

@@ -855,3 +855,189 @@ class GetReconciliationStatementResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetReconciliationStatementResponse: _TypeAlias = GetReconciliationStatementResponse  # noqa: Y015
+
+@_typing.final
+class FileReconciliationDisputeRequest(_message.Message):
+    """FileReconciliationDisputeRequest disputes one line of a statement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BUSINESS_DATE_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    DISPUTED_FIELDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (1..128 characters); a retry with the same key returns the same dispute."""
+    case_id: _builtins.str
+    """The line's case."""
+    reason: _builtins.str
+    """Why, 1..1000 characters."""
+    @_builtins.property
+    def business_date(self) -> _common_pb2.Date:
+        """The statement's business date."""
+
+    @_builtins.property
+    def disputed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The line's amounts contested, at least one: ReconciliationLine field names."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        business_date: _common_pb2.Date | None = ...,
+        case_id: _builtins.str = ...,
+        disputed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["business_date", b"business_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_date", b"business_date", "case_id", b"case_id", "disputed_fields", b"disputed_fields", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileReconciliationDisputeRequest: _TypeAlias = FileReconciliationDisputeRequest  # noqa: Y015
+
+@_typing.final
+class FileReconciliationDisputeResponse(_message.Message):
+    """FileReconciliationDisputeResponse returns the dispute, OPEN."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dispute(self) -> _reconciliation_pb2.ReconciliationDispute:
+        """The dispute."""
+
+    def __init__(
+        self,
+        *,
+        dispute: _reconciliation_pb2.ReconciliationDispute | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileReconciliationDisputeResponse: _TypeAlias = FileReconciliationDisputeResponse  # noqa: Y015
+
+@_typing.final
+class ResolveReconciliationDisputeRequest(_message.Message):
+    """ResolveReconciliationDisputeRequest resolves an open dispute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DISPUTE_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (1..128 characters)."""
+    dispute_id: _builtins.str
+    """The dispute."""
+    outcome: _reconciliation_pb2.DisputeState.ValueType
+    """DISPUTE_STATE_UPHELD or DISPUTE_STATE_REJECTED."""
+    note: _builtins.str
+    """Why, 1..1000 characters."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        dispute_id: _builtins.str = ...,
+        outcome: _reconciliation_pb2.DisputeState.ValueType = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute_id", b"dispute_id", "note", b"note", "outcome", b"outcome", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveReconciliationDisputeRequest: _TypeAlias = ResolveReconciliationDisputeRequest  # noqa: Y015
+
+@_typing.final
+class ResolveReconciliationDisputeResponse(_message.Message):
+    """ResolveReconciliationDisputeResponse returns the resolved dispute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dispute(self) -> _reconciliation_pb2.ReconciliationDispute:
+        """The dispute."""
+
+    def __init__(
+        self,
+        *,
+        dispute: _reconciliation_pb2.ReconciliationDispute | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveReconciliationDisputeResponse: _TypeAlias = ResolveReconciliationDisputeResponse  # noqa: Y015
+
+@_typing.final
+class ListReconciliationDisputesRequest(_message.Message):
+    """ListReconciliationDisputesRequest asks for a page of disputes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    bank_id: _builtins.str
+    """The platform and the operator: one bank, or empty for all; a bank: empty or itself."""
+    state: _reconciliation_pb2.DisputeState.ValueType
+    """Only disputes in this state (UNSPECIFIED: any)."""
+    page_size: _builtins.int
+    """Page size, 1..500 (0 means 50)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page, or empty."""
+    def __init__(
+        self,
+        *,
+        bank_id: _builtins.str = ...,
+        state: _reconciliation_pb2.DisputeState.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationDisputesRequest: _TypeAlias = ListReconciliationDisputesRequest  # noqa: Y015
+
+@_typing.final
+class ListReconciliationDisputesResponse(_message.Message):
+    """ListReconciliationDisputesResponse returns a page of disputes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def disputes(self) -> _containers.RepeatedCompositeFieldContainer[_reconciliation_pb2.ReconciliationDispute]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        disputes: _abc.Iterable[_reconciliation_pb2.ReconciliationDispute] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disputes", b"disputes", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationDisputesResponse: _TypeAlias = ListReconciliationDisputesResponse  # noqa: Y015

@@ -102,6 +102,21 @@ class PartnerBankServiceStub:
                 request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementRequest.SerializeToString,
                 response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementResponse.FromString,
                 _registered_method=True)
+        self.FileReconciliationDispute = channel.unary_unary(
+                '/colending.v1.PartnerBankService/FileReconciliationDispute',
+                request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.FileReconciliationDisputeRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.FileReconciliationDisputeResponse.FromString,
+                _registered_method=True)
+        self.ResolveReconciliationDispute = channel.unary_unary(
+                '/colending.v1.PartnerBankService/ResolveReconciliationDispute',
+                request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.ResolveReconciliationDisputeRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.ResolveReconciliationDisputeResponse.FromString,
+                _registered_method=True)
+        self.ListReconciliationDisputes = channel.unary_unary(
+                '/colending.v1.PartnerBankService/ListReconciliationDisputes',
+                request_serializer=colending_dot_v1_dot_partner__bank__service__pb2.ListReconciliationDisputesRequest.SerializeToString,
+                response_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.ListReconciliationDisputesResponse.FromString,
+                _registered_method=True)
 
 
 class PartnerBankServiceServicer:
@@ -208,6 +223,32 @@ class PartnerBankServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FileReconciliationDispute(self, request, context):
+        """A bank disputes one line of a statement it has (the case's line, the amounts contested,
+        why): NOT_FOUND without a statement of that day, FAILED_PRECONDITION NOT_ON_STATEMENT
+        without that line, DISPUTE_OPEN while the line's earlier dispute is open. Idempotent on
+        request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveReconciliationDispute(self, request, context):
+        """The platform or the operator resolves an open dispute, UPHELD or REJECTED, with a note;
+        once resolved, FAILED_PRECONDITION DISPUTE_RESOLVED. Idempotent on request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReconciliationDisputes(self, request, context):
+        """Disputes in the order filed: a bank's own; the platform and the operator see every bank's
+        (or one bank's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PartnerBankServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -275,6 +316,21 @@ def add_PartnerBankServiceServicer_to_server(servicer, server):
                     servicer.GetReconciliationStatement,
                     request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementRequest.FromString,
                     response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementResponse.SerializeToString,
+            ),
+            'FileReconciliationDispute': grpc.unary_unary_rpc_method_handler(
+                    servicer.FileReconciliationDispute,
+                    request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.FileReconciliationDisputeRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.FileReconciliationDisputeResponse.SerializeToString,
+            ),
+            'ResolveReconciliationDispute': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveReconciliationDispute,
+                    request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.ResolveReconciliationDisputeRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.ResolveReconciliationDisputeResponse.SerializeToString,
+            ),
+            'ListReconciliationDisputes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReconciliationDisputes,
+                    request_deserializer=colending_dot_v1_dot_partner__bank__service__pb2.ListReconciliationDisputesRequest.FromString,
+                    response_serializer=colending_dot_v1_dot_partner__bank__service__pb2.ListReconciliationDisputesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -631,6 +687,87 @@ class PartnerBankService:
             '/colending.v1.PartnerBankService/GetReconciliationStatement',
             colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementRequest.SerializeToString,
             colending_dot_v1_dot_partner__bank__service__pb2.GetReconciliationStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FileReconciliationDispute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.PartnerBankService/FileReconciliationDispute',
+            colending_dot_v1_dot_partner__bank__service__pb2.FileReconciliationDisputeRequest.SerializeToString,
+            colending_dot_v1_dot_partner__bank__service__pb2.FileReconciliationDisputeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveReconciliationDispute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.PartnerBankService/ResolveReconciliationDispute',
+            colending_dot_v1_dot_partner__bank__service__pb2.ResolveReconciliationDisputeRequest.SerializeToString,
+            colending_dot_v1_dot_partner__bank__service__pb2.ResolveReconciliationDisputeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReconciliationDisputes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/colending.v1.PartnerBankService/ListReconciliationDisputes',
+            colending_dot_v1_dot_partner__bank__service__pb2.ListReconciliationDisputesRequest.SerializeToString,
+            colending_dot_v1_dot_partner__bank__service__pb2.ListReconciliationDisputesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,20 @@ class PartnerBankServiceStub:
     (advances, settlements, overdue and default) is booked on the first open day. A bank reads
     its own; the platform names the bank.
     """
+    FileReconciliationDispute: _grpc.UnaryUnaryMultiCallable[_partner_bank_service_pb2.FileReconciliationDisputeRequest, _partner_bank_service_pb2.FileReconciliationDisputeResponse]
+    """A bank disputes one line of a statement it has (the case's line, the amounts contested,
+    why): NOT_FOUND without a statement of that day, FAILED_PRECONDITION NOT_ON_STATEMENT
+    without that line, DISPUTE_OPEN while the line's earlier dispute is open. Idempotent on
+    request_id.
+    """
+    ResolveReconciliationDispute: _grpc.UnaryUnaryMultiCallable[_partner_bank_service_pb2.ResolveReconciliationDisputeRequest, _partner_bank_service_pb2.ResolveReconciliationDisputeResponse]
+    """The platform or the operator resolves an open dispute, UPHELD or REJECTED, with a note;
+    once resolved, FAILED_PRECONDITION DISPUTE_RESOLVED. Idempotent on request_id.
+    """
+    ListReconciliationDisputes: _grpc.UnaryUnaryMultiCallable[_partner_bank_service_pb2.ListReconciliationDisputesRequest, _partner_bank_service_pb2.ListReconciliationDisputesResponse]
+    """Disputes in the order filed: a bank's own; the platform and the operator see every bank's
+    (or one bank's).
+    """
 
 @_typing.type_check_only
 class PartnerBankServiceAsyncStub(PartnerBankServiceStub):
@@ -118,6 +132,20 @@ class PartnerBankServiceAsyncStub(PartnerBankServiceStub):
     dates on or before that day is refused (BOOKS_CLOSED), and what the gateway books itself
     (advances, settlements, overdue and default) is booked on the first open day. A bank reads
     its own; the platform names the bank.
+    """
+    FileReconciliationDispute: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.FileReconciliationDisputeRequest, _partner_bank_service_pb2.FileReconciliationDisputeResponse]  # type: ignore[assignment]
+    """A bank disputes one line of a statement it has (the case's line, the amounts contested,
+    why): NOT_FOUND without a statement of that day, FAILED_PRECONDITION NOT_ON_STATEMENT
+    without that line, DISPUTE_OPEN while the line's earlier dispute is open. Idempotent on
+    request_id.
+    """
+    ResolveReconciliationDispute: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.ResolveReconciliationDisputeRequest, _partner_bank_service_pb2.ResolveReconciliationDisputeResponse]  # type: ignore[assignment]
+    """The platform or the operator resolves an open dispute, UPHELD or REJECTED, with a note;
+    once resolved, FAILED_PRECONDITION DISPUTE_RESOLVED. Idempotent on request_id.
+    """
+    ListReconciliationDisputes: _aio.UnaryUnaryMultiCallable[_partner_bank_service_pb2.ListReconciliationDisputesRequest, _partner_bank_service_pb2.ListReconciliationDisputesResponse]  # type: ignore[assignment]
+    """Disputes in the order filed: a bank's own; the platform and the operator see every bank's
+    (or one bank's).
     """
 
 class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -239,6 +267,38 @@ class PartnerBankServiceServicer(metaclass=_abc_1.ABCMeta):
         dates on or before that day is refused (BOOKS_CLOSED), and what the gateway books itself
         (advances, settlements, overdue and default) is booked on the first open day. A bank reads
         its own; the platform names the bank.
+        """
+
+    @_abc_1.abstractmethod
+    def FileReconciliationDispute(
+        self,
+        request: _partner_bank_service_pb2.FileReconciliationDisputeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_bank_service_pb2.FileReconciliationDisputeResponse, _abc.Awaitable[_partner_bank_service_pb2.FileReconciliationDisputeResponse]]:
+        """A bank disputes one line of a statement it has (the case's line, the amounts contested,
+        why): NOT_FOUND without a statement of that day, FAILED_PRECONDITION NOT_ON_STATEMENT
+        without that line, DISPUTE_OPEN while the line's earlier dispute is open. Idempotent on
+        request_id.
+        """
+
+    @_abc_1.abstractmethod
+    def ResolveReconciliationDispute(
+        self,
+        request: _partner_bank_service_pb2.ResolveReconciliationDisputeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_bank_service_pb2.ResolveReconciliationDisputeResponse, _abc.Awaitable[_partner_bank_service_pb2.ResolveReconciliationDisputeResponse]]:
+        """The platform or the operator resolves an open dispute, UPHELD or REJECTED, with a note;
+        once resolved, FAILED_PRECONDITION DISPUTE_RESOLVED. Idempotent on request_id.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReconciliationDisputes(
+        self,
+        request: _partner_bank_service_pb2.ListReconciliationDisputesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_partner_bank_service_pb2.ListReconciliationDisputesResponse, _abc.Awaitable[_partner_bank_service_pb2.ListReconciliationDisputesResponse]]:
+        """Disputes in the order filed: a bank's own; the platform and the operator see every bank's
+        (or one bank's).
         """
 
 def add_PartnerBankServiceServicer_to_server(servicer: PartnerBankServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -49,6 +49,34 @@ NET_PAYER_BANK: NetPayer.ValueType  # 3
 """The bank pays the platform."""
 Global___NetPayer: _TypeAlias = NetPayer  # noqa: Y015
 
+class _DisputeState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisputeStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisputeState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPUTE_STATE_UNSPECIFIED: _DisputeState.ValueType  # 0
+    """Not set (in a list request: any)."""
+    DISPUTE_STATE_OPEN: _DisputeState.ValueType  # 1
+    """Filed by the bank, waiting for the platform or the operator."""
+    DISPUTE_STATE_UPHELD: _DisputeState.ValueType  # 2
+    """The line was wrong; the correcting events are booked on the next open day."""
+    DISPUTE_STATE_REJECTED: _DisputeState.ValueType  # 3
+    """The line stands."""
+
+class DisputeState(_DisputeState, metaclass=_DisputeStateEnumTypeWrapper):
+    """DisputeState is where a dispute of a statement line stands."""
+
+DISPUTE_STATE_UNSPECIFIED: DisputeState.ValueType  # 0
+"""Not set (in a list request: any)."""
+DISPUTE_STATE_OPEN: DisputeState.ValueType  # 1
+"""Filed by the bank, waiting for the platform or the operator."""
+DISPUTE_STATE_UPHELD: DisputeState.ValueType  # 2
+"""The line was wrong; the correcting events are booked on the next open day."""
+DISPUTE_STATE_REJECTED: DisputeState.ValueType  # 3
+"""The line stands."""
+Global___DisputeState: _TypeAlias = DisputeState  # noqa: Y015
+
 @_typing.final
 class ReconciliationLine(_message.Message):
     """ReconciliationLine is one case's day between the two lenders. Amounts are fen; the bank
@@ -286,3 +314,83 @@ class ReconciliationStatement(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReconciliationStatement: _TypeAlias = ReconciliationStatement  # noqa: Y015
+
+@_typing.final
+class ReconciliationDispute(_message.Message):
+    """ReconciliationDispute is a bank's dispute of one line of a signed statement. The statement
+    never changes; the dispute records what was contested and how it was resolved.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_ID_FIELD_NUMBER: _builtins.int
+    STATEMENT_ID_FIELD_NUMBER: _builtins.int
+    BANK_ID_FIELD_NUMBER: _builtins.int
+    BUSINESS_DATE_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    DISPUTED_FIELDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    FILED_BY_FIELD_NUMBER: _builtins.int
+    FILED_AT_FIELD_NUMBER: _builtins.int
+    RESOLUTION_NOTE_FIELD_NUMBER: _builtins.int
+    RESOLVED_BY_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    dispute_id: _builtins.str
+    """Server-assigned id ("dispute_" + 26 characters)."""
+    statement_id: _builtins.str
+    """The statement disputed."""
+    bank_id: _builtins.str
+    """The bank that filed it."""
+    case_id: _builtins.str
+    """The line disputed: its case."""
+    reason: _builtins.str
+    """Why, for people (up to 1000 characters)."""
+    state: Global___DisputeState.ValueType
+    """Open, upheld or rejected."""
+    filed_by: _builtins.str
+    """Who filed it ("partner/<id>")."""
+    resolution_note: _builtins.str
+    """The resolution's note, once resolved."""
+    resolved_by: _builtins.str
+    """Who resolved it ("platform" or "admin")."""
+    @_builtins.property
+    def business_date(self) -> _common_pb2.Date:
+        """The statement's business date."""
+
+    @_builtins.property
+    def disputed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The line's amounts contested: ReconciliationLine field names ("interest_accrued", ...)."""
+
+    @_builtins.property
+    def filed_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    @_builtins.property
+    def resolved_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        dispute_id: _builtins.str = ...,
+        statement_id: _builtins.str = ...,
+        bank_id: _builtins.str = ...,
+        business_date: _common_pb2.Date | None = ...,
+        case_id: _builtins.str = ...,
+        disputed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+        state: Global___DisputeState.ValueType = ...,
+        filed_by: _builtins.str = ...,
+        filed_at: _timestamp_pb2.Timestamp | None = ...,
+        resolution_note: _builtins.str = ...,
+        resolved_by: _builtins.str = ...,
+        resolved_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["business_date", b"business_date", "filed_at", b"filed_at", "resolved_at", b"resolved_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_id", b"bank_id", "business_date", b"business_date", "case_id", b"case_id", "dispute_id", b"dispute_id", "disputed_fields", b"disputed_fields", "filed_at", b"filed_at", "filed_by", b"filed_by", "reason", b"reason", "resolution_note", b"resolution_note", "resolved_at", b"resolved_at", "resolved_by", b"resolved_by", "state", b"state", "statement_id", b"statement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationDispute: _TypeAlias = ReconciliationDispute  # noqa: Y015
