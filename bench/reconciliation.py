@@ -13,7 +13,12 @@ reconciled for ``--days`` consecutive business dates. Per day:
 Reported: cases per second of each, the ratio statement / baseline, and the statement's line
 count. Machines here are noisy, so only the ratio within one run means much.
 
-    python -m bench reconcile [--cases 2000] [--events 8] [--days 3]
+``--scheduled``: the loans' fixed parts repay in equal instalments with penalty interest (1.5x),
+and the days reconciled fall after the first due date, so every replay also walks the schedule
+and accrues penalty on the late principal; ``plain_cases_per_second`` is then the same records'
+replay with the unscheduled terms, in the same run, and ``scheduled_vs_plain`` their ratio.
+
+    python -m bench reconcile [--cases 2000] [--events 8] [--days 3] [--scheduled]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +37,7 @@ from gateway._transactions import Idempotency
 from gateway.domain.decision import LoanTerms
 from gateway.domain.ledger import LoanEvent, LoanEventType, replay
 from gateway.domain.reconciliation import CaseRecord, statement_lines
+from gateway.domain.schedule import RepaymentMethod
 from gateway.domain.scoring import CreditOffer, ProductType
 from gateway.server import ServerConfig, open_gateway
 from gateway.store import codec
@@ -49,6 +56,9 @@ TERMS = LoanTerms(
     fixed_daily_rate_ppm=500,
     bank_share_bps=7000,
     platform_share_bps=3000,
+)
+SCHEDULED_TERMS = replace(
+    TERMS, repayment_method=RepaymentMethod.EQUAL_INSTALMENT, penalty_rate_bps=15_000
 )
 OFFER = CreditOffer(
     product=ProductType.COMBINED,
@@ -81,14 +91,14 @@ def _events(n: int, events: int) -> list[LoanEvent]:
     return out
 
 
-def _load(database: Database, cases: int, events: int) -> list[CaseRecord]:
+def _load(database: Database, cases: int, events: int, terms: LoanTerms) -> list[CaseRecord]:
     records = []
     now = datetime.now(UTC)
     with database.writing() as session:
         for n in range(cases):
             case_id = f"case_{n:026d}"
             recorded = _events(n, events)
-            ledger = replay(recorded, TERMS, case_id=case_id)
+            ledger = replay(recorded, terms, case_id=case_id)
             session.add(
                 FinancingCaseRow(
                     case_id=case_id,
@@ -104,7 +114,7 @@ def _load(database: Database, cases: int, events: int) -> list[CaseRecord]:
                     expires_at=now,
                     created_at=now,
                     updated_at=now,
-                    agreed_terms_json=codec.dump_terms(TERMS),
+                    agreed_terms_json=codec.dump_terms(terms),
                     ledger_json=codec.dump_ledger(ledger),
                     merchant_pseudonym=secrets.token_bytes(32),
                 )
@@ -124,7 +134,7 @@ def _load(database: Database, cases: int, events: int) -> list[CaseRecord]:
                 CaseRecord(
                     case_id=case_id,
                     platform_merchant_id=f"m-{n}",
-                    terms=TERMS,
+                    terms=terms,
                     events=tuple(recorded),
                 )
             )
@@ -136,8 +146,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--events", type=int, default=8)
     parser.add_argument("--days", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS / "bench-reconciliation.json")
+    parser.add_argument("--scheduled", action="store_true")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    terms = SCHEDULED_TERMS if args.scheduled else TERMS
+    first_day = START + timedelta(days=45 if args.scheduled else 10)
+    out = args.out or RESULTS / (
+        "bench-reconciliation-scheduled.json" if args.scheduled else "bench-reconciliation.json"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-recon-") as tmp:
         gateway = open_gateway(ServerConfig(data_dir=Path(tmp) / "data"))
         gateway.partners.register_partner(
@@ -151,33 +167,39 @@ def main(argv: Sequence[str] | None = None) -> None:
             decision_public_key=b"",
         )
         print(f"loading {args.cases:,} cases x {args.events} events ...", flush=True)
-        records = _load(gateway.database, args.cases, args.events)
+        records = _load(gateway.database, args.cases, args.events, terms)
+        plain = [replace(r, terms=TERMS) for r in records]
         runs = []
         for d in range(args.days):
-            day = START + timedelta(days=10 + d)
+            day = first_day + timedelta(days=d)
             started = time.perf_counter()
             lines = statement_lines(records, day)
             baseline = time.perf_counter() - started
+            started = time.perf_counter()
+            statement_lines(plain, day)
+            unscheduled = time.perf_counter() - started
             started = time.perf_counter()
             stored = gateway.reconciliation.statement(bank_id="bank-a", day=day)
             full = time.perf_counter() - started
             assert stored.line_count == len(lines)
             with gateway.database.reading() as session:
                 assert recon_repo.closed_through(session, "bank-a") == day
-            runs.append(
-                {
-                    "business_date": day.isoformat(),
-                    "lines": len(lines),
-                    "baseline_cases_per_second": round(args.cases / baseline),
-                    "statement_cases_per_second": round(args.cases / full),
-                    "ratio": round(baseline / full, 2),
-                    "statement_seconds": round(full, 3),
-                }
-            )
-            print(json.dumps(runs[-1]), flush=True)
+            run = {
+                "business_date": day.isoformat(),
+                "lines": len(lines),
+                "penalty_accrued_fen": sum(line.penalty_accrued_fen for line in lines),
+                "baseline_cases_per_second": round(args.cases / baseline),
+                "statement_cases_per_second": round(args.cases / full),
+                "ratio": round(baseline / full, 2),
+                "statement_seconds": round(full, 3),
+            }
+            if args.scheduled:
+                run["plain_cases_per_second"] = round(args.cases / unscheduled)
+                run["scheduled_vs_plain"] = round(unscheduled / baseline, 2)
+            runs.append(run)
+            print(json.dumps(run), flush=True)
         gateway.database.engine.dispose()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"cases": args.cases, "events": args.events, "runs": runs}, indent=2) + "\n"
-    )
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = {"cases": args.cases, "events": args.events, "scheduled": args.scheduled}
+    out.write_text(json.dumps(summary | {"runs": runs}, indent=2) + "\n")
+    print(f"wrote {out}")
