@@ -26,6 +26,7 @@ shrink).
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -266,15 +267,25 @@ def case_schedule(terms: LoanTerms | None, ledger: Ledger | None) -> tuple[Insta
         return ()
     if ledger is None or ledger.disbursed_on is None:
         return ()
-    dates = tuple(due_dates(ledger.disbursed_on, terms.term_months))
-    start, principal = ledger.disbursed_on, _fixed_disbursed_fen(terms, ledger)
-    if ledger.rescheduled_on is not None:
-        start, principal = ledger.rescheduled_on, ledger.rescheduled_principal_fen
-        dates = tuple(d for d in dates if d > start)
+    if ledger.rescheduled_on is None:
+        return _schedule(terms, ledger.disbursed_on, _fixed_disbursed_fen(terms, ledger), None)
+    return _schedule(
+        terms, ledger.disbursed_on, ledger.rescheduled_principal_fen, ledger.rescheduled_on
+    )
+
+
+@functools.lru_cache(maxsize=4096)  # every accrual of a replay asks for its case's schedule
+def _schedule(
+    terms: LoanTerms, paid_out: date, principal_fen: int, rescheduled_on: date | None
+) -> tuple[Instalment, ...]:
+    assert terms.repayment_method is not None
+    dates = tuple(due_dates(paid_out, terms.term_months))
+    if rescheduled_on is not None:
+        dates = tuple(d for d in dates if d > rescheduled_on)
     return schedule_over(
-        principal_fen=principal,
+        principal_fen=principal_fen,
         daily_rate_ppm=terms.fixed_daily_rate_ppm,
-        start=start,
+        start=rescheduled_on or paid_out,
         dates=dates,
         method=terms.repayment_method,
     )

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import calendar
 import enum
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -96,7 +95,6 @@ def repayment_schedule(
     )
 
 
-@functools.lru_cache(maxsize=4096)  # a case's ledger replays ask for the same one per event
 def schedule_over(
     *,
     principal_fen: int,
