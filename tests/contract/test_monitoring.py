@@ -168,8 +168,16 @@ def test_a_mock_bank_stops_lending_after_a_pushed_critical_alert(
         [alert] = bank.alerts()
         assert alert.severity == M.ALERT_SEVERITY_CRITICAL  # GMV down 75 %
         assert alert.signal_codes == [M.SIGNAL_CODE_GMV_DECLINE]
+        # The dispatcher records the delivery once the bank's answer is back: a moment after
+        # the bank has the alert.
+        eventually(
+            lambda: (
+                [t.state for t in net.tasks() if t.alert_id == alert.alert_id]
+                == [delivery_pb2.DELIVERY_STATE_DELIVERED]
+            ),
+            what="the push recorded as delivered",
+        )
         [push] = [t for t in net.tasks() if t.alert_id == alert.alert_id]
-        assert push.state == delivery_pb2.DELIVERY_STATE_DELIVERED
         assert (push.case_id, push.referral_id) == ("", "")
         assert bank.review_alerts(client) == []  # the pull repeats nothing pushed
 
