@@ -148,7 +148,7 @@ def _sqlstate(error: OperationalError) -> str:
 def require_active_partner(session: Session, bank_id: str, *, for_update: bool = False) -> Partner:
     """The calling bank, which must be registered (else PERMISSION_DENIED) and active."""
     partner = repo.get_partner(session, bank_id, for_update=for_update)
-    _refuse_unless_active(bank_id, None if partner is None else partner.state)
+    refuse_unless_active(bank_id, None if partner is None else partner.state)
     assert partner is not None
     return partner
 
@@ -156,10 +156,10 @@ def require_active_partner(session: Session, bank_id: str, *, for_update: bool =
 def require_active_caller(session: Session, bank_id: str) -> None:
     """The same check as ``require_active_partner``, for a read that needs nothing else of the
     bank (it reads one column instead of the row)."""
-    _refuse_unless_active(bank_id, repo.partner_state(session, bank_id))
+    refuse_unless_active(bank_id, repo.partner_state(session, bank_id))
 
 
-def _refuse_unless_active(bank_id: str, state: PartnerState | None) -> None:
+def refuse_unless_active(bank_id: str, state: PartnerState | None) -> None:
     if state is None:
         raise PermissionDenied(f"partner/{bank_id} is not a registered partner")
     if state is not PartnerState.ACTIVE:

@@ -45,7 +45,9 @@ class Gateway:
         self.blacklist = blacklist
         # Pushes referrals to banks with a receiver endpoint; run by ``serve``.
         self.dispatcher = dispatcher
-        self.partners = PartnerRegistry(database=database, clock=clock)
+        self.partners = PartnerRegistry(
+            database=database, clock=clock, on_change=blacklist.partner_states.changed
+        )
         self.consents = Consents(database=database, clock=clock)
         self.financing = Financing(database=database, blacklist=blacklist, clock=clock)
         self.referrals = Referrals(

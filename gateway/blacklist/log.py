@@ -7,6 +7,7 @@ change inside the change's own transaction and then calls :meth:`BlacklistLog.ch
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from gateway.store import blacklist_repository as bl
 from gateway.store.blacklist_repository import LoggedChange
 from gateway.store.db import Database
 from gateway.store.log_store import DatabaseHashStore
+
+log = logging.getLogger(__name__)
 
 # Checkpoints are evidence for as long as anyone keeps one: retired log keys stay published.
 LOG_KEY_RETENTION = timedelta(days=100 * 366)
@@ -52,6 +55,7 @@ class BlacklistLog:
         # Wakes local sync streams as soon as a change commits here; streams also poll, which
         # is how they see changes committed by other replicas.
         self._changed = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
 
     def size(self) -> int:
         with self._db.reading() as session:
@@ -118,7 +122,19 @@ class BlacklistLog:
     def published_keys(self) -> list[PublishedKey]:
         return self._log_keyring.published_keys(now=self._clock(), retain_for=LOG_KEY_RETENTION)
 
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` in :meth:`changed`, before the caller's RPC answers."""
+        self._listeners.append(listener)
+
     def changed(self) -> None:
-        """Tell local sync streams that a transaction which logged changes has committed."""
+        """Tell local readers (the listed index, sync streams) that a transaction which logged
+        changes has committed."""
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception as error:  # the change is committed: its answer must not fail
+                log.warning(
+                    "blacklist readers catch up later (%s: %s)", type(error).__name__, error
+                )
         with self._changed:
             self._changed.notify_all()

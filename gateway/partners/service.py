@@ -45,9 +45,16 @@ class PartnerChanges:
 
 
 class PartnerRegistry:
-    def __init__(self, *, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        clock: Callable[[], datetime] = utc_now,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self._db = database
         self._tx = Transactions(database=database, clock=clock)
+        self._on_change = on_change  # after a partner's row changed (caches of partner states)
 
     def register_partner(
         self,
@@ -90,7 +97,9 @@ class PartnerRegistry:
             repo.save_partner(session, partner)
             return partner_id, partner
 
-        return self._tx.idempotent(idem, replay=_load_partner, act=act)
+        partner = self._tx.idempotent(idem, replay=_load_partner, act=act)
+        self._on_change()
+        return partner
 
     def update_partner(
         self,
@@ -135,7 +144,9 @@ class PartnerRegistry:
             repo.save_partner(session, updated)
             return partner_id, updated
 
-        return self._tx.idempotent(idem, replay=_load_partner, act=act)
+        partner = self._tx.idempotent(idem, replay=_load_partner, act=act)
+        self._on_change()
+        return partner
 
     def suspend_partner(self, *, idem: Idempotency, partner_id: str, reason: str) -> Partner:
         problems = []
@@ -158,7 +169,9 @@ class PartnerRegistry:
             repo.save_partner(session, updated)
             return partner_id, updated
 
-        return self._tx.idempotent(idem, replay=_load_partner, act=act)
+        partner = self._tx.idempotent(idem, replay=_load_partner, act=act)
+        self._on_change()
+        return partner
 
     def list_partners(
         self, *, page_size: int, page_token: str, state: PartnerState | None

@@ -77,6 +77,15 @@ def get_partner(session: Session, partner_id: str, *, for_update: bool = False) 
 _PARTNER_STATE = select(PartnerRow.state).where(PartnerRow.partner_id == bindparam("partner_id"))
 
 
+_PARTNER_STATES = select(PartnerRow.partner_id, PartnerRow.state)
+
+
+def partner_states(session: Session) -> dict[str, PartnerState]:
+    """Every partner's state (a small table: one per bank)."""
+    rows = session.connection().execute(_PARTNER_STATES)
+    return {partner_id: PartnerState(state) for partner_id, state in rows}
+
+
 def partner_state(session: Session, partner_id: str) -> PartnerState | None:
     """Only the state: what a read-only call needs of its caller, without loading the row."""
     # Core, not the ORM: there is no object to build, and the ORM's per-statement work was
