@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +102,11 @@ def _serve_flags(parser: argparse.ArgumentParser, *, rpc: bool = True) -> None:
     rpc_only("--host", help=f"listen address (default: {d.host})")
     rpc_only("--port", help=f"listen port, 0 picks a free one (default: {d.port})")
     rpc_only("--workers", help=f"RPC worker threads (default: {d.workers})")
+    rpc_only(
+        "--processes",
+        help="server processes sharing the port (default: 0, one per core on PostgreSQL and one "
+        "on SQLite)",
+    )
     add(
         "--delivery-workers",
         help=f"threads pushing referrals to banks with an endpoint (default: "
@@ -311,10 +320,8 @@ def _configured(args: argparse.Namespace) -> tuple[Settings, ServerConfig]:
         settings = _settings(args)
     except SettingsError as error:
         raise _ConfigError(str(error)) from error
-    configure_logging(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        style=args.log_format or settings.log_format,
-    )
+    level, style = _logging_setup(args, settings)
+    configure_logging(level=level, style=style)
     tls = None
     if settings.tls:
         certs_dir = settings.data_dir / "certs"
@@ -363,6 +370,15 @@ def _serve(args: argparse.Namespace) -> int:
     except _ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    processes = settings.processes or ((os.cpu_count() or 1) if settings.database_url else 1)
+    if processes == 1:
+        return _serve_one(settings, config)
+    return _serve_many(settings, config, processes, logging_setup=_logging_setup(args, settings))
+
+
+def _serve_one(settings: Settings, config: ServerConfig, *, index: int = 0) -> int:
+    """One server process. The first (``index`` 0) also runs the sweeps, push delivery and the
+    metrics endpoint, so ``serve --processes`` runs each of them once per host."""
     tls = config.tls
     try:
         gateway = open_gateway(config)
@@ -376,7 +392,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     server.start()
-    if settings.metrics_port:
+    first = index == 0
+    if settings.metrics_port and first:
         REGISTRY.register(StoreCollector(gateway.database))
         try:
             start_http_server(settings.metrics_port, addr=settings.host)
@@ -386,7 +403,8 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
     if tls is None:
-        print(INSECURE_BANNER, file=sys.stderr, flush=True)
+        if first:
+            print(INSECURE_BANNER, file=sys.stderr, flush=True)
         log.warning("insecure development mode: no TLS, caller identity is self-declared")
     else:
         log.info("mutual TLS: callers are identified by their client certificates")
@@ -407,18 +425,119 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    sweeper = threading.Thread(
-        target=_sweep_until, args=(gateway, stop, settings.sweep_interval), name="expiry-sweep"
-    )
-    workers = _start_delivery(gateway, stop, settings.delivery_workers)
-    sweeper.start()
+    workers: list[threading.Thread] = []
+    if first:
+        workers.append(
+            threading.Thread(
+                target=_sweep_until,
+                args=(gateway, stop, settings.sweep_interval),
+                name="expiry-sweep",
+            )
+        )
+        workers[0].start()
+        workers += _start_delivery(gateway, stop, settings.delivery_workers)
     stop.wait()
-    sweeper.join()
     for worker in workers:
         worker.join()
     log.info("shutting down: finishing in-flight calls (up to 10 s)")
     server.stop(grace=10).wait()
     return 0
+
+
+def _serve_many(
+    settings: Settings, config: ServerConfig, processes: int, *, logging_setup: tuple[int, str]
+) -> int:
+    """``processes`` servers on one port (SO_REUSEPORT, as in grpc's multiprocessing example):
+    the kernel spreads connections over them, and each has its own GIL, database pool and
+    in-memory indexes. This process migrates the database and makes the keys once, reserves the
+    port, starts them, and stops them all when told to or when one of them exits."""
+    try:
+        open_gateway(config).database.engine.dispose()  # migrations and keys, before the children
+    except (RuntimeError, OSError, SQLAlchemyError) as exc:
+        print(f"error: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        reserved = _reserve_port(config.host, config.port)
+    except OSError as exc:
+        print(f"error: cannot start: port {config.port}: {exc}", file=sys.stderr)
+        return 2
+    with reserved:
+        port = reserved.getsockname()[1]
+        shared = replace(config, port=port, reuse_port=True)
+        context = multiprocessing.get_context("spawn")  # nothing of this process's gRPC or pool
+        children = [
+            context.Process(
+                target=_serve_child,
+                args=(settings, shared, index, logging_setup),
+                name=f"colending-gateway-{index}",
+            )
+            for index in range(processes)
+        ]
+        for child in children:
+            child.start()
+        log.info(
+            "serving on %s:%d with %d processes (pids %s)",
+            settings.host,
+            port,
+            processes,
+            ", ".join(str(c.pid) for c in children),
+        )
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        ended = False
+        while not stop.is_set() and not ended:
+            ended = bool(
+                multiprocessing.connection.wait([c.sentinel for c in children], timeout=0.2)
+            )
+        if ended:
+            log.error("a server process exited; stopping the others")
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: each finishes its in-flight calls
+        for child in children:
+            child.join(timeout=15)
+            if child.is_alive():
+                child.kill()
+                child.join()
+    return 1 if ended else 0
+
+
+def _serve_child(
+    settings: Settings, config: ServerConfig, index: int, logging_setup: tuple[int, str]
+) -> None:
+    _die_with_parent()
+    level, style = logging_setup
+    configure_logging(level=level, style=style)
+    sys.exit(_serve_one(settings, config, index=index))
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when the parent dies (even by SIGKILL), so no server is
+    left behind holding the port."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the call
+            sys.exit(1)
+
+
+def _reserve_port(host: str, port: int) -> socket.socket:
+    """A bound (not listening) SO_REUSEPORT socket holding ``port`` (0: a free one) while the
+    servers bind it too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    reserved = socket.socket(family, socket.SOCK_STREAM)
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        reserved.bind((host, port))
+    except OSError:
+        reserved.close()
+        raise
+    return reserved
+
+
+def _logging_setup(args: argparse.Namespace, settings: Settings) -> tuple[int, str]:
+    return (logging.DEBUG if args.verbose else logging.INFO, args.log_format or settings.log_format)
 
 
 def _start_delivery(gateway: Gateway, stop: threading.Event, count: int) -> list[threading.Thread]:

@@ -72,6 +72,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # which of `serve --processes` wrote it
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
             "caller": getattr(record, "caller", "-"),
@@ -91,7 +92,8 @@ def configure_logging(*, level: int, style: str = "auto") -> None:
         JsonFormatter()
         if style == "json"
         else logging.Formatter(
-            "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s %(caller)s]: %(message)s"
+            "%(asctime)s %(levelname)-7s %(name)s %(process)d [%(request_id)s %(caller)s]: "
+            "%(message)s"
         )
     )
     root = logging.getLogger()

@@ -76,6 +76,9 @@ class ServerConfig:
     blacklist_rules: BlacklistRules = field(default_factory=BlacklistRules)
     delivery_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     allow_insecure_remote: bool = False
+    # Share the port with sibling processes (``serve --processes``): SO_REUSEPORT, which is
+    # otherwise off so that a port already in use is an error rather than a silent second server.
+    reuse_port: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +175,8 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
             "caller's own word for its identity. Use a loopback address, or force it with "
             "--allow-insecure-remote if you really mean it."
         )
+    # Checks answer from memory: load the listed pseudonyms now, not on the first check.
+    gateway.blacklist.listed.refresh()
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix="colending-rpc"
@@ -179,7 +184,7 @@ def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             # Ping idle connections, so a stream whose client vanished (a dropped NAT entry)
             # ends and frees its stream slot instead of holding it forever.
             ("grpc.keepalive_time_ms", 60_000),

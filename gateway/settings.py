@@ -37,6 +37,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 50051
     workers: int = 16
+    # Server processes sharing the port (SO_REUSEPORT); 0: one per core on PostgreSQL, one on
+    # SQLite (a single writer: more processes would only wait for its lock).
+    processes: int = 0
     delivery_workers: int = 4
     # A replica that dies holding outbox tasks frees them after this many seconds.
     delivery_lease: float = 30.0
@@ -169,6 +172,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "host": _text,
     "port": _int_in(0, 65_535),
     "workers": _int_in(1, 1_000),
+    "processes": _int_in(0, 64),
     "delivery_workers": _int_in(0, 100),
     "delivery_lease": _lease_seconds,
     "metrics_port": _int_in(0, 65_535),
@@ -248,6 +252,11 @@ def load_settings(
         raise SettingsError(
             f"{said('max_streams')} must be below {said('workers')}: each live stream holds a "
             "worker, and unary calls need some left"
+        )
+    if settings.processes > 1 and not settings.database_url:
+        raise SettingsError(
+            f"{said('processes')} needs PostgreSQL (database_url): SQLite has one writer, so "
+            "more processes would only queue for its lock"
         )
     if settings.streams_per_caller > settings.max_streams:
         raise SettingsError(f"{said('streams_per_caller')} must not exceed {said('max_streams')}")

@@ -105,3 +105,14 @@ def test_settings_that_disagree_are_named_with_their_sources() -> None:
         load_settings(flags={}, environ={"COLENDING_MAX_STREAMS": "1"})
     assert "streams_per_caller 2 (default)" in str(error.value)
     assert "max_streams 1 (COLENDING_MAX_STREAMS)" in str(error.value)
+
+
+def test_several_processes_need_postgresql() -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(flags={"processes": "2"}, environ={})
+    assert str(error.value).startswith("processes 2 (--processes) needs PostgreSQL")
+    url = "postgresql+psycopg://gateway@db/colending"
+    assert load_settings(flags={"processes": "2"}, environ={"COLENDING_DATABASE_URL": url})
+    assert load_settings(flags={"processes": "1"}, environ={}).processes == 1
+    with pytest.raises(SettingsError, match="between 0 and 64"):
+        load_settings(flags={"processes": "65"}, environ={})

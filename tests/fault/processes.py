@@ -60,6 +60,7 @@ class Replica:
         log: Path,
         delivery_workers: int = 2,
         delivery_lease: float = 6.0,
+        processes: int = 1,
     ) -> None:
         self.name = name
         self.port = free_port()
@@ -87,6 +88,8 @@ class Replica:
             "5",
             "--database-connect-timeout",
             "2",
+            "--processes",
+            str(processes),
         ]
         # The URL by environment, as an operator would pass a secret (none: SQLite).
         self._env = {
