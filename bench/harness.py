@@ -171,8 +171,9 @@ def _serve(spec: dict[str, Any], conn: Connection) -> None:
         config = ServerConfig(
             data_dir=Path(spec["data_dir"]),
             database_url=spec.get("database_url"),
-            port=0,
+            port=spec.get("port", 0),
             partner_rate=0,
+            reuse_port=spec.get("reuse_port", False),
         )
         gateway = open_gateway(config)
         server, port = build_server(config, gateway=gateway)
@@ -205,9 +206,41 @@ class ServerProcess:
         return answer
 
 
+class ServerGroup:
+    """``processes`` gateway servers on one port (``serve --processes``): the first binds a free
+    port, the others the same one, all with SO_REUSEPORT. Usage is their CPU summed and the
+    largest peak RSS."""
+
+    def __init__(self, processes: int, **spec: Any) -> None:
+        first = ServerProcess(**spec, reuse_port=True)
+        port = int(first.target.rsplit(":", 1)[1])
+        self.members = [first] + [
+            ServerProcess(**spec, reuse_port=True, port=port) for _ in range(processes - 1)
+        ]
+        self.target = first.target
+
+    def usage(self) -> dict[str, float]:
+        return _combined([m.usage() for m in self.members])
+
+    def stop(self) -> dict[str, float]:
+        return _combined([m.stop() for m in self.members])
+
+
+def _combined(usages: list[dict[str, float]]) -> dict[str, float]:
+    return {
+        "cpu_s": sum(u["cpu_s"] for u in usages),
+        "peak_rss_mib": max(u["peak_rss_mib"] for u in usages),
+    }
+
+
+# The gateway's server processes in this run (``--processes``); the baseline keeps one.
+GATEWAY_PROCESSES = {"count": 1}
+
+
 @contextmanager
-def serving(**spec: Any) -> Iterator[ServerProcess]:
-    server = ServerProcess(**spec)
+def serving(**spec: Any) -> Iterator[ServerProcess | ServerGroup]:
+    count = GATEWAY_PROCESSES["count"] if spec.get("kind") == "gateway" else 1
+    server = ServerGroup(count, **spec) if count > 1 else ServerProcess(**spec)
     try:
         yield server
     finally:
@@ -353,7 +386,7 @@ class Load:
 
     def unary(
         self,
-        server: ServerProcess,
+        server: ServerProcess | ServerGroup,
         *,
         method: str,
         caller: str,
@@ -411,7 +444,9 @@ class Load:
             "client_cpu_s": sum(part["client_cpu_s"] for part in parts),
         }
 
-    def stream(self, server: ServerProcess, *, caller: str, messages: int) -> dict[str, Any]:
+    def stream(
+        self, server: ServerProcess | ServerGroup, *, caller: str, messages: int
+    ) -> dict[str, Any]:
         start_at = time.time() + 1.0
         jobs = [
             self._pool.submit(
@@ -642,6 +677,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             "concurrency": options.concurrency,
             "clients": options.clients,
             "entries": options.entries,
+            "gateway_processes": options.processes,
             "server_threads": ServerConfig(data_dir=Path()).max_workers,
         },
         "scenarios": scenarios,
@@ -704,7 +740,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
 
 
 def _pull(
-    load: Load, base: ServerProcess, gateway: ServerProcess, scenarios: dict[str, Any]
+    load: Load, base: ServerProcess, gateway: ServerProcess | ServerGroup, scenarios: dict[str, Any]
 ) -> None:
     caller = f"partner/{SUBMIT_BANK}"
     made = int(scenarios["submit_sqlite"]["calls"])
@@ -805,7 +841,8 @@ def report(result: dict[str, Any]) -> None:
     print(
         f"\n{machine['cores']} cores, Python {machine['python']}, grpc {machine['grpc']}; "
         f"{result['parameters']['concurrency']} callers in {result['parameters']['clients']} "
-        f"client processes, {result['parameters']['seconds']:g} s each"
+        f"client processes, {result['parameters']['seconds']:g} s each; "
+        f"{result['parameters'].get('gateway_processes', 1)} gateway process(es)"
     )
     head = f"{'scenario':<30}{'per s':>9}{'ratio':>7}{'p50 ms':>9}{'p99 ms':>9}{'p999 ms':>9}"
     print(head + f"{'CPU ms/call':>12}{'RSS MiB':>9}")
@@ -853,6 +890,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", default="", help=f"comma-separated: {','.join(SCENARIOS)}")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench.json")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="gateway server processes sharing the port (serve --processes); the empty-handler "
+        "baseline keeps one",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 1 s, 10,000 entries (unless given)"
     )
     options = parser.parse_args(argv)
@@ -861,6 +905,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         options.seconds = options.seconds if "--seconds" in given else 1.0
         options.warmup = options.warmup if "--warmup" in given else 0.3
         options.entries = options.entries if "--entries" in given else 10_000
+    GATEWAY_PROCESSES["count"] = options.processes
     result = _rounded(run(options))
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(result, indent=2) + "\n")
