@@ -44,6 +44,7 @@ from gateway.server import (
     TlsFiles,
     build_server,
     open_gateway,
+    refuse_insecure_bind,
 )
 from gateway.settings import Settings, SettingsError, load_settings, masked
 from gateway.signing.network_key import open_network_key
@@ -370,15 +371,17 @@ def _serve(args: argparse.Namespace) -> int:
     except _ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    processes = settings.processes or ((os.cpu_count() or 1) if settings.database_url else 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    processes = settings.processes or ((cores or 1) if settings.database_url else 1)
     if processes == 1:
         return _serve_one(settings, config)
     return _serve_many(settings, config, processes, logging_setup=_logging_setup(args, settings))
 
 
 def _serve_one(settings: Settings, config: ServerConfig, *, index: int = 0) -> int:
-    """One server process. The first (``index`` 0) also runs the sweeps, push delivery and the
-    metrics endpoint, so ``serve --processes`` runs each of them once per host."""
+    """One server process. The first (``index`` 0) also runs the sweeps and push delivery, so
+    ``serve --processes`` runs each once per host; process ``index`` serves its metrics on
+    ``metrics_port + index``."""
     tls = config.tls
     try:
         gateway = open_gateway(config)
@@ -393,15 +396,18 @@ def _serve_one(settings: Settings, config: ServerConfig, *, index: int = 0) -> i
         return 2
     server.start()
     first = index == 0
-    if settings.metrics_port and first:
-        REGISTRY.register(StoreCollector(gateway.database))
+    if settings.metrics_port:
+        # Each process's own RPC figures, on its own port (the first's also has the store's).
+        metrics_port = settings.metrics_port + index
+        if first:
+            REGISTRY.register(StoreCollector(gateway.database))
         try:
-            start_http_server(settings.metrics_port, addr=settings.host)
+            start_http_server(metrics_port, addr=settings.host)
         except OSError as exc:
             server.stop(grace=None)
-            print(f"error: --metrics-port {settings.metrics_port}: {exc}", file=sys.stderr)
+            print(f"error: --metrics-port {metrics_port}: {exc}", file=sys.stderr)
             return 2
-        log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", settings.host, metrics_port)
     if tls is None:
         if first:
             print(INSECURE_BANNER, file=sys.stderr, flush=True)
@@ -450,86 +456,113 @@ def _serve_many(
     """``processes`` servers on one port (SO_REUSEPORT, as in grpc's multiprocessing example):
     the kernel spreads connections over them, and each has its own GIL, database pool and
     in-memory indexes. This process migrates the database and makes the keys once, reserves the
-    port, starts them, and stops them all when told to or when one of them exits."""
+    port, starts them, and stops them all when told to or when one of them exits. Each bank's
+    call rate and stream slots are shared out between them, so the totals stay as configured."""
     try:
+        refuse_insecure_bind(config)
         open_gateway(config).database.engine.dispose()  # migrations and keys, before the children
+        reserved = _reserve_port(config.host, config.port)
+    except InsecureBindRefused as exc:
+        log.error("%s", exc)
+        return 2
     except (RuntimeError, OSError, SQLAlchemyError) as exc:
         print(f"error: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    try:
-        reserved = _reserve_port(config.host, config.port)
-    except OSError as exc:
-        print(f"error: cannot start: port {config.port}: {exc}", file=sys.stderr)
-        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    children: list[multiprocessing.process.BaseProcess] = []
+    failed: list[str] = []
     with reserved:
         port = reserved.getsockname()[1]
-        shared = replace(config, port=port, reuse_port=True)
+        shared = shared_config(config, processes=processes, port=port)
         context = multiprocessing.get_context("spawn")  # nothing of this process's gRPC or pool
-        children = [
-            context.Process(
-                target=_serve_child,
-                args=(settings, shared, index, logging_setup),
-                name=f"colending-gateway-{index}",
+        try:
+            for index in range(processes):
+                child = context.Process(
+                    target=_serve_child,
+                    args=(settings, shared, index, logging_setup, os.getpid()),
+                    name=f"colending-gateway-{index}",
+                )
+                child.start()
+                children.append(child)
+            log.info(
+                "serving on %s:%d with %d processes (pids %s); up to %d database connections",
+                settings.host,
+                port,
+                processes,
+                ", ".join(str(c.pid) for c in children),
+                processes * (settings.database_pool_size + settings.database_pool_overflow),
             )
-            for index in range(processes)
-        ]
-        for child in children:
-            child.start()
-        log.info(
-            "serving on %s:%d with %d processes (pids %s)",
-            settings.host,
-            port,
-            processes,
-            ", ".join(str(c.pid) for c in children),
-        )
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        ended = False
-        while not stop.is_set() and not ended:
-            ended = bool(
+            while not stop.is_set() and not failed:
                 multiprocessing.connection.wait([c.sentinel for c in children], timeout=0.2)
-            )
-        if ended:
-            log.error("a server process exited; stopping the others")
-        for child in children:
-            if child.is_alive():
-                child.terminate()  # SIGTERM: each finishes its in-flight calls
-        for child in children:
-            child.join(timeout=15)
-            if child.is_alive():
-                child.kill()
-                child.join()
-    return 1 if ended else 0
+                failed = [
+                    f"pid {c.pid} (exit code {c.exitcode})"
+                    for c in children
+                    if c.exitcode is not None
+                ]
+            if failed:
+                log.error("server process %s exited; stopping the others", ", ".join(failed))
+        finally:
+            for member in children:
+                if member.is_alive():
+                    member.terminate()  # SIGTERM: each finishes its in-flight calls
+            for member in children:
+                member.join(timeout=15)
+                if member.is_alive():
+                    member.kill()
+                    member.join()
+    if not failed:
+        return 0
+    return 2 if 2 in (c.exitcode for c in children) else 1  # 2: a setting or resource refused
+
+
+def shared_config(config: ServerConfig, *, processes: int, port: int) -> ServerConfig:
+    """One of ``processes`` servers' share: the port with SO_REUSEPORT, and each bank's call
+    rate, burst and stream slots divided between them (rounded up)."""
+    return replace(
+        config,
+        port=port,
+        reuse_port=True,
+        partner_rate=config.partner_rate / processes,
+        partner_burst=-(-config.partner_burst // processes),
+        max_streams=-(-config.max_streams // processes),
+        streams_per_caller=-(-config.streams_per_caller // processes),
+    )
 
 
 def _serve_child(
-    settings: Settings, config: ServerConfig, index: int, logging_setup: tuple[int, str]
+    settings: Settings,
+    config: ServerConfig,
+    index: int,
+    logging_setup: tuple[int, str],
+    parent: int,
 ) -> None:
-    _die_with_parent()
+    _die_with_parent(parent)
     level, style = logging_setup
     configure_logging(level=level, style=style)
     sys.exit(_serve_one(settings, config, index=index))
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Linux: SIGTERM this process when the parent dies (even by SIGKILL), so no server is
     left behind holding the port."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before the call
+        if os.getppid() != parent:  # the parent died before the call
             sys.exit(1)
 
 
 def _reserve_port(host: str, port: int) -> socket.socket:
     """A bound (not listening) SO_REUSEPORT socket holding ``port`` (0: a free one) while the
     servers bind it too."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     reserved = socket.socket(family, socket.SOCK_STREAM)
     reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
-        reserved.bind((host, port))
+        reserved.bind((address, port))
     except OSError:
         reserved.close()
         raise

@@ -167,14 +167,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server, int]:
-    """A started-ready (not started) server and the port it bound."""
+def refuse_insecure_bind(config: ServerConfig) -> None:
     if config.tls is None and not _is_loopback(config.host) and not config.allow_insecure_remote:
         raise InsecureBindRefused(
             f"refusing to listen on {config.host} without TLS: development mode trusts the "
             "caller's own word for its identity. Use a loopback address, or force it with "
             "--allow-insecure-remote if you really mean it."
         )
+
+
+def build_server(config: ServerConfig, *, gateway: Gateway) -> tuple[grpc.Server, int]:
+    """A started-ready (not started) server and the port it bound."""
+    refuse_insecure_bind(config)
     # Checks answer from memory: load the listed pseudonyms now, not on the first check.
     gateway.blacklist.listed.refresh()
     server = grpc.server(

@@ -82,6 +82,12 @@ class ListedIndex:
             while len(self._hits) > CACHED_HITS:
                 self._hits.popitem(last=False)
 
+    def follow(self) -> None:
+        """A change committed in this process: catch up now, so the caller's RPC returns with
+        it visible. An index never loaded (a one-shot command's) stays unloaded."""
+        if self._size >= 0:
+            self.refresh()
+
     def refresh(self, *, wait: bool = True) -> None:
         """Catch up with the log. ``wait`` False: leave it to a refresh already under way."""
         if not self._refreshing.acquire(blocking=wait):

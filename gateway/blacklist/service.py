@@ -124,7 +124,7 @@ class BlacklistNetwork:
         self.log = BlacklistLog(database=database, log_keyring=log_keyring, clock=clock)
         # What checks read: this process's copy of the listed pseudonyms, kept up by the log.
         self.listed = ListedIndex(database=database)
-        self.log.on_change(self.listed.refresh)
+        self.log.on_change(self.listed.follow)
         # Whether a checking bank is active, without a read per check.
         self.partner_states = PartnerStates(database=database)
 

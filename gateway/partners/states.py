@@ -10,6 +10,7 @@ not turned away.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -34,6 +35,9 @@ class PartnerStates:
         self._monotonic = monotonic
         self._states: dict[str, PartnerState] = {}
         self._read_at = float("-inf")
+        # Bumped by changed(): a reload that began before a change must not pass for fresh.
+        self._generation = 0
+        self._lock = threading.Lock()
 
     def require_active(self, partner_id: str) -> None:
         """PERMISSION_DENIED for an unknown partner, FAILED_PRECONDITION for a suspended one."""
@@ -47,9 +51,17 @@ class PartnerStates:
 
     def changed(self) -> None:
         """A partner changed in this process: read them all again on the next question."""
-        self._read_at = float("-inf")
+        with self._lock:
+            self._generation += 1
+            self._read_at = float("-inf")
 
     def _reload(self) -> None:
+        with self._lock:
+            generation = self._generation
         with self._db.reading() as session:
             states = repo.partner_states(session)
-        self._states, self._read_at = states, self._monotonic()
+        with self._lock:
+            self._states = states
+            # Read before a change committed here: use it now, but read again next time.
+            if generation == self._generation:
+                self._read_at = self._monotonic()

@@ -116,3 +116,17 @@ def test_several_processes_need_postgresql() -> None:
     assert load_settings(flags={"processes": "1"}, environ={}).processes == 1
     with pytest.raises(SettingsError, match="between 0 and 64"):
         load_settings(flags={"processes": "65"}, environ={})
+
+
+def test_processes_share_out_each_banks_limits() -> None:
+    from pathlib import Path
+
+    from gateway.cli import shared_config
+    from gateway.server import ServerConfig
+
+    config = ServerConfig(data_dir=Path("d"), partner_rate=50.0, partner_burst=100)
+    share = shared_config(config, processes=3, port=50051)
+    assert (share.port, share.reuse_port) == (50051, True)
+    assert share.partner_rate * 3 == 50.0
+    assert share.partner_burst == 34  # rounded up: 3 x 34 >= 100
+    assert (share.max_streams, share.streams_per_caller) == (3, 1)  # 8 and 2, over 3
