@@ -196,11 +196,3 @@ def raise_all(
     problems = [*shape_problems, *(p for p in rule_problems if not covered(p.field))]
     if problems:
         raise InvalidArgument(problems)
-
-
-def text_problems(field: str, value: str, *, max_length: int) -> list[FieldViolation]:
-    if not value.strip():
-        return [FieldViolation(field, "required")]
-    if len(value) > max_length:
-        return [FieldViolation(field, f"must be at most {max_length} characters")]
-    return []

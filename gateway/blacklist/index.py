@@ -48,11 +48,6 @@ class ListedIndex:
         self._hits: OrderedDict[bytes, list[BlacklistEntry]] = OrderedDict()
         self._edit = threading.Lock()  # evicting and moving the size on, against remember()
 
-    @property
-    def size(self) -> int:
-        """The log size the index reflects (-1 before the first load)."""
-        return self._size
-
     def listed(self, pseudonyms: Iterable[bytes]) -> tuple[set[bytes], int]:
         """Which of ``pseudonyms`` are listed, and the log size that answer reflects."""
         if self._monotonic() - self._refreshed_at > self._max_age:

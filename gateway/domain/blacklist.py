@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from colending_core import IdentifierKind, LeafAppeal, LeafChange, LeafEntry, encode_leaf
+from gateway.domain import validation
 from gateway.errors import FailedPrecondition, FieldViolation
 
 MAX_BATCH = 1000
@@ -140,11 +141,7 @@ def report_problems(
 
 
 def text_problems(field: str, value: str) -> list[FieldViolation]:
-    if not value.strip():
-        return [FieldViolation(field, "required")]
-    if len(value) > MAX_TEXT:
-        return [FieldViolation(field, f"must be at most {MAX_TEXT} characters")]
-    return []
+    return validation.text_problems(field, value, max_length=MAX_TEXT)
 
 
 def retained_until(end: date, rules: BlacklistRules, tz: tzinfo) -> datetime:

@@ -34,6 +34,7 @@ from gateway.domain.ledger import (
     replay,
 )
 from gateway.domain.money import split_by_bps
+from gateway.domain.validation import text_problems
 from gateway.errors import FieldViolation
 
 DRAWINGS = frozenset({LoanEventType.DISBURSED, LoanEventType.DRAWDOWN, LoanEventType.ORDER_ADVANCE})
@@ -222,7 +223,7 @@ def dispute_problems(
             )
     if len(set(disputed_fields)) != len(disputed_fields):
         problems.append(FieldViolation("disputed_fields", "must not repeat a field"))
-    problems += _text_problems(reason, "reason")
+    problems += text_problems("reason", reason, max_length=MAX_DISPUTE_TEXT)
     return problems
 
 
@@ -230,12 +231,4 @@ def resolution_problems(outcome: DisputeState | None, note: str) -> list[FieldVi
     problems = []
     if outcome is None or outcome is DisputeState.OPEN:
         problems.append(FieldViolation("outcome", "required: UPHELD or REJECTED"))
-    return problems + _text_problems(note, "note")
-
-
-def _text_problems(text: str, field: str) -> list[FieldViolation]:
-    if not text.strip():
-        return [FieldViolation(field, "required")]
-    if len(text) > MAX_DISPUTE_TEXT:
-        return [FieldViolation(field, f"must be at most {MAX_DISPUTE_TEXT} characters")]
-    return []
+    return problems + text_problems("note", note, max_length=MAX_DISPUTE_TEXT)

@@ -182,3 +182,12 @@ def reputation_problems(r: TransactionReputation, *, field_prefix: str) -> list[
     _check_range(out, f"{rp}prior_loans_repaid", r.prior_loans_repaid, 0, MAX_PRIOR_LOANS)
     _check_range(out, f"{rp}prior_loans_overdue", r.prior_loans_overdue, 0, MAX_PRIOR_LOANS)
     return out
+
+
+def text_problems(field: str, value: str, *, max_length: int) -> list[FieldViolation]:
+    """Free text for people: required (not only blanks) and at most ``max_length`` characters."""
+    if not value.strip():
+        return [FieldViolation(field, "required")]
+    if len(value) > max_length:
+        return [FieldViolation(field, f"must be at most {max_length} characters")]
+    return []

@@ -14,7 +14,6 @@ from gateway._transactions import (
     Idempotency,
     Transactions,
     raise_all,
-    text_problems,
     utc_now,
 )
 from gateway.domain import paging
@@ -26,6 +25,7 @@ from gateway.domain.partner import (
     validate_partner_fields,
 )
 from gateway.domain.policy import EligibilityPolicy, validate_policy
+from gateway.domain.validation import text_problems
 from gateway.errors import (
     AlreadyExists,
     FieldViolation,

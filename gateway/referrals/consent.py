@@ -15,7 +15,6 @@ from gateway._transactions import (
     Idempotency,
     Transactions,
     raise_all,
-    text_problems,
     utc_now,
 )
 from gateway.domain.consent import (
@@ -27,6 +26,7 @@ from gateway.domain.consent import (
 from gateway.domain.ids import new_id
 from gateway.domain.merchant import DataScope
 from gateway.domain.partner import partner_id_problem
+from gateway.domain.validation import text_problems
 from gateway.errors import (
     FailedPrecondition,
     FieldViolation,

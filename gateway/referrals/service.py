@@ -23,7 +23,6 @@ from gateway._transactions import (
     raise_all,
     replayed_in,
     require_active_partner,
-    text_problems,
     utc_now,
 )
 from gateway.blacklist.service import BlacklistNetwork
@@ -54,7 +53,7 @@ from gateway.domain.referral import (
     redact,
 )
 from gateway.domain.scoring import assess, check_eligibility, disclosed, make_offer
-from gateway.domain.validation import validate_profile
+from gateway.domain.validation import text_problems, validate_profile
 from gateway.errors import (
     FailedPrecondition,
     FieldViolation,

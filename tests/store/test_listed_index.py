@@ -47,6 +47,17 @@ def pseudonym_of(gateway: Gateway, merchant_id: str) -> bytes:
     return gateway.blacklist.pseudonym_of(USCC, code)
 
 
+def register_bank_a(gateway: Gateway) -> None:
+    gateway.partners.register_partner(
+        idem=idem("RegisterPartner", "reg"),
+        partner_id="bank-a",
+        display_name="Bank A",
+        endpoint="",
+        policy=None,
+        decision_public_key=b"",
+    )
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -56,14 +67,7 @@ class Clock:
 
 
 def test_reports_reach_this_process_at_once_and_others_within_max_age(gateway: Gateway) -> None:
-    gateway.partners.register_partner(
-        idem=idem("RegisterPartner", "reg"),
-        partner_id="bank-a",
-        display_name="Bank A",
-        endpoint="",
-        policy=None,
-        decision_public_key=b"",
-    )
+    register_bank_a(gateway)
     clock = Clock()
     other = ListedIndex(database=gateway.database, max_age=0.5, monotonic=clock)
     assert other.listed([pseudonym_of(gateway, "m-1")]) == (set(), 0)  # loads: empty log
@@ -106,14 +110,7 @@ def test_reports_reach_this_process_at_once_and_others_within_max_age(gateway: G
 
 
 def test_a_fresh_index_loads_what_is_listed(gateway: Gateway) -> None:
-    gateway.partners.register_partner(
-        idem=idem("RegisterPartner", "reg"),
-        partner_id="bank-a",
-        display_name="Bank A",
-        endpoint="",
-        policy=None,
-        decision_public_key=b"",
-    )
+    register_bank_a(gateway)
     for n in range(3):
         report(gateway, f"m-{n}")
     index = ListedIndex(database=gateway.database)
@@ -124,14 +121,7 @@ def test_a_fresh_index_loads_what_is_listed(gateway: Gateway) -> None:
 def test_a_suspended_bank_is_refused_at_once_here_and_within_max_age_elsewhere(
     gateway: Gateway,
 ) -> None:
-    gateway.partners.register_partner(
-        idem=idem("RegisterPartner", "reg"),
-        partner_id="bank-a",
-        display_name="Bank A",
-        endpoint="",
-        policy=None,
-        decision_public_key=b"",
-    )
+    register_bank_a(gateway)
     clock = Clock()
     elsewhere = PartnerStates(database=gateway.database, max_age=0.5, monotonic=clock)
     borrower = Borrower(pseudonym=pseudonym_of(gateway, "m-1"))
