@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
@@ -24,7 +24,7 @@ from gateway.errors import (
 from gateway.store import repository as repo
 from gateway.store.blacklist_repository import ConcurrentEntryUpdate
 from gateway.store.db import Database, is_transient
-from gateway.store.group_commit import GroupCommit
+from gateway.store.group_commit import GroupCommit, Staged, write_staged
 
 T = TypeVar("T")
 
@@ -97,14 +97,25 @@ class Transactions:
 
         return self.retrying(attempt, batched=batched)
 
-    def retrying(self, work: Callable[[Session], T], *, batched: bool = False) -> T:
-        """Run ``work`` in a write transaction, again from a fresh read if it lost a race."""
+    def retrying_staged(self, work: Callable[[Session], Staged[T]], *, batched: bool = False) -> T:
+        """``retrying`` for a ``work`` that only stages its writes (gateway.store.group_commit),
+        so it needs no savepoint of its own."""
+        return cast("T", self.retrying(work, batched=batched, savepoint=False))
+
+    def retrying(
+        self, work: Callable[[Session], T], *, batched: bool = False, savepoint: bool = True
+    ) -> T:
+        """Run ``work`` in a write transaction, again from a fresh read if it lost a race.
+        A ``Staged`` result is written before the commit (with its batch's, if ``batched``)."""
         for _ in range(RACE_RETRIES):
             try:
                 if batched:
-                    return self._group.run(work)
+                    return self._group.run(work, savepoint=savepoint)
                 with self._db.writing() as session:
-                    return work(session)
+                    (result,) = write_staged(session, [work(session)])
+                    if isinstance(result, Exception):  # refused: rolled back
+                        raise result
+                    return cast("T", result)
             except (IntegrityError, repo.ConcurrentUpdate, ConcurrentEntryUpdate):
                 continue
             except OperationalError as error:

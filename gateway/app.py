@@ -46,7 +46,7 @@ class Gateway:
         # Pushes referrals to banks with a receiver endpoint; run by ``serve``.
         self.dispatcher = dispatcher
         self.partners = PartnerRegistry(
-            database=database, clock=clock, on_change=blacklist.partner_states.changed
+            database=database, clock=clock, on_change=blacklist.partners.changed
         )
         self.consents = Consents(database=database, clock=clock)
         self.financing = Financing(database=database, blacklist=blacklist, clock=clock)

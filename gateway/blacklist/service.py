@@ -53,7 +53,7 @@ from gateway.errors import (
     NotFound,
     PermissionDenied,
 )
-from gateway.partners.states import PartnerStates
+from gateway.partners.cache import PartnerCache
 from gateway.signing.keyring import KeyRing
 from gateway.store import blacklist_repository as bl
 from gateway.store import repository as repo
@@ -126,7 +126,7 @@ class BlacklistNetwork:
         self.listed = ListedIndex(database=database)
         self.log.on_change(self.listed.follow)
         # Whether a checking bank is active, without a read per check.
-        self.partner_states = PartnerStates(database=database)
+        self.partners = PartnerCache(database=database)
 
     @property
     def rules(self) -> BlacklistRules:
@@ -290,9 +290,7 @@ class BlacklistNetwork:
         """Per borrower, the entries in force; plus the log size the answer reflects, from the
         in-memory index (``gateway.blacklist.index``: this process's own changes at once,
         other processes' within half a second). ``partner_id``, the calling bank, must be
-        active (``gateway.partners.states``, as fresh).
-
-        ``partner_id``: the calling bank, which must be active (checked in the same read).
+        active (``gateway.partners.cache``, as fresh).
         """
         if not 1 <= len(borrowers) <= rules_.MAX_BATCH:
             raise InvalidArgument.single(
@@ -308,7 +306,19 @@ class BlacklistNetwork:
                 pseudonyms.append(value)
         raise_all((), problems)
         if partner_id is not None:
-            self.partner_states.require_active(partner_id)
+            self.partners.require_active(partner_id)
+        found, size = self.entries_in_force(pseudonyms)
+        results = [
+            CheckResult(index=i, pseudonym=p, entries=found.get(p, []))
+            for i, p in enumerate(pseudonyms)
+        ]
+        return results, size
+
+    def entries_in_force(
+        self, pseudonyms: Sequence[bytes]
+    ) -> tuple[dict[bytes, list[BlacklistEntry]], int]:
+        """The entries in force of each listed one of ``pseudonyms`` (the others are absent),
+        and the log size the answer reflects; as fresh as the index (see ``check``)."""
         listed, size = self.listed.listed(pseudonyms)
         found: dict[bytes, list[BlacklistEntry]] = {}
         unread = []
@@ -323,11 +333,7 @@ class BlacklistNetwork:
             read |= {p: [] for p in unread if p not in read}
             self.listed.remember(read, read_at_size=size)
             found |= read
-        results = [
-            CheckResult(index=i, pseudonym=p, entries=found.get(p, []))
-            for i, p in enumerate(pseudonyms)
-        ]
-        return results, size
+        return {p: entries for p, entries in found.items() if entries}, size
 
     def in_force_in(self, session: Session, pseudonym: bytes) -> list[BlacklistEntry]:
         return bl.in_force_by_pseudonym(session, [pseudonym]).get(pseudonym, [])

@@ -5,6 +5,8 @@ when. A referral needs a live consent covering every bank it goes to.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -38,6 +40,36 @@ from gateway.store.db import Database
 
 MAX_BANKS_PER_REFERRAL = 20
 MERCHANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CACHED_CONSENTS = 10_000  # about 1 KiB each
+
+
+class ConsentCache:
+    """Recently used consents, so a merchant's next referral under the same consent reads none.
+
+    A consent never changes once recorded but to be revoked, and a referral's write reads the
+    revocation and expiry again under a lock (``repository.consent_windows_for_share``), so a
+    copy cannot let a revoked consent through: it can only save the read before signing.
+    """
+
+    def __init__(self, *, database: Database, size: int = CACHED_CONSENTS) -> None:
+        self._db = database
+        self._size = size
+        self._consents: OrderedDict[str, Consent] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, consent_id: str) -> Consent | None:
+        with self._lock:
+            if (consent := self._consents.get(consent_id)) is not None:
+                self._consents.move_to_end(consent_id)
+                return consent
+        with self._db.read_connection() as connection:
+            consent = repo.consent_by_id(connection, consent_id)
+        if consent is not None and consent.revoked_at is None:
+            with self._lock:
+                self._consents[consent_id] = consent
+                while len(self._consents) > self._size:
+                    self._consents.popitem(last=False)
+        return consent
 
 
 class Consents:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -20,8 +20,8 @@ from gateway._transactions import (
     Idempotency,
     Transactions,
     business_date,
+    check_request_id,
     raise_all,
-    replayed_in,
     require_active_partner,
     utc_now,
 )
@@ -29,6 +29,7 @@ from gateway.blacklist.service import BlacklistNetwork
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.domain import paging
 from gateway.domain.consent import (
+    Consent,
     ConsentState,
     coverage_problems,
 )
@@ -41,7 +42,7 @@ from gateway.domain.financing import (
 from gateway.domain.ids import new_id
 from gateway.domain.merchant import MerchantProfile
 from gateway.domain.paging import Page
-from gateway.domain.partner import PartnerState
+from gateway.domain.partner import Partner, PartnerState
 from gateway.domain.policy import BlacklistAction
 from gateway.domain.referral import (
     NONCE_BYTES,
@@ -60,6 +61,7 @@ from gateway.errors import (
     InvalidArgument,
     NotFound,
     PreconditionViolation,
+    Unavailable,
 )
 from gateway.financing.cases import (
     CaseDetail,
@@ -68,11 +70,12 @@ from gateway.financing.cases import (
     move_case,
     refuse_if_expired,
 )
-from gateway.referrals.consent import bank_list_problems
+from gateway.referrals.consent import ConsentCache, bank_list_problems
 from gateway.signing.keyring import KeyRing, PublishedKey
 from gateway.store import delivery_repository as outbox
 from gateway.store import repository as repo
 from gateway.store.db import Database
+from gateway.store.group_commit import Staged
 
 # Retired signing keys stay published this long: the longest referral TTL a policy allows.
 KEY_RETENTION = timedelta(days=365)
@@ -99,6 +102,7 @@ class Referrals:
         self._encode_referral = encode_referral
         self._clock = clock
         self._tx = Transactions(database=database, clock=clock)
+        self._consents = ConsentCache(database=database)
         self._dispatcher = dispatcher
         # Wakes local referral streams once a submission commits.
         self._referrals_written = threading.Condition()
@@ -112,39 +116,73 @@ class Referrals:
         bank_ids: Sequence[str],
         shape_problems: Sequence[FieldViolation] = (),
     ) -> Referral:
+        check_request_id(idem.request_id)
+        # A new request id, the common case, costs no read of the idempotency keys: the claim
+        # in the write finds a repeat. A refusal looks first, so a repeat is answered as the
+        # first was even if today's rules would refuse it.
+        try:
+            submission = self._prepare(
+                merchant=merchant,
+                consent_id=consent_id,
+                bank_ids=bank_ids,
+                shape_problems=shape_problems,
+            )
+            submitted: Referral | None = self._tx.retrying_staged(
+                lambda session: Staged(rows=(idem, submission), write=self._write_batch),
+                batched=True,
+            )
+        except (InvalidArgument, NotFound, FailedPrecondition):
+            if (earlier := self._tx.replayed(idem, _load_referral)) is not None:
+                return earlier
+            raise
+        if submitted is None:  # the request id was claimed before
+            if (earlier := self._tx.replayed(idem, _load_referral)) is None:
+                raise Unavailable("the first request with this request_id did not finish; retry")
+            return earlier
+        self._referrals_changed()
+        return submitted
+
+    def _prepare(
+        self,
+        *,
+        merchant: MerchantProfile,
+        consent_id: str,
+        bank_ids: Sequence[str],
+        shape_problems: Sequence[FieldViolation],
+    ) -> _Submission:
+        """Validated, scored against each bank, checked and signed: everything but the write.
+        The consent, the banks and the blacklist come from this process's copies
+        (``ConsentCache``, ``PartnerCache``, ``ListedIndex``); the write checks again the
+        states that may have changed since (consent revoked, bank suspended)."""
         now = self._clock()
         as_of = business_date(now)
-        # One read: is this a replay (answered as first, even if today's rules would refuse
-        # it), and if not, what it needs before signing.
-        with self._db.reading() as session:
-            if (earlier := replayed_in(session, idem, _load_referral)) is not None:
-                return earlier
-            problems = validate_profile(merchant, as_of=as_of, field_prefix="merchant")
-            if not consent_id:
-                problems.append(FieldViolation("consent_id", "required"))
-            problems += bank_list_problems("bank_ids", bank_ids)
-            raise_all(shape_problems, problems)
-            # Banks receive the canonical form (upper case, no stray spaces), whatever was typed.
-            identity = merchant.identity
-            merchant = replace(
-                merchant,
-                identity=replace(
-                    identity,
-                    unified_social_credit_code=normalize_uscc(identity.unified_social_credit_code),
-                ),
-            )
-            merchant_pseudonym = self._blacklist.pseudonym_of(
-                IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE,
-                merchant.identity.unified_social_credit_code,
-            )
-            consent = repo.get_consent(session, consent_id)
-            partners = repo.get_partners(session, bank_ids)
-            listed = self._blacklist.in_force_in(session, merchant_pseudonym)
+        problems = validate_profile(merchant, as_of=as_of, field_prefix="merchant")
+        if not consent_id:
+            problems.append(FieldViolation("consent_id", "required"))
+        problems += bank_list_problems("bank_ids", bank_ids)
+        raise_all(shape_problems, problems)
+        # Banks receive the canonical form (upper case, no stray spaces), whatever was typed.
+        identity = merchant.identity
+        merchant = replace(
+            merchant,
+            identity=replace(
+                identity,
+                unified_social_credit_code=normalize_uscc(identity.unified_social_credit_code),
+            ),
+        )
+        merchant_pseudonym = self._blacklist.pseudonym_of(
+            IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE,
+            merchant.identity.unified_social_credit_code,
+        )
+        consent = self._consents.get(consent_id)
         if consent is None:
             raise NotFound("consent", consent_id)
+        partners = self._blacklist.partners.known(bank_ids)
         for bank_id in bank_ids:
             if bank_id not in partners:
                 raise NotFound("partner", bank_id)
+        found, _ = self._blacklist.entries_in_force([merchant_pseudonym])
+        listed = found.get(merchant_pseudonym, [])
 
         # Scoring and signing happen here, outside the write transaction, so the database
         # lock is held only for the inserts.
@@ -250,55 +288,59 @@ class Referrals:
             expires_at=max(c.expires_at for c in cases),
             cases=tuple(cases),
         )
+        return _Submission(referral=referral, consent=consent, partners=partners)
 
-        def act(session: Session, at: datetime) -> tuple[str, Referral]:
-            # Consent or a bank may have changed while we signed; the locks keep them from
-            # changing again until this referral is committed.
-            current = repo.get_consent(session, consent_id, for_update=True)
-            if current is None or current.state(at) is not ConsentState.ACTIVE:
-                raise FailedPrecondition.single(
-                    "CONSENT_NOT_LIVE",
-                    f"consents/{consent_id}",
-                    "consent stopped being ACTIVE while the referral was being signed",
-                )
-            for bank_id, partner in repo.get_partners(session, bank_ids, for_update=True).items():
-                if partner.state is not PartnerState.ACTIVE:
-                    raise FailedPrecondition.single(
-                        "PARTNER_SUSPENDED",
-                        f"partners/{bank_id}",
-                        "partner was suspended while the referral was being signed",
-                    )
-            repo.insert_referral(session, referral)
-            for case in referral.cases:
-                endpoint = partners[case.bank_id].endpoint
-                if endpoint:  # the bank takes pushes; others pull or stream
-                    outbox.insert_task(
-                        session,
-                        DeliveryTask(
-                            task_id=new_id("dlv"),
-                            sequence=0,  # assigned by the database
-                            referral_id=referral_id,
-                            case_id=case.case_id,
-                            bank_id=case.bank_id,
-                            endpoint=endpoint,
-                            ordered=partners[case.bank_id].policy.ordered_delivery,
-                            state=DeliveryState.PENDING,
-                            attempt_count=0,
-                            next_attempt_at=at,
-                            created_at=at,
-                        ),
-                    )
-            session.flush()
-            return referral_id, _load_referral(session, referral_id)
-
-        # Group commit on SQLite only: there every commit is an fsync behind one writer. On
-        # PostgreSQL a batch would hold each unit's row locks until the last unit commits, and
-        # batches of two replicas deadlock on them.
-        submitted = self._tx.idempotent(
-            idem, replay=_load_referral, act=act, batched=self._db.is_sqlite
+    def _write_batch(
+        self, session: Session, batch: Sequence[tuple[Idempotency, _Submission]]
+    ) -> list[Referral | FailedPrecondition | None]:
+        """A group-commit batch of submissions, one statement per table for them all: the
+        checks that must hold at the write, the claims of the request ids, then the inserts.
+        Each gets its referral as written, None if its request id was claimed before (a
+        repeat), or the refusal; a refused or repeated one writes nothing."""
+        at = self._clock()
+        # The consents or banks may have changed since the copies were made; the read locks
+        # keep them from changing again until these referrals are committed, without making
+        # two replicas' batches wait on each other.
+        windows = repo.consent_windows_for_share(
+            session, sorted({sub.referral.consent_id for _, sub in batch})
         )
-        self._referrals_changed()
-        return submitted
+        states = repo.partner_states_for_share(
+            session, sorted({c.bank_id for _, sub in batch for c in sub.referral.cases})
+        )
+        outcomes: list[Referral | FailedPrecondition | None] = []
+        claims: dict[tuple[str, str, str], int] = {}  # each key's first unit in the batch
+        for i, (idem, sub) in enumerate(batch):
+            refusal = _refusal_at_write(sub, windows, states, at)
+            outcomes.append(refusal)
+            if refusal is None:
+                claims.setdefault((idem.caller, idem.method, idem.request_id), i)
+        claimed = repo.claim_idempotency_keys(
+            session,
+            [
+                {
+                    "caller": batch[i][0].caller,
+                    "method": batch[i][0].method,
+                    "request_id": batch[i][0].request_id,
+                    "fingerprint": batch[i][0].fingerprint,
+                    "resource_id": batch[i][1].referral.referral_id,
+                    "created_at": at,
+                }
+                for i in claims.values()
+            ],
+        )
+        new = [i for key, i in claims.items() if key in claimed]
+        referrals = [batch[i][1].referral for i in new]
+        pushes = [_pushes(batch[i][1], at=at) for i in new]
+        sequences = repo.insert_referrals(session, referrals) if referrals else {}
+        task_sequences = outbox.insert_tasks(session, [t for ts in pushes for t in ts])
+        for i, referral, tasks in zip(new, referrals, pushes, strict=True):
+            outcomes[i] = replace(
+                referral,
+                cases=tuple(replace(c, sequence=sequences[c.case_id]) for c in referral.cases),
+                pushes={t.case_id: replace(t, sequence=task_sequences[t.task_id]) for t in tasks},
+            )
+        # The others (not refused, not new) repeat a request id claimed before: None.
+        return outcomes
 
     def _referrals_changed(self) -> None:
         self.wake_referral_streams()
@@ -471,6 +513,64 @@ class Referrals:
             raise NotFound("signing key", keyid)
 
         return self._tx.idempotent(idem, replay=replay, act=act)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Submission:
+    """A referral signed and ready to write, with what it was checked against."""
+
+    referral: Referral
+    consent: Consent
+    partners: Mapping[str, Partner]
+
+
+def _refusal_at_write(
+    sub: _Submission,
+    windows: Mapping[str, tuple[datetime, datetime | None]],
+    states: Mapping[str, PartnerState],
+    at: datetime,
+) -> FailedPrecondition | None:
+    consent_id = sub.referral.consent_id
+    if (window := windows.get(consent_id)) is None:
+        state_name = "gone"
+    else:
+        consent = replace(sub.consent, expires_at=window[0], revoked_at=window[1])
+        state_name = consent.state(at).name
+    if state_name != ConsentState.ACTIVE.name:
+        return FailedPrecondition.single(
+            "CONSENT_NOT_LIVE",
+            f"consents/{consent_id}",
+            f"consent stopped being ACTIVE (it is {state_name}) before the referral was written",
+        )
+    for case in sub.referral.cases:
+        if states.get(case.bank_id) is not PartnerState.ACTIVE:
+            return FailedPrecondition.single(
+                "PARTNER_SUSPENDED",
+                f"partners/{case.bank_id}",
+                "partner was suspended while the referral was being signed",
+            )
+    return None
+
+
+def _pushes(sub: _Submission, *, at: datetime) -> list[DeliveryTask]:
+    """A push per case to a bank with an endpoint; the others pull or stream."""
+    return [
+        DeliveryTask(
+            task_id=new_id("dlv"),
+            sequence=0,  # assigned by the database
+            referral_id=case.referral_id,
+            case_id=case.case_id,
+            bank_id=case.bank_id,
+            endpoint=endpoint,
+            ordered=sub.partners[case.bank_id].policy.ordered_delivery,
+            state=DeliveryState.PENDING,
+            attempt_count=0,
+            next_attempt_at=at,
+            created_at=at,
+        )
+        for case in sub.referral.cases
+        if (endpoint := sub.partners[case.bank_id].endpoint)
+    ]
 
 
 def _dedupe(items: list[PreconditionViolation]) -> list[PreconditionViolation]:

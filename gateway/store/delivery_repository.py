@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, or_, update
+from sqlalchemy import and_, exists, func, insert, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -41,6 +41,43 @@ def insert_task(session: Session, task: DeliveryTask) -> None:
             kind=task.kind.value,
         )
     )
+
+
+_TASKS = DeliveryTaskRow.__table__  # type: ignore[attr-defined]
+_INSERT_TASK = insert(DeliveryTaskRow).returning(
+    _TASKS.c.task_id, _TASKS.c.seq, sort_by_parameter_order=True
+)
+
+
+def insert_tasks(session: Session, tasks: Sequence[DeliveryTask]) -> dict[str, int]:
+    """Insert new tasks in one statement; each one's sequence, by task id."""
+    if not tasks:
+        return {}
+    rows = session.connection().execute(
+        _INSERT_TASK,
+        [
+            {
+                "task_id": task.task_id,
+                "referral_id": task.referral_id,
+                "case_id": task.case_id,
+                "kind": task.kind.value,
+                "bank_id": task.bank_id,
+                "endpoint": task.endpoint,
+                "ordered": task.ordered,
+                "state": task.state.value,
+                "attempt_count": task.attempt_count,
+                "next_attempt_at": task.next_attempt_at,
+                "lease_until": None,
+                "leased_by": "",
+                "created_at": task.created_at,
+                "delivered_at": task.delivered_at,
+                "bank_reference": task.bank_reference,
+                "last_error": task.last_error,
+            }
+            for task in tasks
+        ],
+    )
+    return {task_id: seq for task_id, seq in rows}
 
 
 def claim_due(

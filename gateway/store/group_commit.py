@@ -6,12 +6,17 @@ not delayed), runs each in its own SAVEPOINT inside one write transaction, and c
 While it waits for the disk, the next callers queue up and form the next batch, which the
 leader hands to the first of them. A unit that raises rolls back to its savepoint alone; every
 caller gets its result or its exception only after its batch's commit (or the commit's error).
+
+A unit may also leave its inserts to the end of the batch by returning ``Staged``: the rows of
+every unit staged with the same ``write`` go to the database together, one statement per table
+(executemany) instead of one per row per unit.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlmodel import Session
@@ -23,11 +28,37 @@ T = TypeVar("T")
 MAX_BATCH = 64  # bounds how long the first unit of a batch waits for the last
 
 
-class _Unit(Generic[T]):
-    __slots__ = ("done", "error", "lead", "result", "wake", "work")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Staged(Generic[T]):
+    """A unit's work left to the end of its batch: ``write(session, rows_of_each_unit)`` does
+    the work of every unit of the batch staged with it (one statement per table for them all)
+    and answers each unit, in order, with its result or, for one refused alone, an exception.
+    An exception ``write`` raises fails the whole batch."""
 
-    def __init__(self, work: Callable[[Session], T]) -> None:
+    rows: Any
+    write: Callable[[Session, Sequence[Any]], Sequence[T | Exception]]
+
+
+def write_staged(session: Session, results: Sequence[object]) -> list[object]:
+    """``results`` with every ``Staged`` one replaced by what its ``write`` answered."""
+    out = list(results)
+    by_write: dict[Any, list[int]] = {}
+    for i, result in enumerate(out):
+        if isinstance(result, Staged):
+            by_write.setdefault(result.write, []).append(i)
+    for write, positions in by_write.items():
+        answers = write(session, [out[i].rows for i in positions])  # type: ignore[attr-defined]
+        for i, answer in zip(positions, answers, strict=True):
+            out[i] = answer
+    return out
+
+
+class _Unit(Generic[T]):
+    __slots__ = ("done", "error", "lead", "result", "savepoint", "wake", "work")
+
+    def __init__(self, work: Callable[[Session], T], *, savepoint: bool) -> None:
         self.work = work
+        self.savepoint = savepoint
         self.wake = threading.Event()
         self.lead = False  # this caller writes the next batch
         self.done = False
@@ -43,9 +74,11 @@ class GroupCommit:
         self._waiting: list[_Unit[Any]] = []
         self._writing = False
 
-    def run(self, work: Callable[[Session], T]) -> T:
-        """``work(session)`` committed durably, sharing the commit with concurrent callers."""
-        unit = _Unit(work)
+    def run(self, work: Callable[[Session], T], *, savepoint: bool = True) -> T:
+        """``work(session)`` committed durably, sharing the commit with concurrent callers.
+        ``savepoint`` False: ``work`` writes nothing before it can raise but its last statement
+        (a statement that fails leaves nothing), so it needs no savepoint of its own."""
+        unit = _Unit(work, savepoint=savepoint)
         with self._lock:
             self._waiting.append(unit)
             if not self._writing:
@@ -83,10 +116,20 @@ class GroupCommit:
                     try:
                         # Releasing the savepoint flushes what the unit left pending, so an
                         # error there is the unit's own too, not its neighbours'.
-                        with session.begin_nested():
+                        if unit.savepoint:
+                            with session.begin_nested():
+                                unit.result = unit.work(session)
+                        else:
                             unit.result = unit.work(session)
                     except Exception as error:
                         unit.result, unit.error = None, error
+                ok = [unit for unit in batch if unit.error is None]
+                results = write_staged(session, [u.result for u in ok])
+                for unit, result in zip(ok, results, strict=True):
+                    if isinstance(result, Exception):  # refused alone, wrote nothing
+                        unit.result, unit.error = None, result
+                    else:
+                        unit.result = result
         except BaseException as error:
             # The commit (or the transaction around the savepoints) failed, or a unit raised
             # something no unit should (SystemExit...): nothing of this batch is on disk, so

@@ -7,9 +7,12 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, text, update
+from sqlalchemy import bindparam, func, insert, text, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
 from sqlmodel import Session, col, select
 
 from gateway.domain.consent import Consent, ConsentPurpose
@@ -77,13 +80,9 @@ def get_partner(session: Session, partner_id: str, *, for_update: bool = False) 
 _PARTNER_STATE = select(PartnerRow.state).where(PartnerRow.partner_id == bindparam("partner_id"))
 
 
-_PARTNER_STATES = select(PartnerRow.partner_id, PartnerRow.state)
-
-
-def partner_states(session: Session) -> dict[str, PartnerState]:
-    """Every partner's state (a small table: one per bank)."""
-    rows = session.connection().execute(_PARTNER_STATES)
-    return {partner_id: PartnerState(state) for partner_id, state in rows}
+def all_partners(session: Session) -> dict[str, Partner]:
+    """Every partner, by id (a small table: one row per bank)."""
+    return {row.partner_id: partner_from_row(row) for row in session.exec(select(PartnerRow))}
 
 
 def partner_state(session: Session, partner_id: str) -> PartnerState | None:
@@ -107,6 +106,27 @@ def get_partners(
     return {row.partner_id: partner_from_row(row) for row in session.exec(query)}
 
 
+# The submission path's statements, built once: building a statement costs more than running
+# it (about 300 us against 50 us here), and each is then a hit in the compiled cache.
+_PARTNER_STATES_FOR_SHARE = (
+    sa_select(col(PartnerRow.partner_id), col(PartnerRow.state))
+    .where(col(PartnerRow.partner_id).in_(bindparam("partner_ids", expanding=True)))
+    .order_by(col(PartnerRow.partner_id))
+    .with_for_update(read=True)
+)
+
+
+def partner_states_for_share(
+    session: Session, partner_ids: Sequence[str]
+) -> dict[str, PartnerState]:
+    """The partners' states, read-locked (PostgreSQL) until the transaction ends: a suspension
+    waits for it, and concurrent readers, such as another replica's submissions, do not."""
+    rows = session.connection().execute(
+        _PARTNER_STATES_FOR_SHARE, {"partner_ids": list(partner_ids)}
+    )
+    return {partner_id: PartnerState(state) for partner_id, state in rows}
+
+
 def save_partner(session: Session, partner: Partner) -> None:
     session.merge(partner_row(partner))
 
@@ -124,7 +144,7 @@ def list_partners(
 # --- consents -------------------------------------------------------------------------------
 
 
-def consent_from_row(row: ConsentRow) -> Consent:
+def consent_from_row(row: ConsentRow | Row[Any]) -> Consent:
     return Consent(
         consent_id=row.consent_id,
         platform_merchant_id=row.platform_merchant_id,
@@ -161,6 +181,35 @@ def get_consent(session: Session, consent_id: str, *, for_update: bool = False) 
     return consent_from_row(row) if row else None
 
 
+_CONSENT = sa_select(ConsentRow.__table__).where(  # type: ignore[attr-defined]
+    col(ConsentRow.consent_id) == bindparam("consent_id")
+)
+
+
+def consent_by_id(connection: Connection, consent_id: str) -> Consent | None:
+    """``get_consent`` in SQLAlchemy Core, for the submission path."""
+    row = connection.execute(_CONSENT, {"consent_id": consent_id}).one_or_none()
+    return None if row is None else consent_from_row(row)
+
+
+_CONSENT_WINDOWS_FOR_SHARE = (
+    sa_select(col(ConsentRow.consent_id), col(ConsentRow.expires_at), col(ConsentRow.revoked_at))
+    .where(col(ConsentRow.consent_id).in_(bindparam("consent_ids", expanding=True)))
+    .order_by(col(ConsentRow.consent_id))
+    .with_for_update(read=True)
+)
+
+
+def consent_windows_for_share(
+    session: Session, consent_ids: Sequence[str]
+) -> dict[str, tuple[datetime, datetime | None]]:
+    """Each consent's expiry and revocation times, by id, read-locked (PostgreSQL) as above."""
+    rows = session.connection().execute(
+        _CONSENT_WINDOWS_FOR_SHARE, {"consent_ids": list(consent_ids)}
+    )
+    return {consent_id: (expires_at, revoked_at) for consent_id, expires_at, revoked_at in rows}
+
+
 # --- referrals and cases --------------------------------------------------------------------
 
 
@@ -193,57 +242,86 @@ def case_from_row(row: FinancingCaseRow) -> FinancingCase:
     )
 
 
+_CASES = FinancingCaseRow.__table__  # type: ignore[attr-defined]
 # Any constant: the key of the advisory lock that orders referral inserts on PostgreSQL.
 _CASE_SEQUENCE_LOCK = 0x636F6C656E64
 
 
-def insert_referral(session: Session, referral: Referral) -> None:
+_INSERT_REFERRAL = insert(ReferralRow)
+_INSERT_CASE = insert(FinancingCaseRow).returning(
+    _CASES.c.case_id, _CASES.c.seq, sort_by_parameter_order=True
+)
+_INSERT_EVENT = insert(CaseEventRow)
+
+
+def insert_referrals(session: Session, referrals: Sequence[Referral]) -> dict[str, int]:
+    """Insert referrals with their cases and each case's first event: one statement per table
+    for them all. Returns each case's sequence, by case id."""
     # Banks page by seq. On PostgreSQL a sequence value is taken at INSERT but seen at COMMIT,
     # so two overlapping inserts could commit out of order and a cursor would skip the lower
     # one for good. The transaction-scoped lock makes seq order equal commit order. (SQLite's
     # single writer already does.)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CASE_SEQUENCE_LOCK})
-    session.add(
-        ReferralRow(
-            referral_id=referral.referral_id,
-            platform_merchant_id=referral.platform_merchant_id,
-            consent_id=referral.consent_id,
-            assessment_json=codec.dump_assessment(referral.assessment),
-            state=referral.state.value,
-            created_at=referral.created_at,
-            expires_at=referral.expires_at,
-        )
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CASE_SEQUENCE_LOCK})
+    connection.execute(
+        _INSERT_REFERRAL,
+        [
+            {
+                "referral_id": r.referral_id,
+                "platform_merchant_id": r.platform_merchant_id,
+                "consent_id": r.consent_id,
+                "assessment_json": codec.dump_assessment(r.assessment),
+                "state": r.state.value,
+                "withdrawal_reason": r.withdrawal_reason,
+                "created_at": r.created_at,
+                "expires_at": r.expires_at,
+            }
+            for r in referrals
+        ],
     )
-    for case in referral.cases:
-        session.add(
-            FinancingCaseRow(
+    cases = [case for r in referrals for case in r.cases]
+    sequences = connection.execute(
+        _INSERT_CASE,
+        [
+            {
+                "case_id": case.case_id,
+                "referral_id": case.referral_id,
+                "bank_id": case.bank_id,
+                "platform_merchant_id": case.platform_merchant_id,
+                "consent_id": case.consent_id,
+                "state": case.state.value,
+                "envelope_payload": case.envelope.payload,
+                "envelope_type": case.envelope.payload_type,
+                "envelope_signatures_json": codec.dump_signatures(case.envelope),
+                "offer_json": codec.dump_offer(case.offer),
+                "merchant_pseudonym": case.merchant_pseudonym,
+                "expires_at": case.expires_at,
+                "created_at": case.created_at,
+                "updated_at": case.updated_at,
+                "bank_reference": case.bank_reference,
+                "bank_exposure_fen": 0,
+            }
+            for case in cases
+        ],
+    )
+    by_case: dict[str, int] = {case_id: seq for case_id, seq in sequences}
+    connection.execute(
+        _INSERT_EVENT,
+        [
+            _event_values(
                 case_id=case.case_id,
-                referral_id=case.referral_id,
-                bank_id=case.bank_id,
-                platform_merchant_id=case.platform_merchant_id,
-                consent_id=case.consent_id,
-                state=case.state.value,
-                envelope_payload=case.envelope.payload,
-                envelope_type=case.envelope.payload_type,
-                envelope_signatures_json=codec.dump_signatures(case.envelope),
-                offer_json=codec.dump_offer(case.offer),
-                merchant_pseudonym=case.merchant_pseudonym,
-                expires_at=case.expires_at,
-                created_at=case.created_at,
-                updated_at=case.updated_at,
+                sequence=1,
+                from_state=None,
+                to_state=case.state,
+                at=case.created_at,
+                actor="platform",
+                request_id="",
             )
-        )
-        add_case_event(
-            session,
-            case_id=case.case_id,
-            sequence=1,
-            from_state=None,
-            to_state=case.state,
-            at=case.created_at,
-            actor="platform",
-            request_id="",
-        )
+            for case in cases
+        ],
+    )
+    return by_case
 
 
 def _referral_from_rows(row: ReferralRow, cases: Sequence[FinancingCaseRow]) -> Referral:
@@ -504,18 +582,45 @@ def add_case_event(
 ) -> None:
     session.add(
         CaseEventRow(
-            case_id=case_id,
-            sequence=sequence,
-            from_state=from_state.value if from_state else None,
-            to_state=to_state.value,
-            recorded_at=at,
-            actor=actor,
-            request_id=request_id,
-            loan_event_json=codec.dump_loan_event(loan_event) if loan_event else None,
-            evidence_json=codec.dump_evidence(evidence) if evidence else None,
-            evidence_nonce=evidence.nonce.hex() if evidence else None,
+            **_event_values(
+                case_id=case_id,
+                sequence=sequence,
+                from_state=from_state,
+                to_state=to_state,
+                at=at,
+                actor=actor,
+                request_id=request_id,
+                loan_event=loan_event,
+                evidence=evidence,
+            )
         )
     )
+
+
+def _event_values(
+    *,
+    case_id: str,
+    sequence: int,
+    from_state: FinancingState | None,
+    to_state: FinancingState,
+    at: datetime,
+    actor: str,
+    request_id: str,
+    loan_event: LoanEvent | None = None,
+    evidence: Evidence | None = None,
+) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "sequence": sequence,
+        "from_state": from_state.value if from_state else None,
+        "to_state": to_state.value,
+        "recorded_at": at,
+        "actor": actor,
+        "request_id": request_id,
+        "loan_event_json": codec.dump_loan_event(loan_event) if loan_event else None,
+        "evidence_json": codec.dump_evidence(evidence) if evidence else None,
+        "evidence_nonce": evidence.nonce.hex() if evidence else None,
+    }
 
 
 def find_nonce_use(session: Session, *, bank_id: str, nonce: bytes) -> str | None:
@@ -581,6 +686,35 @@ def claim_idempotency(
     session.add(row)
     session.flush()
     return row
+
+
+def _claim(dialect_insert: Any) -> Any:
+    keys = _IDEMPOTENCY.c
+    return (
+        dialect_insert(IdempotencyRow)
+        .values({name: bindparam(name) for name in _CLAIM_COLUMNS})
+        .on_conflict_do_nothing()
+        .returning(keys.caller, keys.method, keys.request_id)
+    )
+
+
+_IDEMPOTENCY = IdempotencyRow.__table__  # type: ignore[attr-defined]
+_CLAIM_COLUMNS = ("caller", "method", "request_id", "fingerprint", "resource_id", "created_at")
+_CLAIMS = {"sqlite": _claim(sqlite.insert), "postgresql": _claim(postgresql.insert)}
+
+
+def claim_idempotency_keys(
+    session: Session, claims: Sequence[dict[str, Any]]
+) -> set[tuple[str, str, str]]:
+    """Insert the keys (``_CLAIM_COLUMNS`` each) not there already, in one statement; returns
+    the (caller, method, request_id) of those inserted. Those left out are repeats. On
+    PostgreSQL a twin still in flight is waited for: its commit makes this one a repeat, its
+    rollback leaves the key to this one."""
+    if not claims:
+        return set()
+    connection = session.connection()
+    rows = connection.execute(_CLAIMS[connection.dialect.name], list(claims))
+    return {(caller, method, request_id) for caller, method, request_id in rows}
 
 
 def lock_name(session: Session, name: str) -> None:

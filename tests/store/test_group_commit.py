@@ -1,10 +1,11 @@
 """Group commit: callers waiting together share one commit; a failing unit rolls back alone; a
-failed commit fails every unit of its batch; nobody is answered before its batch commits."""
+failed commit fails every unit of its batch; nobody is answered before its batch commits; units
+that stage their writes are written by one call for the batch."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from gateway._transactions import Transactions
 from gateway.errors import Unavailable
 from gateway.store import repository as repo
 from gateway.store.db import Database
-from gateway.store.group_commit import GroupCommit
+from gateway.store.group_commit import GroupCommit, Staged
 
 
 class Refused(Exception):
@@ -191,3 +192,66 @@ def test_a_transient_error_inside_a_unit_is_unavailable(database: Database) -> N
     tx = Transactions(database=database, clock=lambda: datetime.now(UTC))
     with pytest.raises(Unavailable):
         tx.retrying(cancelled, batched=True)
+
+
+Write = Callable[[Session, Sequence[str]], list[str | Exception]]
+
+
+def claims_writer(calls: list[list[str]]) -> Write:
+    """A staged write that claims each row's request id, refusing those named "refuse-..."."""
+
+    def write(session: Session, rows: Sequence[str]) -> list[str | Exception]:
+        calls.append(list(rows))
+        for row in rows:
+            if not row.startswith("refuse"):
+                claim(row)(session)
+        return [Refused(row) if row.startswith("refuse") else row for row in rows]
+
+    return write
+
+
+def staged(request_id: str, write: Write) -> Callable[[Session], Any]:
+    return lambda session: Staged(rows=request_id, write=write)
+
+
+def test_staged_units_are_written_by_one_write_for_the_batch(database: Database) -> None:
+    group = GroupCommit(database=database)
+    calls: list[list[str]] = []
+    write = claims_writer(calls)
+    outcomes = run_batch(
+        group, {name: staged(name, write) for name in ("s1", "refuse-1", "s2", "s3")}
+    )
+    assert calls == [["s1", "refuse-1", "s2", "s3"]]  # one call for every staged unit
+    assert (outcomes["s1"], outcomes["s2"], outcomes["s3"]) == ("s1", "s2", "s3")
+    assert isinstance(outcomes["refuse-1"], Refused)  # refused alone
+    assert all(claimed(database, name) for name in ("first", "s1", "s2", "s3"))
+    assert not claimed(database, "refuse-1")
+
+
+def test_a_staged_write_that_raises_fails_its_whole_batch(database: Database) -> None:
+    def failing(session: Session, rows: Sequence[str]) -> list[str | Exception]:
+        raise Refused("the write failed")
+
+    group = GroupCommit(database=database)
+    outcomes = run_batch(
+        group,
+        {
+            "plain": claim("plain"),
+            "staged": lambda session: Staged(rows="staged", write=failing),
+        },
+    )
+    assert outcomes["first"] == "first"  # the leader's own batch, before the others queued
+    assert all(isinstance(outcomes[name], Refused) for name in ("plain", "staged"))
+    assert not claimed(database, "plain")
+
+
+def test_a_staged_unit_outside_a_batch_is_written_or_refused(database: Database) -> None:
+    transactions = Transactions(database=database, clock=lambda: datetime.now(UTC))
+    calls: list[list[str]] = []
+    write = claims_writer(calls)
+    assert transactions.retrying_staged(staged("alone", write)) == "alone"
+    with pytest.raises(Refused):
+        transactions.retrying_staged(staged("refuse-alone", write))
+    assert calls == [["alone"], ["refuse-alone"]]
+    assert claimed(database, "alone")
+    assert not claimed(database, "refuse-alone")

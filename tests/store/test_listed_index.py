@@ -18,7 +18,7 @@ from gateway.blacklist import Borrower
 from gateway.blacklist.index import ListedIndex
 from gateway.domain.blacklist import AppealOutcome, ListingReason
 from gateway.errors import FailedPrecondition, PermissionDenied
-from gateway.partners.states import PartnerStates
+from gateway.partners.cache import PartnerCache
 
 USCC = IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE
 
@@ -123,7 +123,7 @@ def test_a_suspended_bank_is_refused_at_once_here_and_within_max_age_elsewhere(
 ) -> None:
     register_bank_a(gateway)
     clock = Clock()
-    elsewhere = PartnerStates(database=gateway.database, max_age=0.5, monotonic=clock)
+    elsewhere = PartnerCache(database=gateway.database, max_age=0.5, monotonic=clock)
     borrower = Borrower(pseudonym=pseudonym_of(gateway, "m-1"))
     gateway.blacklist.check([borrower], partner_id="bank-a")
     elsewhere.require_active("bank-a")

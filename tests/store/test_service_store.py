@@ -21,7 +21,7 @@ from gateway.domain.consent import ConsentPurpose
 from gateway.domain.financing import FinancingState
 from gateway.domain.merchant import DataScope, MembershipTier, MerchantProfile
 from gateway.domain.policy import BlacklistAction, EligibilityPolicy
-from gateway.domain.referral import ReferralPayload
+from gateway.domain.referral import Referral, ReferralPayload
 from gateway.errors import AlreadyExists, FailedPrecondition
 from gateway.monitoring.convert import encode_alert_payload
 from gateway.reconciliation.convert import encode_statement_payload, statement_case_ids
@@ -180,6 +180,85 @@ def test_consent_revoked_while_signing_writes_nothing(
     assert after["financing_cases"] == before["financing_cases"] == 0
     assert after["case_events"] == before["case_events"] == 0
     assert after["idempotency_keys"] == before["idempotency_keys"] + 1
+
+
+def submit(gateway: Gateway, consent_id: str, bank_ids: list[str]) -> Referral:
+    return gateway.referrals.submit_referral(
+        idem=idem("SubmitReferral"), merchant=profile(), consent_id=consent_id, bank_ids=bank_ids
+    )
+
+
+def elsewhere(data_dir: Path, database_url: str | None) -> Gateway:
+    """A second gateway on the same database, as another process or replica is."""
+    return open_gateway(ServerConfig(data_dir=data_dir, database_url=database_url))
+
+
+def test_a_submission_answers_with_what_it_stored(gateway: Gateway) -> None:
+    """The answer is built from what was written, not read back: it must be what a read finds,
+    pushes and sequences included."""
+    consent_id = setup_bank_and_consent(gateway)
+    gateway.partners.register_partner(
+        idem=idem("RegisterPartner"),
+        partner_id="bank-b",
+        display_name="Bank B",
+        endpoint="bank-b.example:8443",
+        policy=None,
+        decision_public_key=b"",
+    )
+    consent = gateway.consents.record_consent(
+        idem=idem("RecordConsent"),
+        platform_merchant_id="m-1001",
+        bank_ids=["bank-a", "bank-b"],
+        data_scopes=ALL,
+        purpose=ConsentPurpose.CREDIT_REFERRAL,
+        expires_at=datetime.now(UTC) + timedelta(days=30),
+        evidence_reference="form-2",
+    )
+    first = submit(gateway, consent_id, ["bank-a"])
+    referral = submit(gateway, consent.consent_id, ["bank-b", "bank-a"])
+    assert gateway.referrals.get_referral(referral.referral_id) == referral
+    assert [c.bank_id for c in referral.cases] == ["bank-b", "bank-a"]
+    assert referral.cases[0].sequence > first.cases[0].sequence
+    assert list(referral.pushes) == [referral.cases[0].case_id]  # only bank-b takes pushes
+    assert referral.pushes[referral.cases[0].case_id].sequence > 0
+
+
+def test_a_consent_revoked_elsewhere_is_refused_at_the_write(
+    gateway: Gateway, data_dir: Path, database_url: str | None
+) -> None:
+    """This process's copy of the consent still says ACTIVE; the write reads it again."""
+    consent_id = setup_bank_and_consent(gateway)
+    submit(gateway, consent_id, ["bank-a"])  # the consent is now in this process's copy
+    elsewhere(data_dir, database_url).consents.revoke_consent(
+        idem=idem("RevokeConsent"), consent_id=consent_id, reason="merchant asked"
+    )
+    before = row_counts(gateway.database)
+    with pytest.raises(FailedPrecondition, match="REVOKED") as refused:
+        submit(gateway, consent_id, ["bank-a"])
+    assert [v.type for v in refused.value.violations] == ["CONSENT_NOT_LIVE"]
+    assert row_counts(gateway.database) == before
+
+
+def test_a_bank_suspended_elsewhere_is_refused_at_the_write(
+    gateway: Gateway, data_dir: Path, database_url: str | None
+) -> None:
+    """This process's copy of the partners is younger than its max age and still says ACTIVE."""
+    consent_id = setup_bank_and_consent(gateway)
+    submit(gateway, consent_id, ["bank-a"])
+    elsewhere(data_dir, database_url).partners.suspend_partner(
+        idem=Idempotency(
+            caller="admin", method="SuspendPartner", request_id="s-1", fingerprint="x"
+        ),
+        partner_id="bank-a",
+        reason="audit",
+    )
+    before = row_counts(gateway.database)
+    with pytest.raises(FailedPrecondition) as refused:
+        submit(gateway, consent_id, ["bank-a"])
+    assert [(v.type, v.subject) for v in refused.value.violations] == [
+        ("PARTNER_SUSPENDED", "partners/bank-a")
+    ]
+    assert row_counts(gateway.database) == before
 
 
 def test_partner_policy_round_trips_through_storage(gateway: Gateway) -> None:
