@@ -278,7 +278,9 @@ class Monitoring:
             session.flush()
             return snapshot_id, _load_outcome(session, snapshot_id)
 
-        # Group commit on SQLite only, as for referrals (Referrals.submit_referral says why).
+        # Group commit on SQLite only: on PostgreSQL a batch would hold each unit's row locks,
+        # taken FOR UPDATE here, until its last unit commits, and two replicas' batches would
+        # deadlock on them (submissions batch there because their locks are shared).
         outcome = self._tx.idempotent(
             idem, replay=_load_outcome, act=act, batched=self._db.is_sqlite
         )
