@@ -57,6 +57,11 @@ class ConsentCache:
         self._consents: OrderedDict[str, Consent] = OrderedDict()
         self._lock = threading.Lock()
 
+    def forget(self, consent_id: str) -> None:
+        """Drop a copy found stale at a write (revoked, or expired), so the next read is fresh."""
+        with self._lock:
+            self._consents.pop(consent_id, None)
+
     def get(self, consent_id: str) -> Consent | None:
         with self._lock:
             if (consent := self._consents.get(consent_id)) is not None:

@@ -6,6 +6,7 @@ and acknowledged. Also the referral signing keys: published and rotated.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from sqlmodel import Session
 
 from colending_core import REFERRAL_PAYLOAD_TYPE, IdentifierKind, normalize_uscc
 from gateway._transactions import (
+    RACE_RETRIES,
     Idempotency,
     Transactions,
     business_date,
@@ -72,10 +74,12 @@ from gateway.financing.cases import (
 )
 from gateway.referrals.consent import ConsentCache, bank_list_problems
 from gateway.signing.keyring import KeyRing, PublishedKey
+from gateway.store import blacklist_repository as bl
 from gateway.store import delivery_repository as outbox
 from gateway.store import repository as repo
 from gateway.store.db import Database
 from gateway.store.group_commit import Staged
+from gateway.store.log_store import DatabaseHashStore
 
 # Retired signing keys stay published this long: the longest referral TTL a policy allows.
 KEY_RETENTION = timedelta(days=365)
@@ -121,16 +125,25 @@ class Referrals:
         # in the write finds a repeat. A refusal looks first, so a repeat is answered as the
         # first was even if today's rules would refuse it.
         try:
-            submission = self._prepare(
-                merchant=merchant,
-                consent_id=consent_id,
-                bank_ids=bank_ids,
-                shape_problems=shape_problems,
-            )
-            submitted: Referral | None = self._tx.retrying_staged(
-                lambda session: Staged(rows=(idem, submission), write=self._write_batch),
-                batched=True,
-            )
+            for _ in range(RACE_RETRIES):
+                submission = self._prepare(
+                    merchant=merchant,
+                    consent_id=consent_id,
+                    bank_ids=bank_ids,
+                    shape_problems=shape_problems,
+                )
+                try:
+                    submitted: Referral | None = self._tx.retrying_staged(
+                        functools.partial(self._stage, idem, submission), batched=True
+                    )
+                    break
+                except _StaleCopy:
+                    # Another process changed a bank or the blacklist since this one's copy:
+                    # read them again and sign anew, so nothing goes out under an old policy.
+                    self._blacklist.partners.changed()
+                    self._blacklist.listed.refresh()
+            else:
+                raise Unavailable("the banks or the blacklist kept changing; retry")
         except (InvalidArgument, NotFound, FailedPrecondition):
             if (earlier := self._tx.replayed(idem, _load_referral)) is not None:
                 return earlier
@@ -181,7 +194,7 @@ class Referrals:
         for bank_id in bank_ids:
             if bank_id not in partners:
                 raise NotFound("partner", bank_id)
-        found, _ = self._blacklist.entries_in_force([merchant_pseudonym])
+        found, listed_at_size = self._blacklist.entries_in_force([merchant_pseudonym])
         listed = found.get(merchant_pseudonym, [])
 
         # Scoring and signing happen here, outside the write transaction, so the database
@@ -288,32 +301,49 @@ class Referrals:
             expires_at=max(c.expires_at for c in cases),
             cases=tuple(cases),
         )
-        return _Submission(referral=referral, consent=consent, partners=partners)
+        return _Submission(
+            referral=referral,
+            consent=consent,
+            partners=partners,
+            merchant_pseudonym=merchant_pseudonym,
+            listed=len(listed),
+            listed_at_size=listed_at_size,
+        )
+
+    def _stage(
+        self, idem: Idempotency, submission: _Submission, session: Session
+    ) -> Staged[Referral | None]:
+        return Staged(rows=(idem, submission), write=self._write_batch)
 
     def _write_batch(
         self, session: Session, batch: Sequence[tuple[Idempotency, _Submission]]
-    ) -> list[Referral | FailedPrecondition | None]:
+    ) -> list[Referral | Exception | None]:
         """A group-commit batch of submissions, one statement per table for them all: the
         checks that must hold at the write, the claims of the request ids, then the inserts.
         Each gets its referral as written, None if its request id was claimed before (a
         repeat), or the refusal; a refused or repeated one writes nothing."""
         at = self._clock()
-        # The consents or banks may have changed since the copies were made; the read locks
-        # keep them from changing again until these referrals are committed, without making
-        # two replicas' batches wait on each other.
+        # One batch at a time across processes (PostgreSQL): it orders the referral inserts,
+        # and it lets a suspension waiting on a bank's row in before the next batch locks it.
+        repo.lock_referral_inserts(session)
+        # The consents, banks or blacklist may have changed since the copies were made; the
+        # read locks keep the rows from changing again until these referrals are committed.
         windows = repo.consent_windows_for_share(
             session, sorted({sub.referral.consent_id for _, sub in batch})
         )
         states = repo.partner_states_for_share(
             session, sorted({c.bank_id for _, sub in batch for c in sub.referral.cases})
         )
-        outcomes: list[Referral | FailedPrecondition | None] = []
+        listed_now = self._listed_at_write(session, [sub for _, sub in batch])
+        outcomes: list[Referral | Exception | None] = []
         claims: dict[tuple[str, str, str], int] = {}  # each key's first unit in the batch
         for i, (idem, sub) in enumerate(batch):
-            refusal = _refusal_at_write(sub, windows, states, at)
+            refusal = _refusal_at_write(sub, windows, states, listed_now, at)
             outcomes.append(refusal)
             if refusal is None:
                 claims.setdefault((idem.caller, idem.method, idem.request_id), i)
+            else:  # the next submission under this consent reads it afresh
+                self._consents.forget(sub.referral.consent_id)
         claimed = repo.claim_idempotency_keys(
             session,
             [
@@ -325,7 +355,7 @@ class Referrals:
                     "resource_id": batch[i][1].referral.referral_id,
                     "created_at": at,
                 }
-                for i in claims.values()
+                for _, i in sorted(claims.items())  # in key order: no deadlock on them
             ],
         )
         new = [i for key, i in claims.items() if key in claimed]
@@ -341,6 +371,18 @@ class Referrals:
             )
         # The others (not refused, not new) repeat a request id claimed before: None.
         return outcomes
+
+    def _listed_at_write(
+        self, session: Session, batch: Sequence[_Submission]
+    ) -> dict[bytes, int] | None:
+        """The entries in force now of each merchant whose copy of the blacklist predates the
+        log's size (None when every copy is current, the usual case: one cheap read)."""
+        size = DatabaseHashStore(session=session).size()
+        behind = [s.merchant_pseudonym for s in batch if s.listed_at_size < size]
+        if not behind:
+            return None
+        found = bl.in_force_by_pseudonym(session, behind)
+        return {p: len(found.get(p, [])) for p in behind}
 
     def _referrals_changed(self) -> None:
         self.wake_referral_streams()
@@ -522,33 +564,45 @@ class _Submission:
     referral: Referral
     consent: Consent
     partners: Mapping[str, Partner]
+    merchant_pseudonym: bytes
+    listed: int  # entries in force, as the blacklist copy had them
+    listed_at_size: int  # the log size that copy reflected
+
+
+class _StaleCopy(Exception):
+    """A bank's policy or the merchant's listing changed since the copy the referral was
+    signed from: sign it again from fresh copies."""
 
 
 def _refusal_at_write(
     sub: _Submission,
     windows: Mapping[str, tuple[datetime, datetime | None]],
-    states: Mapping[str, PartnerState],
+    states: Mapping[str, tuple[PartnerState, datetime]],
+    listed_now: Mapping[bytes, int] | None,
     at: datetime,
-) -> FailedPrecondition | None:
+) -> Exception | None:
     consent_id = sub.referral.consent_id
     if (window := windows.get(consent_id)) is None:
-        state_name = "gone"
-    else:
-        consent = replace(sub.consent, expires_at=window[0], revoked_at=window[1])
-        state_name = consent.state(at).name
-    if state_name != ConsentState.ACTIVE.name:
+        return NotFound("consent", consent_id)
+    consent = replace(sub.consent, expires_at=window[0], revoked_at=window[1])
+    if (state := consent.state(at)) is not ConsentState.ACTIVE:
         return FailedPrecondition.single(
             "CONSENT_NOT_LIVE",
             f"consents/{consent_id}",
-            f"consent stopped being ACTIVE (it is {state_name}) before the referral was written",
+            f"consent stopped being ACTIVE (it is {state.name}) before the referral was written",
         )
     for case in sub.referral.cases:
-        if states.get(case.bank_id) is not PartnerState.ACTIVE:
+        bank_state, changed_at = states.get(case.bank_id, (None, None))
+        if bank_state is not PartnerState.ACTIVE:
             return FailedPrecondition.single(
                 "PARTNER_SUSPENDED",
                 f"partners/{case.bank_id}",
                 "partner was suspended while the referral was being signed",
             )
+        if changed_at != sub.partners[case.bank_id].updated_at:
+            return _StaleCopy(f"partners/{case.bank_id} changed")
+    if listed_now is not None and listed_now.get(sub.merchant_pseudonym, sub.listed) != sub.listed:
+        return _StaleCopy("the merchant's blacklist entries changed")
     return None
 
 

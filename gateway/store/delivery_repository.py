@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, exists, func, insert, or_, update
 from sqlalchemy.orm import aliased
@@ -26,21 +27,7 @@ class LeaseLost(Exception):
 
 
 def insert_task(session: Session, task: DeliveryTask) -> None:
-    session.add(
-        DeliveryTaskRow(
-            task_id=task.task_id,
-            referral_id=task.referral_id,
-            case_id=task.case_id,
-            bank_id=task.bank_id,
-            endpoint=task.endpoint,
-            ordered=task.ordered,
-            state=task.state.value,
-            attempt_count=task.attempt_count,
-            next_attempt_at=task.next_attempt_at,
-            created_at=task.created_at,
-            kind=task.kind.value,
-        )
-    )
+    session.add(DeliveryTaskRow(**_task_values(task)))
 
 
 _TASKS = DeliveryTaskRow.__table__  # type: ignore[attr-defined]
@@ -53,31 +40,29 @@ def insert_tasks(session: Session, tasks: Sequence[DeliveryTask]) -> dict[str, i
     """Insert new tasks in one statement; each one's sequence, by task id."""
     if not tasks:
         return {}
-    rows = session.connection().execute(
-        _INSERT_TASK,
-        [
-            {
-                "task_id": task.task_id,
-                "referral_id": task.referral_id,
-                "case_id": task.case_id,
-                "kind": task.kind.value,
-                "bank_id": task.bank_id,
-                "endpoint": task.endpoint,
-                "ordered": task.ordered,
-                "state": task.state.value,
-                "attempt_count": task.attempt_count,
-                "next_attempt_at": task.next_attempt_at,
-                "lease_until": None,
-                "leased_by": "",
-                "created_at": task.created_at,
-                "delivered_at": task.delivered_at,
-                "bank_reference": task.bank_reference,
-                "last_error": task.last_error,
-            }
-            for task in tasks
-        ],
-    )
+    rows = session.connection().execute(_INSERT_TASK, [_task_values(t) for t in tasks])
     return {task_id: seq for task_id, seq in rows}
+
+
+def _task_values(task: DeliveryTask) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "referral_id": task.referral_id,
+        "case_id": task.case_id,
+        "kind": task.kind.value,
+        "bank_id": task.bank_id,
+        "endpoint": task.endpoint,
+        "ordered": task.ordered,
+        "state": task.state.value,
+        "attempt_count": task.attempt_count,
+        "next_attempt_at": task.next_attempt_at,
+        "lease_until": None,
+        "leased_by": "",
+        "created_at": task.created_at,
+        "delivered_at": task.delivered_at,
+        "bank_reference": task.bank_reference,
+        "last_error": task.last_error,
+    }
 
 
 def claim_due(

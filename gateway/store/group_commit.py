@@ -7,9 +7,10 @@ While it waits for the disk, the next callers queue up and form the next batch, 
 leader hands to the first of them. A unit that raises rolls back to its savepoint alone; every
 caller gets its result or its exception only after its batch's commit (or the commit's error).
 
-A unit may also leave its inserts to the end of the batch by returning ``Staged``: the rows of
-every unit staged with the same ``write`` go to the database together, one statement per table
-(executemany) instead of one per row per unit.
+A unit may instead leave its writes to the end of the batch by returning ``Staged``: the rows
+of every unit staged with the same ``write`` go to the database together, one statement per
+table (executemany) instead of one per row per unit. A staged unit refused there is answered
+alone; an error ``write`` raises fails the batch, as a failed commit does.
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ class Staged(Generic[T]):
 def write_staged(session: Session, results: Sequence[object]) -> list[object]:
     """``results`` with every ``Staged`` one replaced by what its ``write`` answered."""
     out = list(results)
-    by_write: dict[Any, list[int]] = {}
+    by_write: dict[Any, list[tuple[int, Staged[Any]]]] = {}
     for i, result in enumerate(out):
         if isinstance(result, Staged):
-            by_write.setdefault(result.write, []).append(i)
-    for write, positions in by_write.items():
-        answers = write(session, [out[i].rows for i in positions])  # type: ignore[attr-defined]
-        for i, answer in zip(positions, answers, strict=True):
+            by_write.setdefault(result.write, []).append((i, result))
+    for write, units in by_write.items():
+        answers = write(session, [unit.rows for _, unit in units])
+        for (i, _), answer in zip(units, answers, strict=True):
             out[i] = answer
     return out
 
@@ -76,8 +77,8 @@ class GroupCommit:
 
     def run(self, work: Callable[[Session], T], *, savepoint: bool = True) -> T:
         """``work(session)`` committed durably, sharing the commit with concurrent callers.
-        ``savepoint`` False: ``work`` writes nothing before it can raise but its last statement
-        (a statement that fails leaves nothing), so it needs no savepoint of its own."""
+        ``savepoint`` False: ``work`` writes nothing itself (it returns ``Staged``), so it needs
+        no savepoint of its own."""
         unit = _Unit(work, savepoint=savepoint)
         with self._lock:
             self._waiting.append(unit)

@@ -78,7 +78,7 @@ def get_snapshot(session: Session, snapshot_id: str) -> StoredSnapshot | None:
 
 
 def insert_alerts(session: Session, alerts: Sequence[Alert]) -> None:
-    # Banks page by seq; as for cases (repository.insert_referral), the lock makes seq order
+    # Banks page by seq; as for cases (repository.lock_referral_inserts), the lock makes seq order
     # commit order on PostgreSQL, so a cursor never skips an alert committed late.
     if alerts and session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ALERT_SEQUENCE_LOCK})

@@ -97,19 +97,15 @@ def partner_state(session: Session, partner_id: str) -> PartnerState | None:
     return None if state is None else PartnerState(state)
 
 
-def get_partners(
-    session: Session, partner_ids: Sequence[str], *, for_update: bool = False
-) -> dict[str, Partner]:
+def get_partners(session: Session, partner_ids: Sequence[str]) -> dict[str, Partner]:
     query = select(PartnerRow).where(col(PartnerRow.partner_id).in_(partner_ids))
-    if for_update:
-        query = query.order_by(col(PartnerRow.partner_id)).with_for_update()
     return {row.partner_id: partner_from_row(row) for row in session.exec(query)}
 
 
 # The submission path's statements, built once: building a statement costs more than running
 # it (about 300 us against 50 us here), and each is then a hit in the compiled cache.
 _PARTNER_STATES_FOR_SHARE = (
-    sa_select(col(PartnerRow.partner_id), col(PartnerRow.state))
+    sa_select(col(PartnerRow.partner_id), col(PartnerRow.state), col(PartnerRow.updated_at))
     .where(col(PartnerRow.partner_id).in_(bindparam("partner_ids", expanding=True)))
     .order_by(col(PartnerRow.partner_id))
     .with_for_update(read=True)
@@ -118,13 +114,13 @@ _PARTNER_STATES_FOR_SHARE = (
 
 def partner_states_for_share(
     session: Session, partner_ids: Sequence[str]
-) -> dict[str, PartnerState]:
-    """The partners' states, read-locked (PostgreSQL) until the transaction ends: a suspension
-    waits for it, and concurrent readers, such as another replica's submissions, do not."""
+) -> dict[str, tuple[PartnerState, datetime]]:
+    """The partners' states and last change times, read-locked (PostgreSQL) until the
+    transaction ends: a suspension or a policy change waits for it."""
     rows = session.connection().execute(
         _PARTNER_STATES_FOR_SHARE, {"partner_ids": list(partner_ids)}
     )
-    return {partner_id: PartnerState(state) for partner_id, state in rows}
+    return {partner_id: (PartnerState(state), updated_at) for partner_id, state, updated_at in rows}
 
 
 def save_partner(session: Session, partner: Partner) -> None:
@@ -254,16 +250,22 @@ _INSERT_CASE = insert(FinancingCaseRow).returning(
 _INSERT_EVENT = insert(CaseEventRow)
 
 
+def lock_referral_inserts(session: Session) -> None:
+    """Hold, until this transaction ends, the lock that orders referral inserts (PostgreSQL).
+
+    Banks page by case seq. On PostgreSQL a sequence value is taken at INSERT but seen at
+    COMMIT, so two overlapping inserts could commit out of order and a cursor would skip the
+    lower one for good; under this lock seq order is commit order. (SQLite's single writer
+    already serialises them.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CASE_SEQUENCE_LOCK})
+
+
 def insert_referrals(session: Session, referrals: Sequence[Referral]) -> dict[str, int]:
     """Insert referrals with their cases and each case's first event: one statement per table
-    for them all. Returns each case's sequence, by case id."""
-    # Banks page by seq. On PostgreSQL a sequence value is taken at INSERT but seen at COMMIT,
-    # so two overlapping inserts could commit out of order and a cursor would skip the lower
-    # one for good. The transaction-scoped lock makes seq order equal commit order. (SQLite's
-    # single writer already does.)
+    for them all, under ``lock_referral_inserts`` (the caller takes it). Returns each case's
+    sequence, by case id."""
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CASE_SEQUENCE_LOCK})
     connection.execute(
         _INSERT_REFERRAL,
         [

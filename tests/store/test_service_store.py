@@ -15,8 +15,10 @@ from sqlalchemy import func
 from sqlmodel import SQLModel, select
 from testkit import blacklist_network, merchant
 
-from gateway._transactions import Idempotency
+from colending_core import IdentifierKind
+from gateway._transactions import Idempotency, business_date, utc_now
 from gateway.app import Gateway
+from gateway.domain.blacklist import ListingReason
 from gateway.domain.consent import ConsentPurpose
 from gateway.domain.financing import FinancingState
 from gateway.domain.merchant import DataScope, MembershipTier, MerchantProfile
@@ -24,6 +26,7 @@ from gateway.domain.policy import BlacklistAction, EligibilityPolicy
 from gateway.domain.referral import Referral, ReferralPayload
 from gateway.errors import AlreadyExists, FailedPrecondition
 from gateway.monitoring.convert import encode_alert_payload
+from gateway.partners import PartnerChanges
 from gateway.reconciliation.convert import encode_statement_payload, statement_case_ids
 from gateway.referrals.convert import encode_referral_payload, merchant_from_proto
 from gateway.server import ServerConfig, open_gateway
@@ -258,6 +261,50 @@ def test_a_bank_suspended_elsewhere_is_refused_at_the_write(
     assert [(v.type, v.subject) for v in refused.value.violations] == [
         ("PARTNER_SUSPENDED", "partners/bank-a")
     ]
+    assert row_counts(gateway.database) == before
+
+
+def test_a_policy_changed_elsewhere_is_signed_anew(
+    gateway: Gateway, data_dir: Path, database_url: str | None
+) -> None:
+    """This process's copy of the bank still has the old policy; the write sees the bank's row
+    changed and the referral is signed again under the new one."""
+    consent_id = setup_bank_and_consent(gateway)
+    first = submit(gateway, consent_id, ["bank-a"])
+    assert first.cases[0].expires_at - first.created_at == timedelta(days=30)
+    elsewhere(data_dir, database_url).partners.update_partner(
+        idem=Idempotency(caller="admin", method="UpdatePartner", request_id="u-1", fingerprint="x"),
+        partner_id="bank-a",
+        changes=PartnerChanges(policy=EligibilityPolicy(referral_ttl_days=7)),
+    )
+    second = submit(gateway, consent_id, ["bank-a"])
+    assert second.cases[0].expires_at - second.created_at == timedelta(days=7)
+    assert gateway.referrals.get_referral(second.referral_id) == second
+
+
+def test_a_listing_made_elsewhere_is_seen_at_the_write(
+    gateway: Gateway, data_dir: Path, database_url: str | None
+) -> None:
+    """This process's blacklist index is younger than its max age and does not have the
+    listing; the write sees the log moved on, and the bank (which refuses listed merchants)
+    gets nothing."""
+    consent_id = setup_bank_and_consent(gateway)
+    submit(gateway, consent_id, ["bank-a"])
+    other = elsewhere(data_dir, database_url)
+    other.blacklist.report_default(
+        idem=idem("ReportDefault"),
+        reporter_bank_id="bank-a",
+        kind=IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE,
+        raw_identifier=profile().identity.unified_social_credit_code,
+        reason=ListingReason.FRAUD,
+        outstanding_fen=100_000,
+        default_date=business_date(utc_now()) - timedelta(days=30),
+        evidence_case_id="",
+    )
+    before = row_counts(gateway.database)
+    with pytest.raises(FailedPrecondition) as refused:
+        submit(gateway, consent_id, ["bank-a"])
+    assert [v.type for v in refused.value.violations] == ["BLACKLISTED"]
     assert row_counts(gateway.database) == before
 
 
