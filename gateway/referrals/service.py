@@ -165,8 +165,8 @@ class Referrals:
     ) -> _Submission:
         """Validated, scored against each bank, checked and signed: everything but the write.
         The consent, the banks and the blacklist come from this process's copies
-        (``ConsentCache``, ``PartnerCache``, ``ListedIndex``); the write checks again the
-        states that may have changed since (consent revoked, bank suspended)."""
+        (``ConsentCache``, ``PartnerCache``, ``ListedIndex``); the write checks again what may
+        have changed since (consent revoked, bank suspended or changed, merchant listed)."""
         now = self._clock()
         as_of = business_date(now)
         problems = validate_profile(merchant, as_of=as_of, field_prefix="merchant")
