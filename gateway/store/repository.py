@@ -311,15 +311,18 @@ def insert_referrals(session: Session, referrals: Sequence[Referral]) -> dict[st
     connection.execute(
         _INSERT_EVENT,
         [
-            _event_values(
-                case_id=case.case_id,
-                sequence=1,
-                from_state=None,
-                to_state=case.state,
-                at=case.created_at,
-                actor="platform",
-                request_id="",
-            )
+            {
+                "case_id": case.case_id,
+                "sequence": 1,
+                "from_state": None,
+                "to_state": case.state.value,
+                "recorded_at": case.created_at,
+                "actor": "platform",
+                "request_id": "",
+                "loan_event_json": None,
+                "evidence_json": None,
+                "evidence_nonce": None,
+            }
             for case in cases
         ],
     )
@@ -584,45 +587,18 @@ def add_case_event(
 ) -> None:
     session.add(
         CaseEventRow(
-            **_event_values(
-                case_id=case_id,
-                sequence=sequence,
-                from_state=from_state,
-                to_state=to_state,
-                at=at,
-                actor=actor,
-                request_id=request_id,
-                loan_event=loan_event,
-                evidence=evidence,
-            )
+            case_id=case_id,
+            sequence=sequence,
+            from_state=from_state.value if from_state else None,
+            to_state=to_state.value,
+            recorded_at=at,
+            actor=actor,
+            request_id=request_id,
+            loan_event_json=codec.dump_loan_event(loan_event) if loan_event else None,
+            evidence_json=codec.dump_evidence(evidence) if evidence else None,
+            evidence_nonce=evidence.nonce.hex() if evidence else None,
         )
     )
-
-
-def _event_values(
-    *,
-    case_id: str,
-    sequence: int,
-    from_state: FinancingState | None,
-    to_state: FinancingState,
-    at: datetime,
-    actor: str,
-    request_id: str,
-    loan_event: LoanEvent | None = None,
-    evidence: Evidence | None = None,
-) -> dict[str, Any]:
-    return {
-        "case_id": case_id,
-        "sequence": sequence,
-        "from_state": from_state.value if from_state else None,
-        "to_state": to_state.value,
-        "recorded_at": at,
-        "actor": actor,
-        "request_id": request_id,
-        "loan_event_json": codec.dump_loan_event(loan_event) if loan_event else None,
-        "evidence_json": codec.dump_evidence(evidence) if evidence else None,
-        "evidence_nonce": evidence.nonce.hex() if evidence else None,
-    }
 
 
 def find_nonce_use(session: Session, *, bank_id: str, nonce: bytes) -> str | None:
