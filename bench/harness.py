@@ -34,6 +34,7 @@ Results go to bench/results/bench.json (``--out`` elsewhere) and a table is prin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -68,7 +69,7 @@ from colending.v1 import (
     referral_service_pb2,
 )
 
-from gateway.observe import configure_logging
+from gateway.observe import configure_logging, log_lines_from_a_thread
 from gateway.server import MAX_MESSAGE_BYTES, ServerConfig, build_server, open_gateway
 
 RESULTS = Path(__file__).parent / "results"
@@ -159,6 +160,13 @@ def _build_baseline(max_workers: int) -> tuple[grpc.Server, int]:
 
 def _serve(spec: dict[str, Any], conn: Connection) -> None:
     """A server process: answers "usage" with its CPU time and peak RSS until "stop"."""
+    with contextlib.ExitStack() as stack:
+        _serve_until_stopped(spec, conn, stack)
+
+
+def _serve_until_stopped(
+    spec: dict[str, Any], conn: Connection, stack: contextlib.ExitStack
+) -> None:
     if spec["kind"] == "baseline":
         server, port = _build_baseline(ServerConfig(data_dir=Path()).max_workers)
     else:
@@ -168,6 +176,7 @@ def _serve(spec: dict[str, Any], conn: Connection) -> None:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         sys.stderr = open(data_dir / "server.log", "a")  # noqa: SIM115  (for the process's life)
         configure_logging(level=logging.INFO, style="json")
+        stack.enter_context(log_lines_from_a_thread())
         config = ServerConfig(
             data_dir=Path(spec["data_dir"]),
             database_url=spec.get("database_url"),

@@ -36,7 +36,7 @@ from gateway.domain.delivery import DeliveryPolicy
 from gateway.domain.money import format_fen
 from gateway.domain.partner import PartnerState, partner_id_problem
 from gateway.errors import GatewayError
-from gateway.observe import StoreCollector, configure_logging
+from gateway.observe import StoreCollector, configure_logging, log_lines_from_a_thread
 from gateway.sample import SampleMix, sample_merchants
 from gateway.server import (
     InsecureBindRefused,
@@ -374,7 +374,8 @@ def _serve(args: argparse.Namespace) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     processes = settings.processes or ((cores or 1) if settings.database_url else 1)
     if processes == 1:
-        return _serve_one(settings, config)
+        with log_lines_from_a_thread():
+            return _serve_one(settings, config)
     return _serve_many(settings, config, processes, logging_setup=_logging_setup(args, settings))
 
 
@@ -541,7 +542,9 @@ def _serve_child(
     _die_with_parent(parent)
     level, style = logging_setup
     configure_logging(level=level, style=style)
-    sys.exit(_serve_one(settings, config, index=index))
+    with log_lines_from_a_thread():
+        code = _serve_one(settings, config, index=index)
+    sys.exit(code)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -9,12 +9,15 @@ made here, and is sent back as initial metadata so both sides can quote it.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
+import logging.handlers
+import queue
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
@@ -61,9 +64,41 @@ def request_id_from(metadata: Iterable[tuple[str, str | bytes]]) -> str:
 
 class _RequestContext(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):  # not already stamped by _QueuedInContext
+            record.request_id = request_id_var.get()
+            record.caller = caller_var.get()
+        return True
+
+
+class _QueuedInContext(logging.handlers.QueueHandler):
+    """Stamps the request context and the message in the logging thread, where the context
+    variables hold them; the listener formats and writes."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record.request_id = request_id_var.get()
         record.caller = caller_var.get()
-        return True
+        record.msg = record.getMessage()  # now: an argument may change before the line is written
+        record.args = None
+        return record
+
+
+@contextlib.contextmanager
+def log_lines_from_a_thread() -> Iterator[None]:
+    """Within, the root logger's handlers run in a thread of their own. A server's handler
+    threads then only queue their line: under load they no longer wait for each other on the
+    stream's lock or pay for the JSON and the write while holding the GIL. On the way out the
+    queue is written in full (a kill -9 loses at most the lines still queued)."""
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(lines, *handlers, respect_handler_level=True)
+    listener.start()
+    root.handlers[:] = [_QueuedInContext(lines)]
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        listener.stop()
 
 
 class JsonFormatter(logging.Formatter):

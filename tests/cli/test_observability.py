@@ -3,7 +3,9 @@ Prometheus metrics, and a health service that follows the database."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -22,7 +24,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from testkit import ADMIN, ALL_SCOPES, in_days, merchant, request_id, running_gateway
 
-from gateway.observe import RPCS_TOTAL, JsonFormatter, StoreCollector, _RequestContext
+from gateway.observe import (
+    RPCS_TOTAL,
+    JsonFormatter,
+    StoreCollector,
+    _RequestContext,
+    log_lines_from_a_thread,
+    request_id_var,
+)
 from gateway.server import ServerConfig, build_server, open_gateway
 from gateway.store.db import Database
 from partners.sdk import PlatformClient
@@ -48,12 +57,17 @@ def captured() -> Iterator[io.StringIO]:
         root.setLevel(previous)
 
 
+@pytest.mark.parametrize("from_a_thread", [False, True], ids=["in-place", "queued-as-serve"])
 def test_logs_carry_request_ids_and_callers_but_no_identifiers_or_keys(
-    data_dir: Path, captured: io.StringIO
+    data_dir: Path, captured: io.StringIO, from_a_thread: bool
 ) -> None:
     profile = merchant(merchant_id="m-log-1")
     code = profile.identity.unified_social_credit_code
-    with running_gateway(data_dir) as running, grpc.insecure_channel(running.target) as channel:
+    with (
+        log_lines_from_a_thread() if from_a_thread else contextlib.nullcontext(),
+        running_gateway(data_dir) as running,
+        grpc.insecure_channel(running.target) as channel,
+    ):
         admin_service_pb2_grpc.AdminServiceStub(channel).RegisterPartner(
             admin_service_pb2.RegisterPartnerRequest(
                 request_id=request_id(), partner_id="bank-a", display_name="Bank A"
@@ -107,6 +121,22 @@ def test_logs_carry_request_ids_and_callers_but_no_identifiers_or_keys(
     # Nothing personal and no secret, in any line, at any level.
     for secret in (code, code.lower(), RESIDENT_ID, network_key, "杭州示例贸易有限公司"):
         assert secret not in text
+
+
+def test_a_queued_line_says_what_was_true_when_it_was_logged(captured: io.StringIO) -> None:
+    amounts = [100]
+    with log_lines_from_a_thread():
+        token = request_id_var.set("req-queued")
+        try:
+            for n in range(500):
+                logging.getLogger("gateway.test").info("line %d of %s", n, amounts)
+        finally:
+            request_id_var.reset(token)
+        amounts.append(200)  # after the call: the queued line must not show it
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    mine = [line for line in lines if line["logger"] == "gateway.test"]
+    assert [line["message"] for line in mine] == [f"line {n} of [100]" for n in range(500)]
+    assert {line["request_id"] for line in mine} == {"req-queued"}
 
 
 def test_metrics_count_rpcs_and_read_the_store(data_dir: Path) -> None:
