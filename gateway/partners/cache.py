@@ -4,9 +4,10 @@ whether the calling bank is active, or what a bank's policy and endpoint are, co
 Fresh within ``max_age`` seconds: a registration, update or suspension in this process clears
 it at once (``PartnerRegistry`` calls :meth:`PartnerCache.changed`); one made by another
 process or replica is seen once the copy is older than ``max_age``. A partner missing from the
-copy is looked up again before it is refused, so a bank registered elsewhere a moment ago is
-not turned away. Writers that must not act on a suspended bank still check its state in their
-own transaction; the copy only saves the reads before it.
+copy is looked up by its id before it is refused, so a bank registered elsewhere a moment ago
+is not turned away (the table is read again only if it was). Writers that must not act on a
+suspended bank still check its state in their own transaction; the copy only saves the reads
+before it.
 """
 
 from __future__ import annotations
@@ -50,9 +51,14 @@ class PartnerCache:
         if self._monotonic() - self._read_at > self._max_age:
             self._reload()
         partners = self._partners
-        if any(p not in partners for p in partner_ids):  # registered elsewhere since?
-            self._reload()
-            partners = self._partners
+        if missing := [p for p in partner_ids if p not in partners]:
+            # Registered elsewhere since? Ask for those rows alone: a caller naming banks that
+            # do not exist must not make every request read the whole table.
+            with self._db.reading() as session:
+                registered = repo.get_partners(session, missing)
+            if registered:
+                self._reload()
+                partners = self._partners
         return {p: partners[p] for p in partner_ids if p in partners}
 
     def changed(self) -> None:

@@ -18,6 +18,7 @@ from gateway.blacklist import Borrower
 from gateway.blacklist.index import ListedIndex
 from gateway.domain.blacklist import AppealOutcome, ListingReason
 from gateway.errors import FailedPrecondition, PermissionDenied
+from gateway.partners import cache as cache_module
 from gateway.partners.cache import PartnerCache
 
 USCC = IdentifierKind.UNIFIED_SOCIAL_CREDIT_CODE
@@ -138,3 +139,25 @@ def test_a_suspended_bank_is_refused_at_once_here_and_within_max_age_elsewhere(
         elsewhere.require_active("bank-a")
     with pytest.raises(PermissionDenied):
         elsewhere.require_active("bank-z")
+
+
+def test_an_unknown_bank_is_looked_up_alone_and_a_new_one_is_found_at_once(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    elsewhere = PartnerCache(database=gateway.database, max_age=60, monotonic=clock)
+    elsewhere.known(["bank-a"])  # the first read, of an empty table
+    reloads: list[int] = []
+    all_partners = cache_module.repo.all_partners
+    monkeypatch.setattr(
+        cache_module.repo,
+        "all_partners",
+        lambda session: reloads.append(1) or all_partners(session),
+    )
+    for _ in range(50):
+        with pytest.raises(PermissionDenied):
+            elsewhere.require_active("bank-z")
+    assert reloads == []
+    register_bank_a(gateway)  # in another process's cache's view: elsewhere was not told
+    elsewhere.require_active("bank-a")
+    assert reloads == [1]
