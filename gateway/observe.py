@@ -74,6 +74,10 @@ class _QueuedInContext(logging.handlers.QueueHandler):
     """Stamps the request context and the message in the logging thread, where the context
     variables hold them; the listener formats and writes."""
 
+    def __init__(self, lines: queue.Queue[logging.LogRecord]) -> None:
+        super().__init__(lines)
+        self._lines = lines
+
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record.request_id = request_id_var.get()
         record.caller = caller_var.get()
@@ -81,16 +85,27 @@ class _QueuedInContext(logging.handlers.QueueHandler):
         record.args = None
         return record
 
+    def enqueue(self, record: logging.LogRecord) -> None:
+        # A full queue (stderr not keeping up) slows the logging thread down, as the stream's
+        # lock did, instead of growing without bound or dropping the line.
+        self._lines.put(record)
+
+
+QUEUED_LINES_MAX = 10_000
+
 
 @contextlib.contextmanager
 def log_lines_from_a_thread() -> Iterator[None]:
     """Within, the root logger's handlers run in a thread of their own. A server's handler
     threads then only queue their line: under load they no longer wait for each other on the
     stream's lock or pay for the JSON and the write while holding the GIL. On the way out the
-    queue is written in full (a kill -9 loses at most the lines still queued)."""
+    queue is written in full (a kill -9 loses at most the lines still queued). The root's
+    handlers are the ones present on the way in: configure logging before, not within."""
     root = logging.getLogger()
     handlers = root.handlers[:]
-    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    if not handlers:
+        raise RuntimeError("configure logging first: the root logger has no handler")
+    lines: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=QUEUED_LINES_MAX)
     listener = logging.handlers.QueueListener(lines, *handlers, respect_handler_level=True)
     listener.start()
     root.handlers[:] = [_QueuedInContext(lines)]
@@ -99,6 +114,13 @@ def log_lines_from_a_thread() -> Iterator[None]:
     finally:
         root.handlers[:] = handlers
         listener.stop()
+        # A thread that found the queue handler just before the swap back may have queued a
+        # line after the listener's last one.
+        while True:
+            try:
+                listener.handle(lines.get_nowait())
+            except queue.Empty:
+                break
 
 
 class JsonFormatter(logging.Formatter):

@@ -152,6 +152,7 @@ def test_serve_starts_answers_health_and_stops_on_sigterm(tmp_path: Path) -> Non
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "INSECURE DEVELOPMENT MODE" in err
+    assert "shutting down" in err  # the last queued log line is written before the exit
     assert (tmp_path / "data" / "gateway.db").exists()
 
 

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,14 +126,27 @@ def test_logs_carry_request_ids_and_callers_but_no_identifiers_or_keys(
 
 def test_a_queued_line_says_what_was_true_when_it_was_logged(captured: io.StringIO) -> None:
     amounts = [100]
-    with log_lines_from_a_thread():
-        token = request_id_var.set("req-queued")
-        try:
-            for n in range(500):
-                logging.getLogger("gateway.test").info("line %d of %s", n, amounts)
-        finally:
-            request_id_var.reset(token)
-        amounts.append(200)  # after the call: the queued line must not show it
+    writers: set[int] = set()
+
+    class Writer(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            writers.add(threading.get_ident())
+
+    root = logging.getLogger()
+    root.addHandler(writer := Writer())
+    try:
+        with log_lines_from_a_thread():
+            token = request_id_var.set("req-queued")
+            try:
+                for n in range(500):
+                    logging.getLogger("gateway.test").info("line %d of %s", n, amounts)
+            finally:
+                request_id_var.reset(token)
+            amounts.append(200)  # after the call: the queued line must not show it
+    finally:
+        root.removeHandler(writer)
+    assert writers
+    assert threading.get_ident() not in writers  # written by the listener thread
     lines = [json.loads(line) for line in captured.getvalue().splitlines()]
     mine = [line for line in lines if line["logger"] == "gateway.test"]
     assert [line["message"] for line in mine] == [f"line {n} of [100]" for n in range(500)]

@@ -58,3 +58,8 @@ def test_a_nul_character_is_found_at_any_depth() -> None:
         ("merchant.identity.legal_name", "must not contain NUL (U+0000)"),
         ("bank_ids[1]", "must not contain NUL (U+0000)"),
     }
+
+
+def test_a_nul_character_that_is_the_only_zero_byte_is_found() -> None:
+    request = rs.SubmitReferralRequest(request_id="a\x00b", consent_id="cons-1")
+    assert [v.field for v in nul_problems(request)] == ["request_id"]
