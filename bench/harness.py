@@ -160,13 +160,7 @@ def _build_baseline(max_workers: int) -> tuple[grpc.Server, int]:
 
 def _serve(spec: dict[str, Any], conn: Connection) -> None:
     """A server process: answers "usage" with its CPU time and peak RSS until "stop"."""
-    with contextlib.ExitStack() as stack:
-        _serve_until_stopped(spec, conn, stack)
-
-
-def _serve_until_stopped(
-    spec: dict[str, Any], conn: Connection, stack: contextlib.ExitStack
-) -> None:
+    logging_thread: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if spec["kind"] == "baseline":
         server, port = _build_baseline(ServerConfig(data_dir=Path()).max_workers)
     else:
@@ -176,7 +170,7 @@ def _serve_until_stopped(
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         sys.stderr = open(data_dir / "server.log", "a")  # noqa: SIM115  (for the process's life)
         configure_logging(level=logging.INFO, style="json")
-        stack.enter_context(log_lines_from_a_thread())
+        logging_thread = log_lines_from_a_thread()
         config = ServerConfig(
             data_dir=Path(spec["data_dir"]),
             database_url=spec.get("database_url"),
@@ -186,11 +180,12 @@ def _serve_until_stopped(
         )
         gateway = open_gateway(config)
         server, port = build_server(config, gateway=gateway)
-    server.start()
-    conn.send({"port": port})
-    while conn.recv() != "stop":
-        conn.send(_usage())
-    server.stop(grace=None).wait()
+    with logging_thread:
+        server.start()
+        conn.send({"port": port})
+        while conn.recv() != "stop":
+            conn.send(_usage())
+        server.stop(grace=None).wait()
     conn.send(_usage())
 
 

@@ -19,6 +19,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import cast
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -74,10 +75,6 @@ class _QueuedInContext(logging.handlers.QueueHandler):
     """Stamps the request context and the message in the logging thread, where the context
     variables hold them; the listener formats and writes."""
 
-    def __init__(self, lines: queue.Queue[logging.LogRecord]) -> None:
-        super().__init__(lines)
-        self._lines = lines
-
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record.request_id = request_id_var.get()
         record.caller = caller_var.get()
@@ -88,7 +85,7 @@ class _QueuedInContext(logging.handlers.QueueHandler):
     def enqueue(self, record: logging.LogRecord) -> None:
         # A full queue (stderr not keeping up) slows the logging thread down, as the stream's
         # lock did, instead of growing without bound or dropping the line.
-        self._lines.put(record)
+        cast("queue.Queue[logging.LogRecord]", self.queue).put(record)
 
 
 QUEUED_LINES_MAX = 10_000
